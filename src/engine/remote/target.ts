@@ -1,0 +1,33 @@
+// The seam between the local NBD endpoint and whatever executes requests (the remote node's
+// transaction table in the product; an in-memory disk in endpoint tests).
+
+export type BlockOp = 'read' | 'write' | 'flush' | 'trim' | 'write-zeroes';
+
+export interface BlockRequest {
+  op: BlockOp;
+  offset: number;
+  length: number;
+  /** exactly `length` bytes for 'write'; null otherwise */
+  payload: Buffer | null;
+  fua: boolean;
+}
+
+/** errno: null = success, else a symbolic errno name ('EIO', 'EPERM', 'ESHUTDOWN', ...). data: read result. */
+export type BlockDone = (errno: string | null, data: Buffer | null) => void;
+
+export interface BlockTarget {
+  /** the node's name: NBD export names "" and this are accepted */
+  readonly name: string;
+  /** export size in bytes (known once the first HELLO succeeded) */
+  size(): number;
+  /** access granted by the export */
+  permissions(): 'r' | 'w' | 'rw';
+  /** largest request submit() accepts; bigger NBD requests are split by the endpoint */
+  maxRequest(): number;
+  /** false when the transaction pool is full: stop reading NBD sockets until onCapacity fires */
+  hasCapacity(): boolean;
+  /** listener runs when capacity returns; returns an unsubscribe function */
+  onCapacity(listener: () => void): () => void;
+  /** Execute one request (length ≤ maxRequest(), in range). done runs exactly once. Throws if !hasCapacity(). */
+  submit(req: BlockRequest, done: BlockDone): void;
+}

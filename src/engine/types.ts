@@ -1,0 +1,312 @@
+// Shared contracts of the engine: what a node is (config), what it shows (DESIGN §5), what it
+// announces (events, DESIGN §6), and the control API between the CLI and the engine.
+// The netlink layer encodes these objects; handlers and commands only see them as typed objects.
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/log.js';
+
+export type Role = 'export' | 'remote';
+
+export type ExportState = 'configured' | 'listening' | 'failed' | 'stopping';
+export type RemoteState = 'configured' | 'connecting' | 'ready' | 'backoff' | 'failed' | 'stopping';
+export type NodeState = ExportState | RemoteState;
+
+/** Why a remote node is in backoff or failed. */
+export type RemoteReason = 'link' | 'auth-failed' | 'denied' | 'suite-mismatch' | 'identity-changed' | 'size-shrank' | string;
+
+export type Perm = 'r' | 'w' | 'rw' | 'none';
+
+export interface AclEntry {
+  /** canonical "ip" or "ip/prefix" (host bits cleared) */
+  addr: string;
+  perm: Perm;
+  keyFile: string | null;
+}
+
+export interface Policy {
+  resendTimeoutMs: number;
+  maxResends: number;
+  pingIntervalMs: number;
+  reconnectDelayMs: number;
+  maxInflight: number;
+  maxRequest: number;
+}
+
+/** DESIGN §11 */
+export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
+  resendTimeoutMs: 5000,
+  maxResends: 12,
+  pingIntervalMs: 1000,
+  reconnectDelayMs: 1000,
+  maxInflight: 64,
+  maxRequest: 1024 * 1024,
+});
+
+/** Deadline of one transaction: resend-timeout × (max-resends + 1). */
+export function deadlineMs(p: Policy): number {
+  return p.resendTimeoutMs * (p.maxResends + 1);
+}
+
+export type CipherName = 'none' | 'aes-gcm' | 'chacha20-poly1305' | 'aes-cbc' | 'aes-ctr';
+export type HashName = 'none' | 'sha256' | 'sha512' | 'blake2b512';
+
+export interface CryptoConfig {
+  cipher: CipherName;
+  hash: HashName;
+  cipherKeyFile: string | null;
+  hashKeyFile: string | null;
+  /** null = default (cores) */
+  threads: number | null;
+}
+
+export const DEFAULT_CRYPTO: Readonly<CryptoConfig> = Object.freeze({
+  cipher: 'none', hash: 'none', cipherKeyFile: null, hashKeyFile: null, threads: null,
+});
+
+interface NodeConfigBase {
+  name: string;
+  /** configured size limit in bytes; null = the export's (disk's) size */
+  size: number | null;
+  /** saved as the node was running */
+  autostart: boolean;
+  policy: Policy;
+  crypto: CryptoConfig;
+}
+
+export interface ExportConfig extends NodeConfigBase {
+  role: 'export';
+  /** absolute path of the file or block device */
+  disk: string;
+  /** "ip:port" as configured (port may be 0 = any free port) */
+  listen: string;
+  readonly: boolean;
+  acl: AclEntry[];
+}
+
+export interface RemoteConfig extends NodeConfigBase {
+  role: 'remote';
+  /** "host:port" of the export */
+  remote: string;
+  /** export name to ask for; null = "" (the default export) */
+  export: string | null;
+  /** optional TCP NBD listen address "ip:port" */
+  nbdListen: string | null;
+}
+
+export type NodeConfig = ExportConfig | RemoteConfig;
+
+export interface Stats {
+  inflight: number;
+  inflightPeak: number;
+  completed: number;
+  resends: number;
+  replayed: number;
+  failed: number;
+  reconnects: number;
+  bytesRead: number;
+  bytesWritten: number;
+  oldestInflightMs: number | null;
+}
+
+export function emptyStats(): Stats {
+  return { inflight: 0, inflightPeak: 0, completed: 0, resends: 0, replayed: 0, failed: 0, reconnects: 0,
+    bytesRead: 0, bytesWritten: 0, oldestInflightMs: null };
+}
+
+export interface AttachmentShow {
+  device: string;
+  method: 'nbd' | 'fuse';
+  state: 'attaching' | 'attached' | 'broken' | 'detaching';
+}
+
+export interface CryptoShow {
+  cipher: CipherName;
+  hash: HashName;
+  /** canonical suite name, DESIGN §9: aes-gcm, aes-cbc+hmac-sha256, none+sha256, none, ... */
+  suite: string;
+  threads: number;
+  cipherKeyFile: string | null;
+  hashKeyFile: string | null;
+}
+
+/** `dst node show NAME --json` (DESIGN §5). Every key always present; null when unknown or not of this role. */
+export interface NodeShow {
+  name: string;
+  role: Role;
+  state: NodeState;
+  reason: string | null;
+  size: number | null;
+  autostart: boolean;
+  // export
+  disk: string | null;
+  listen: string | null;
+  readonly: boolean | null;
+  acl: AclEntry[] | null;
+  // remote
+  remote: string | null;
+  export: string | null;
+  permissions: 'r' | 'w' | 'rw' | null;
+  nbd: { socket: string; uri: string; listen: string | null } | null;
+  attachment: AttachmentShow | null;
+  sessionId: string | null;
+  policy: Policy & { deadlineMs: number };
+  stats: Stats;
+  crypto: CryptoShow;
+}
+
+export interface Limits {
+  maxControlMessage: number;
+  controlPartialTimeoutMs: number;
+  maxConnectionsPerExport: number;
+  helloTimeoutMs: number;
+  maxInflightPerConnection: number;
+  maxInflightCap: number;
+  maxRequestCap: number;
+}
+
+/** DESIGN §2 */
+export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
+  maxControlMessage: 1024 * 1024,
+  controlPartialTimeoutMs: 10_000,
+  maxConnectionsPerExport: 64,
+  helloTimeoutMs: 10_000,
+  maxInflightPerConnection: 128,
+  maxInflightCap: 128,
+  maxRequestCap: 32 * 1024 * 1024,
+});
+
+export interface StatusShow {
+  version: string;
+  pid: number;
+  uptimeMs: number;
+  socket: string;
+  stateDir: string;
+  limits: Limits;
+  cryptoThreads: number;
+  nodes: { name: string; role: Role; state: NodeState; attachment: AttachmentShow | null }[];
+}
+
+// ---- events (DESIGN §6) ----
+
+export type EventName =
+  | 'subscribed' | 'events-lost'
+  | 'node-added' | 'node-removed' | 'node-started' | 'node-stopped'
+  | 'state-changed' | 'connected' | 'disconnected' | 'replayed' | 'txn-failed'
+  | 'auth-failed' | 'acl-denied' | 'attached' | 'detached' | 'attach-broken';
+
+/** Fields per event, besides {seq, ts, node, event}. */
+export interface EventFields {
+  from?: NodeState;
+  to?: NodeState;
+  reason?: string | null;
+  sessionId?: string;
+  count?: number;
+  op?: string;
+  offset?: number;
+  length?: number;
+  errno?: string;
+  addr?: string;
+  device?: string;
+  method?: string;
+  message?: string;
+}
+
+export interface EventRecord extends EventFields {
+  seq: number;
+  /** wall-clock ms since epoch */
+  ts: number;
+  node: string | null;
+  event: EventName;
+}
+
+/** Where nodes announce events; the engine's event bus implements it. */
+export interface EventSink {
+  emit(node: string, event: EventName, fields?: EventFields): void;
+}
+
+// ---- what the engine gives a node runtime ----
+
+export interface NodeContext {
+  clock: Clock;
+  log: Logger;
+  events: EventSink;
+  /** the runtime dir (control socket's dir); NBD sockets go in <runtimeDir>/nbd/<name>.sock */
+  runtimeDir: string;
+  /** the state dir: export identities, attachments */
+  stateDir: string;
+  limits: Limits;
+}
+
+/** The live part of a node, owned by the registry next to its config. */
+export interface NodeRuntime {
+  readonly state: NodeState;
+  readonly reason: string | null;
+  /** Export: bind and serve. Remote: start connecting (resolves at once; see waitReady). Idempotent. */
+  start(): Promise<void>;
+  /** Drain: no new requests; in-flight finish or fail with ESHUTDOWN after 10 s (force: at once). */
+  stop(opts: { force: boolean }): Promise<void>;
+  /** Called after the registry changed the node's config (policy, acl, crypto); applies what applies now. */
+  configChanged(): void;
+  /** The runtime fields of NodeShow: state, reason, size, listen (real port), nbd, sessionId, permissions, stats. */
+  show(): Pick<NodeShow, 'state' | 'reason' | 'size' | 'listen' | 'nbd' | 'sessionId' | 'permissions' | 'stats'>;
+}
+
+export interface RemoteRuntime extends NodeRuntime {
+  /** Resolve when ready, or after ms with the current state (never rejects). */
+  waitReady(ms: number): Promise<RemoteState>;
+  /** Drop the connection and handshake again (crypto changes apply). */
+  reconnect(): void;
+}
+
+// ---- control API: one entry per CLI request (DESIGN §6). The netlink table encodes these. ----
+
+export interface NodeAddArgs {
+  name: string;
+  role: Role;
+  size: number | null;
+  // export
+  disk?: string;
+  listen?: string;
+  readonly?: boolean;
+  create?: number | null;
+  // remote
+  remote?: string;
+  export?: string | null;
+  nbdListen?: string | null;
+}
+
+export interface CryptoSetArgs {
+  name: string;
+  cipher?: string;
+  hash?: string;
+  cipherKeyFile?: string;
+  hashKeyFile?: string;
+  threads?: number;
+}
+
+export interface ControlApi {
+  'hello': { args: { version: string }; result: { version: string; pid: number } };
+  'node-add': { args: NodeAddArgs; result: NodeShow };
+  'node-start': { args: { name: string; waitMs: number }; result: NodeShow };
+  'node-stop': { args: { name: string; force: boolean }; result: NodeShow };
+  'node-del': { args: { name: string }; result: { name: string } };
+  'node-reconnect': { args: { name: string }; result: NodeShow };
+  'node-list': { args: Record<string, never>; result: NodeShow[] };
+  'node-show': { args: { name: string }; result: NodeShow };
+  'node-set': { args: { name: string } & Partial<Policy>; result: NodeShow };
+  'security-add': { args: { name: string; addr: string; perm: Perm; keyFile: string | null }; result: AclEntry[] };
+  'security-del': { args: { name: string; addr: string }; result: AclEntry[] };
+  'security-list': { args: { name: string }; result: AclEntry[] };
+  /** replace-append all entries at once; all-or-nothing */
+  'security-load': { args: { name: string; entries: AclEntry[] }; result: AclEntry[] };
+  'crypto-set': { args: CryptoSetArgs; result: CryptoShow };
+  'crypto-show': { args: { name: string }; result: CryptoShow };
+  'crypto-clear': { args: { name: string }; result: CryptoShow };
+  'status': { args: Record<string, never>; result: StatusShow };
+  'config-show': { args: Record<string, never>; result: { text: string } };
+  'config-save': { args: { file: string | null }; result: { file: string } };
+  'config-load': { args: { file: string }; result: { nodes: string[] } };
+  /** turns the connection into an event stream; first record is `subscribed` */
+  'subscribe': { args: { node: string | null }; result: EventRecord };
+}
+
+export type ControlCommand = keyof ControlApi;
