@@ -1,0 +1,213 @@
+// `npm run bench [-- --quick] [-- --json FILE]`: dst against nbdkit, same topology, same run.
+//   client (fio --ioengine=nbd) → unix socket → local hop → TCP loopback → export hop → 1 GiB file on tmpfs
+// dst: two engine processes (remote node, export node). Peers: nbdkit file server + nbdkit nbd
+// client-side hop; the same with --filter=retry; and TLS-PSK on the TCP hop. Cases alternate.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const DST = join(ROOT, 'bin', 'dst');
+const args = process.argv.slice(2);
+const QUICK = args.includes('--quick');
+const jsonIdx = args.indexOf('--json');
+const JSON_OUT = jsonIdx >= 0 ? args[jsonIdx + 1] : null;
+const RUNTIME = QUICK ? 3 : 15;
+const SIZE = 1024 * 1024 * 1024;
+
+interface Workload { name: string; rw: string; bs: string; iodepth: number }
+const WORKLOADS: Workload[] = [
+  { name: 'write-1M-qd16', rw: 'write', bs: '1M', iodepth: 16 },
+  { name: 'read-1M-qd16', rw: 'read', bs: '1M', iodepth: 16 },
+  { name: 'randwrite-4k-qd32', rw: 'randwrite', bs: '4k', iodepth: 32 },
+  { name: 'randread-4k-qd32', rw: 'randread', bs: '4k', iodepth: 32 },
+  { name: 'randread-4k-qd1', rw: 'randread', bs: '4k', iodepth: 1 },
+];
+
+interface Row { system: string; workload: string; mibps: number; iops: number; p50us: number; p99us: number; rssMiB: { remote: number; export: number } | null }
+
+function need(tool: string, pkg: string): void {
+  try { execFileSync('which', [tool], { stdio: 'ignore' }); } catch {
+    throw new Error(`${tool} is not installed: apt-get install ${pkg}`);
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what: string, ok: () => boolean, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+function dst(socket: string, ...a: string[]): unknown {
+  const out = execFileSync(process.execPath, [DST, '--socket', socket, '--json', ...a], { encoding: 'utf8' });
+  return out.trim() ? JSON.parse(out) : null;
+}
+
+function peakRssMiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+interface Setup { uri: string; stop(): Promise<void>; rss(): { remote: number; export: number } | null }
+
+const children: ChildProcess[] = [];
+function start(cmd: string, argv: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  const c = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], env });
+  let err = '';
+  c.stderr!.on('data', (d) => { err = (err + d).slice(-4000); });
+  c.on('exit', (code, sig) => { if (code && code !== 0) process.stderr.write(`${cmd} exited ${code ?? sig}: ${err}\n`); });
+  children.push(c);
+  return c;
+}
+
+async function stopChild(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  const gone = new Promise((r) => c.once('exit', r));
+  c.kill('SIGTERM');
+  await Promise.race([gone, sleep(5000).then(() => c.kill('SIGKILL'))]);
+}
+
+async function setupDst(work: string, file: string, cipher: boolean): Promise<Setup> {
+  const dirA = mkdtempSync(join(work, 'r')), dirB = mkdtempSync(join(work, 'e'));
+  const sockA = join(dirA, 'dst.sock'), sockB = join(dirB, 'dst.sock');
+  const engA = start(process.execPath, [DST, 'engine', '--socket', sockA, '--state-dir', join(dirA, 'state'), '--no-config', '--log-level', 'warn']);
+  const engB = start(process.execPath, [DST, 'engine', '--socket', sockB, '--state-dir', join(dirB, 'state'), '--no-config', '--log-level', 'warn']);
+  await waitFor('engine sockets', () => existsSync(sockA) && existsSync(sockB));
+  await sleep(200);
+  dst(sockB, 'node', 'add', 'vol', '--disk', file, '--listen', '127.0.0.1:0');
+  dst(sockB, 'security', 'add', 'vol', '--addr', '127.0.0.1', '--perm', 'rw');
+  let key: string | null = null;
+  if (cipher) {
+    key = join(work, 'bench.key');
+    writeFileSync(key, randomBytes(32).toString('hex'), { mode: 0o600 });
+    dst(sockB, 'crypto', 'set', 'vol', '--cipher', 'aes-gcm', '--cipher-key-file', key);
+  }
+  const listen = (dst(sockB, 'node', 'start', 'vol') as { listen: string }).listen;
+  dst(sockA, 'node', 'add', 'vol', '--remote', listen);
+  if (key) dst(sockA, 'crypto', 'set', 'vol', '--cipher', 'aes-gcm', '--cipher-key-file', key);
+  const ready = dst(sockA, 'node', 'start', 'vol', '--wait', '10s') as { state: string; nbd: { uri: string } };
+  if (ready.state !== 'ready') throw new Error(`dst remote node not ready: ${JSON.stringify(ready)}`);
+  return {
+    uri: ready.nbd.uri,
+    rss: () => ({ remote: peakRssMiB(engA.pid!), export: peakRssMiB(engB.pid!) }),
+    async stop() { await stopChild(engA); await stopChild(engB); },
+  };
+}
+
+async function setupNbdkit(work: string, file: string, mode: 'plain' | 'retry' | 'tls'): Promise<Setup> {
+  const port = await freePort();
+  const sock = join(mkdtempSync(join(work, 'k')), 'nbd.sock');
+  const psk = join(work, 'psk.keys');
+  if (mode === 'tls') writeFileSync(psk, `bench:${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  const tlsServer = mode === 'tls' ? ['--tls=require', `--tls-psk=${psk}`] : [];
+  const server = start('nbdkit', ['-f', '-i', '127.0.0.1', '-p', String(port), ...tlsServer, 'file', file]);
+  await sleep(300);
+  const filt = mode === 'retry' ? ['--filter=retry'] : [];
+  const tlsClient = mode === 'tls' ? ['tls=require', `tls-psk=${psk}`, 'tls-username=bench'] : [];
+  const client = start('nbdkit', ['-f', '--unix', sock, ...filt, 'nbd', 'hostname=127.0.0.1', `port=${port}`, ...tlsClient]);
+  await waitFor('nbdkit socket', () => existsSync(sock));
+  return {
+    uri: `nbd+unix:///?socket=${sock}`,
+    rss: () => null,
+    async stop() { await stopChild(client); await stopChild(server); },
+  };
+}
+
+function fio(uri: string, w: Workload): Omit<Row, 'system' | 'rssMiB'> {
+  const out = execFileSync('fio', ['--name=bench', '--ioengine=nbd', `--uri=${uri}`, `--rw=${w.rw}`, `--bs=${w.bs}`,
+    `--iodepth=${w.iodepth}`, '--size=1G', '--time_based', `--runtime=${RUNTIME}`, '--output-format=json'],
+  { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const job = JSON.parse(out.slice(out.indexOf('{'))).jobs[0];
+  const side = w.rw.includes('write') ? job.write : job.read;
+  const pct = side.clat_ns?.percentile ?? {};
+  return {
+    workload: w.name,
+    mibps: side.bw_bytes / (1024 * 1024),
+    iops: side.iops,
+    p50us: (pct['50.000000'] ?? 0) / 1000,
+    p99us: (pct['99.000000'] ?? 0) / 1000,
+  };
+}
+
+async function main(): Promise<void> {
+  need('fio', 'fio');
+  need('nbdkit', 'nbdkit');
+  const work = mkdtempSync('/dev/shm/dst-bench-');
+  const file = join(work, 'disk.img');
+  process.stderr.write(`writing the 1 GiB backing file on tmpfs (${file})\n`);
+  const fd = openSync(file, 'w');
+  const chunk = randomBytes(16 << 20);
+  for (let off = 0; off < SIZE; off += chunk.length) writeSync(fd, chunk);
+  closeSync(fd);
+  const systems: { name: string; setup: () => Promise<Setup> }[] = [
+    { name: 'dst', setup: () => setupDst(work, file, false) },
+    { name: 'nbdkit', setup: () => setupNbdkit(work, file, 'plain') },
+    { name: 'dst-aes-gcm', setup: () => setupDst(work, file, true) },
+    { name: 'nbdkit-retry', setup: () => setupNbdkit(work, file, 'retry') },
+    { name: 'nbdkit-tls', setup: () => setupNbdkit(work, file, 'tls') },
+  ];
+  const rows: Row[] = [];
+  try {
+    for (const w of WORKLOADS) {
+      for (const s of systems) {
+        if (s.name.includes('tls') || s.name === 'dst-aes-gcm') if (!w.name.includes('1M')) continue;
+        process.stderr.write(`${s.name} ${w.name} ...\n`);
+        const setup = await s.setup();
+        try {
+          const r = fio(setup.uri, w);
+          rows.push({ system: s.name, ...r, rssMiB: setup.rss() });
+        } catch (err) {
+          process.stderr.write(`${s.name} ${w.name} failed: ${(err as Error).message}\n`);
+        } finally {
+          await setup.stop();
+        }
+      }
+    }
+  } finally {
+    for (const c of children) await stopChild(c);
+    rmSync(work, { recursive: true, force: true });
+  }
+  printTable(rows);
+  if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ rows }, null, 2));
+}
+
+function printTable(rows: Row[]): void {
+  const pad = (s: string, n: number): string => s.padEnd(n);
+  const num = (n: number, d = 0): string => n.toFixed(d).padStart(10);
+  console.log(`${pad('system', 14)}${pad('workload', 20)}${'MiB/s'.padStart(10)}${'IOPS'.padStart(10)}${'p50 µs'.padStart(10)}${'p99 µs'.padStart(10)}  RSS MiB (remote/export)`);
+  for (const r of rows) {
+    console.log(`${pad(r.system, 14)}${pad(r.workload, 20)}${num(r.mibps, 1)}${num(r.iops)}${num(r.p50us)}${num(r.p99us)}  ${r.rssMiB ? `${r.rssMiB.remote.toFixed(0)}/${r.rssMiB.export.toFixed(0)}` : '-'}`);
+  }
+  console.log('\nratios');
+  for (const w of WORKLOADS) {
+    const get = (s: string): Row | undefined => rows.find((r) => r.system === s && r.workload === w.name);
+    const d = get('dst');
+    const peers = [get('nbdkit'), get('nbdkit-retry')].filter((x): x is Row => Boolean(x));
+    const best = peers.length ? Math.max(...peers.map((p) => p.iops)) : NaN;
+    if (d && best) console.log(`  ${pad(w.name, 20)} dst / best nbdkit 2-hop = ${(d.iops / best).toFixed(2)}`);
+    const g = get('dst-aes-gcm'), tls = get('nbdkit-tls');
+    if (g && tls) console.log(`  ${pad(w.name, 20)} dst-aes-gcm / nbdkit-tls = ${(g.iops / tls.iops).toFixed(2)}`);
+    if (g && d) console.log(`  ${pad(w.name, 20)} dst-aes-gcm / dst = ${(g.iops / d.iops).toFixed(2)}`);
+  }
+}
+
+main().catch(async (err) => {
+  for (const c of children) await stopChild(c);
+  process.stderr.write(`bench: ${(err as Error).message}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,63 @@
+// `dst engine`: run the engine in the foreground until SIGINT/SIGTERM (no daemonizing).
+import { defaultConfigPath, defaultStateDir, checkSocketPath } from '../engine/paths.js';
+import { DstError } from '../util/errors.js';
+import { defineCommand, engineError, makeContext, usage, type DstCommand, type EngineOptions } from './context.js';
+
+interface EngineOpts {
+  stateDir?: string;
+  config?: string | false;
+  group?: string;
+  logLevel?: 'error' | 'warn' | 'info' | 'debug';
+  logFormat: 'text' | 'json';
+}
+
+export function engineArgs(o: EngineOpts, socket: string, abs: (p: string) => string): EngineOptions {
+  try {
+    checkSocketPath(socket, '--socket');
+  } catch (err) {
+    throw usage((err as Error).message, { code: 'DST_ERR_INVALID', errno: (err as DstError).errno ?? null });
+  }
+  if (o.config === '') throw usage('--config needs a FILE (or use --no-config)');
+  if (o.stateDir === '') throw usage('--state-dir needs a directory');
+  if (o.group !== undefined && !/^(\d+|[A-Za-z_][A-Za-z0-9_.-]*\$?)$/.test(o.group)) {
+    throw usage(`invalid group ${JSON.stringify(o.group)} for --group: expected a group name or a numeric GID`, { code: 'DST_ERR_INVALID' });
+  }
+  return {
+    socket,
+    stateDir: o.stateDir === undefined ? defaultStateDir() : abs(o.stateDir),
+    // `--no-config` → null (load nothing); the default path may be missing (= empty config)
+    config: o.config === false ? null : o.config === undefined ? defaultConfigPath() : abs(o.config),
+    configRequired: typeof o.config === 'string',
+    group: o.group ?? null,
+    logLevel: o.logLevel ?? null,
+    logFormat: o.logFormat,
+    handleSignals: true,
+  };
+}
+
+export const engineCommand: DstCommand = defineCommand<EngineOpts>({
+  command: 'engine',
+  describe: 'Run the engine in the foreground (control socket, nodes); stops on SIGINT/SIGTERM',
+  builder: (y) => y.options({
+    'state-dir': { type: 'string', describe: 'export identities, attachments (default /var/lib/dst or $XDG_STATE_HOME/dst)' },
+    config: { type: 'string', describe: 'config file (default /etc/dst/dst.conf or $XDG_CONFIG_HOME/dst/dst.conf); --no-config loads nothing' },
+    group: { type: 'string', describe: 'group NAME|GID that may use the control socket (0660)' },
+    'log-level': { choices: ['error', 'warn', 'info', 'debug'] as const, describe: 'log level (default: the config\'s [engine] log-level, else info)' },
+    'log-format': { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'log line format (stderr)' },
+  }),
+  handler: async (argv) => {
+    const ctx = makeContext(argv);
+    const opts = engineArgs(argv, ctx.socket, ctx.abs);
+    let handle;
+    try {
+      handle = await ctx.runtime.runEngine(opts);
+    } catch (err) {
+      throw engineError(err);
+    }
+    try {
+      await handle.closed;
+    } catch (err) {
+      throw engineError(err);
+    }
+  },
+}) as DstCommand;

@@ -1,0 +1,162 @@
+// Text rendering only (no I/O): aligned tables and readable blocks. --json never comes here.
+import type { ChalkInstance } from 'chalk';
+import { formatDuration, formatSize } from '../util/parse.js';
+import type { AclEntry, CryptoShow, EventRecord, NodeShow, StatusShow } from '../engine/types.js';
+
+/** Columns padded to the widest cell; the header in bold. Colour never affects alignment. */
+export function table(chalk: ChalkInstance, header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[], style: (s: string) => string): string =>
+    cells.map((c, i) => (i === cells.length - 1 ? style(c) : style(c.padEnd(widths[i]!)))).join('  ').trimEnd();
+  return [line(header, chalk.bold), ...rows.map((r) => line(r, (s) => s))].join('\n');
+}
+
+/** "1G (1073741824 bytes)", "-" when unknown. */
+export function sizeText(bytes: number | null): string {
+  if (bytes === null) return '-';
+  const short = formatSize(bytes);
+  return short === String(bytes) ? `${bytes} bytes` : `${short} (${bytes} bytes)`;
+}
+
+/** "2h3m4s", "850ms" */
+export function uptimeText(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  let s = Math.floor(ms / 1000);
+  const d = Math.floor(s / 86400); s %= 86400;
+  const h = Math.floor(s / 3600); s %= 3600;
+  const m = Math.floor(s / 60); s %= 60;
+  return [d ? `${d}d` : '', h ? `${h}h` : '', m ? `${m}m` : '', s || (!d && !h && !m) ? `${s}s` : ''].join('');
+}
+
+export function stateText(chalk: ChalkInstance, state: string): string {
+  switch (state) {
+    case 'listening': case 'ready': return chalk.green(state);
+    case 'failed': return chalk.red(state);
+    case 'backoff': case 'connecting': case 'stopping': return chalk.yellow(state);
+    default: return state;
+  }
+}
+
+function where(n: NodeShow): string {
+  if (n.role === 'export') return n.listen ?? '-';
+  return n.remote ?? '-';
+}
+
+/** `node list`: one row per node. */
+export function nodeTable(chalk: ChalkInstance, nodes: readonly NodeShow[]): string {
+  if (nodes.length === 0) return 'no nodes (add one with: dst node add NAME --disk PATH --listen ADDR:PORT, or --remote HOST:PORT)';
+  return table(chalk, ['NAME', 'ROLE', 'STATE', 'SIZE', 'ADDRESS', 'LOCAL'], nodes.map((n) => [
+    n.name, n.role, n.state + (n.reason ? ` (${n.reason})` : ''), n.size === null ? '-' : formatSize(n.size), where(n),
+    n.role === 'export' ? (n.disk ?? '-') : (n.attachment?.device ?? n.nbd?.socket ?? '-'),
+  ]));
+}
+
+/** One line after add/start/stop/set/reconnect: "vol: export, listening on 0.0.0.0:10825". */
+export function nodeLine(chalk: ChalkInstance, n: NodeShow): string {
+  const reason = n.reason ? ` (${n.reason})` : '';
+  const place = n.role === 'export'
+    ? (n.listen ? `${n.state === 'listening' ? 'on' : 'for'} ${n.listen}` : '')
+    : (n.remote ? `to ${n.remote}` : '');
+  return `${chalk.bold(n.name)}: ${n.role} ${stateText(chalk, n.state)}${reason}${place ? ' ' + place : ''}`;
+}
+
+function aclLines(acl: readonly AclEntry[]): string[] {
+  return acl.map((e) => `${e.addr} ${e.perm}${e.keyFile ? ` key-file=${e.keyFile}` : ''}`);
+}
+
+/** `node show`: a readable block. */
+export function nodeBlock(chalk: ChalkInstance, n: NodeShow): string {
+  const rows: [string, string | string[]][] = [];
+  rows.push(['role', n.role]);
+  rows.push(['state', stateText(chalk, n.state) + (n.reason ? ` (reason: ${n.reason})` : '')]);
+  rows.push(['size', sizeText(n.size)]);
+  if (n.role === 'export') {
+    rows.push(['disk', (n.disk ?? '-') + (n.readonly ? ' (read-only)' : '')]);
+    rows.push(['listen', n.listen ?? '-']);
+    rows.push(['acl', n.acl && n.acl.length ? aclLines(n.acl) : 'empty: nobody may connect (dst security add ' + n.name + ' --addr IP --perm rw)']);
+  } else {
+    rows.push(['remote', (n.remote ?? '-') + (n.export ? ` (export "${n.export}")` : '')]);
+    rows.push(['permissions', n.permissions ?? '-']);
+    rows.push(['session', n.sessionId ?? '-']);
+    rows.push(['nbd', n.nbd ? [n.nbd.socket, n.nbd.uri, ...(n.nbd.listen ? [`tcp ${n.nbd.listen}`] : [])] : 'not serving yet']);
+    rows.push(['attachment', n.attachment ? `${n.attachment.device} (${n.attachment.method}, ${n.attachment.state})` : 'none']);
+  }
+  rows.push(['autostart', n.autostart ? 'yes' : 'no']);
+  rows.push(['crypto', cryptoSummary(n.crypto)]);
+  const p = n.policy;
+  rows.push(['policy', [
+    `resend-timeout ${formatDuration(p.resendTimeoutMs)}, max-resends ${p.maxResends} (deadline ${formatDuration(p.deadlineMs)})`,
+    `ping-interval ${formatDuration(p.pingIntervalMs)}, reconnect-delay ${formatDuration(p.reconnectDelayMs)}`,
+    `max-inflight ${p.maxInflight}, max-request ${formatSize(p.maxRequest)}`,
+  ]]);
+  const s = n.stats;
+  rows.push(['stats', [
+    `inflight ${s.inflight} (peak ${s.inflightPeak}${s.oldestInflightMs !== null ? `, oldest ${formatDuration(s.oldestInflightMs)}` : ''}), completed ${s.completed}, failed ${s.failed}`,
+    `resends ${s.resends}, replayed ${s.replayed}, reconnects ${s.reconnects}`,
+    `read ${formatSize(s.bytesRead)}, written ${formatSize(s.bytesWritten)}`,
+  ]]);
+  return `${chalk.bold(n.name)}\n${block(rows)}`;
+}
+
+function block(rows: readonly [string, string | string[]][]): string {
+  const w = Math.max(...rows.map(([k]) => k.length));
+  const out: string[] = [];
+  for (const [k, v] of rows) {
+    const vals = Array.isArray(v) ? v : [v];
+    vals.forEach((val, i) => out.push(`  ${(i === 0 ? k : '').padEnd(w)}  ${val}`));
+  }
+  return out.join('\n');
+}
+
+export function cryptoSummary(c: CryptoShow): string {
+  const keys = [c.cipherKeyFile ? `cipher-key-file ${c.cipherKeyFile}` : '', c.hashKeyFile ? `hash-key-file ${c.hashKeyFile}` : '']
+    .filter(Boolean).join(', ');
+  return `${c.suite} (threads ${c.threads}${keys ? ', ' + keys : ''})`;
+}
+
+/** `crypto show`: a readable block. */
+export function cryptoBlock(c: CryptoShow): string {
+  return block([
+    ['suite', c.suite],
+    ['cipher', c.cipher],
+    ['hash', c.hash],
+    ['cipher-key-file', c.cipherKeyFile ?? '-'],
+    ['hash-key-file', c.hashKeyFile ?? '-'],
+    ['threads', String(c.threads)],
+  ]);
+}
+
+/** `security list`: ADDRESS PERM KEY-FILE. */
+export function aclTable(chalk: ChalkInstance, name: string, acl: readonly AclEntry[]): string {
+  if (acl.length === 0) return `${name}: ACL empty: nobody may connect (add one with: dst security add ${name} --addr IP[/PREFIX] --perm rw)`;
+  return table(chalk, ['ADDRESS', 'PERM', 'KEY-FILE'], acl.map((e) => [e.addr, e.perm, e.keyFile ?? '-']));
+}
+
+/** `status`: a short summary plus one row per node. */
+export function statusText(chalk: ChalkInstance, s: StatusShow): string {
+  const exports = s.nodes.filter((n) => n.role === 'export').length;
+  const head = [
+    `${chalk.bold('dst engine')} ${s.version}, pid ${s.pid}, up ${uptimeText(s.uptimeMs)}`,
+    `socket ${s.socket}`,
+    `state dir ${s.stateDir}`,
+    `crypto threads ${s.cryptoThreads}`,
+    `nodes ${s.nodes.length} (${exports} export, ${s.nodes.length - exports} remote)`,
+  ].join('\n');
+  if (s.nodes.length === 0) return head;
+  return head + '\n\n' + table(chalk, ['NAME', 'ROLE', 'STATE', 'ATTACHMENT'], s.nodes.map((n) => [
+    n.name, n.role, n.state, n.attachment ? `${n.attachment.device} (${n.attachment.method}, ${n.attachment.state})` : '-',
+  ]));
+}
+
+const EVENT_BASE = new Set(['seq', 'ts', 'node', 'event']);
+
+/** `events`: "2024-05-01T10:00:00.000Z vol state-changed from=connecting to=ready reason=-" */
+export function eventLine(chalk: ChalkInstance, ev: EventRecord): string {
+  const fields = Object.entries(ev)
+    .filter(([k, v]) => !EVENT_BASE.has(k) && v !== undefined)
+    .map(([k, v]) => `${k}=${v === null ? '-' : typeof v === 'string' && /\s/.test(v) ? JSON.stringify(v) : String(v)}`);
+  const ts = Number.isFinite(ev.ts) ? new Date(ev.ts).toISOString() : String(ev.ts);
+  const name = ev.event === 'txn-failed' || ev.event === 'auth-failed' || ev.event === 'acl-denied' || ev.event === 'attach-broken' || ev.event === 'events-lost'
+    ? chalk.red(ev.event) : ev.event;
+  return [chalk.dim(ts), ev.node ?? '-', name, ...fields].join(' ');
+}

@@ -1,0 +1,246 @@
+// The export's storage backend: a dumb layer over one file or block device (style.md §1:
+// "backends stay dumb"). Every check (range, permission, flags) happened before this, in
+// validate.ts; here we only do positioned I/O and report the real errno.
+//
+// Filters (filters.ts) share this interface and hold only `next`.
+import fs from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { DstError, errnoOf } from '../../util/errors.js';
+
+/** One backend layer. Promises reject with the real system error (err.code = 'EIO', ...). */
+export interface Backend {
+  read(offset: number, length: number): Promise<Buffer>;
+  /** fua: durable before the promise resolves */
+  write(offset: number, data: Buffer, fua: boolean): Promise<void>;
+  /** fdatasync; concurrent flushes are merged (a flush requested while one runs waits for the next) */
+  flush(): Promise<void>;
+  /** an accepted hint: no-op */
+  trim(offset: number, length: number): Promise<void>;
+  writeZeroes(offset: number, length: number, fua: boolean): Promise<void>;
+  /** Close after the calls already issued finish. Safe to call more than once. */
+  close(): Promise<void>;
+}
+
+/** Bounded chunk for WRITE_ZEROES: one shared, never-written zero buffer. */
+export const ZERO_CHUNK = 1024 * 1024;
+let zeroBuffer: Buffer | null = null;
+function zeros(): Buffer {
+  zeroBuffer ??= Buffer.alloc(ZERO_CHUNK);
+  return zeroBuffer;
+}
+
+function sysError(code: string, message: string): NodeJS.ErrnoException {
+  const err = new Error(`${code}: ${message}`) as NodeJS.ErrnoException;
+  err.code = code;
+  return err;
+}
+
+type Done = (err: NodeJS.ErrnoException | null) => void;
+
+/** pread until `buf` is full (short reads handled); EOF before that → EIO. */
+function preadAll(fd: number, buf: Buffer, position: number, cb: Done): void {
+  let done = 0;
+  const step = (): void => {
+    fs.read(fd, buf, done, buf.length - done, position + done, (err, n) => {
+      if (err) return cb(err);
+      if (n === 0) return cb(sysError('EIO', `unexpected end of disk at byte ${position + done} (did it shrink?)`));
+      done += n;
+      if (done < buf.length) step();
+      else cb(null);
+    });
+  };
+  if (buf.length === 0) cb(null);
+  else step();
+}
+
+/** pwrite until all of `buf` is written (short writes handled). */
+function pwriteAll(fd: number, buf: Buffer, position: number, cb: Done): void {
+  let done = 0;
+  const step = (): void => {
+    fs.write(fd, buf, done, buf.length - done, position + done, (err, n) => {
+      if (err) return cb(err);
+      if (n === 0) return cb(sysError('EIO', `write made no progress at byte ${position + done}`));
+      done += n;
+      if (done < buf.length) step();
+      else cb(null);
+    });
+  };
+  if (buf.length === 0) cb(null);
+  else step();
+}
+
+export interface DiskInfo {
+  /** size of the file or block device in bytes */
+  size: number;
+  blockDevice: boolean;
+}
+
+/** Linux dev_t → major/minor (glibc's gnu_dev_major/minor encoding). */
+export function devMajorMinor(rdev: bigint): { major: number; minor: number } {
+  const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+  const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+  return { major, minor };
+}
+
+async function statFd(fd: number, path: string): Promise<DiskInfo> {
+  const st = await new Promise<fs.BigIntStats>((resolve, reject) =>
+    fs.fstat(fd, { bigint: true }, (err, s) => (err ? reject(err) : resolve(s))));
+  if (st.isBlockDevice()) {
+    const { major, minor } = devMajorMinor(st.rdev);
+    const sys = `/sys/dev/block/${major}:${minor}/size`;
+    let text: string;
+    try {
+      text = await readFile(sys, 'utf8');
+    } catch (err) {
+      throw new DstError('DST_ERR_IO', `cannot size block device ${path}: reading ${sys}: ${(err as Error).message}`,
+        { errno: errnoOf(err), cause: err });
+    }
+    const sectors = Number(text.trim());
+    if (!Number.isSafeInteger(sectors) || sectors < 0) {
+      throw new DstError('DST_ERR_IO', `cannot size block device ${path}: ${sys} holds ${JSON.stringify(text.trim())}`);
+    }
+    return { size: sectors * 512, blockDevice: true };
+  }
+  if (st.isFile()) return { size: Number(st.size), blockDevice: false };
+  throw new DstError('DST_ERR_INVALID', `disk ${path} is neither a regular file nor a block device`, { errno: 'EINVAL' });
+}
+
+function openFd(path: string, flags: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.open(path, flags, (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+
+function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve) => fs.close(fd, () => resolve()));
+}
+
+/** The file/block-device backend: one fd for ordinary I/O, a second O_DSYNC fd for FUA writes. */
+export class FileBackend implements Backend {
+  private inflight = 0;
+  private idleWaiters: (() => void)[] = [];
+  private closing: Promise<void> | null = null;
+  private syncing: Promise<void> | null = null;
+  private nextSync: Promise<void> | null = null;
+  /** number of fdatasync calls issued (tests check that flushes merge) */
+  syncCount = 0;
+
+  private constructor(readonly path: string, private readonly fd: number, private readonly dsyncFd: number | null,
+    readonly info: DiskInfo) {}
+
+  /** Open the disk (read-only: no write fds). Throws the system error or a DstError. */
+  static async open(path: string, readonly: boolean): Promise<FileBackend> {
+    const fd = await openFd(path, readonly ? fs.constants.O_RDONLY : fs.constants.O_RDWR);
+    let dsyncFd: number | null = null;
+    try {
+      const info = await statFd(fd, path);
+      if (!readonly) dsyncFd = await openFd(path, fs.constants.O_WRONLY | fs.constants.O_DSYNC);
+      return new FileBackend(path, fd, dsyncFd, info);
+    } catch (err) {
+      await closeFd(fd);
+      if (dsyncFd !== null) await closeFd(dsyncFd);
+      throw err;
+    }
+  }
+
+  private begin(): void {
+    if (this.closing) throw sysError('ESHUTDOWN', `disk ${this.path} is closing`);
+    this.inflight++;
+  }
+
+  private end(): void {
+    if (--this.inflight === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  private run<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.begin();
+      let settled = false;
+      const cb = (err: NodeJS.ErrnoException | null, value?: T): void => {
+        if (settled) return;
+        settled = true;
+        this.end();
+        if (err) reject(err);
+        else resolve(value as T);
+      };
+      try {
+        fn(cb);
+      } catch (err) {
+        cb(err as NodeJS.ErrnoException);
+      }
+    });
+  }
+
+  private writeFd(fua: boolean): number {
+    const fd = fua ? this.dsyncFd : this.fd;
+    if (fd === null) throw sysError('EROFS', `disk ${this.path} is open read-only`);
+    return fd;
+  }
+
+  read(offset: number, length: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(length);
+    return this.run<Buffer>((cb) => preadAll(this.fd, buf, offset, (err) => cb(err, buf)));
+  }
+
+  write(offset: number, data: Buffer, fua: boolean): Promise<void> {
+    return this.run<void>((cb) => pwriteAll(this.writeFd(fua), data, offset, cb));
+  }
+
+  flush(): Promise<void> {
+    if (this.syncing === null) return this.startSync();
+    // One is running: it may have started before this caller's writes completed, so this caller
+    // waits for the next one, which every flush requested meanwhile shares.
+    if (this.nextSync === null) {
+      const running = this.syncing;
+      this.nextSync = new Promise<void>((resolve, reject) => {
+        running.then(() => {}, () => {}).then(() => {
+          this.nextSync = null;
+          this.startSync().then(resolve, reject);
+        });
+      });
+    }
+    return this.nextSync;
+  }
+
+  private startSync(): Promise<void> {
+    this.syncCount++;
+    const p: Promise<void> = this.run<void>((cb) => fs.fdatasync(this.fd, cb)).finally(() => {
+      if (this.syncing === p) this.syncing = null;
+    });
+    this.syncing = p;
+    return p;
+  }
+
+  trim(_offset: number, _length: number): Promise<void> {
+    return Promise.resolve();
+  }
+
+  writeZeroes(offset: number, length: number, fua: boolean): Promise<void> {
+    return this.run<void>((cb) => {
+      const fd = this.writeFd(fua);
+      const z = zeros();
+      let done = 0;
+      const step = (): void => {
+        if (done >= length) return cb(null);
+        const n = Math.min(z.length, length - done);
+        pwriteAll(fd, n === z.length ? z : z.subarray(0, n), offset + done, (err) => {
+          if (err) return cb(err);
+          done += n;
+          step();
+        });
+      };
+      step();
+    });
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.inflight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      await closeFd(this.fd);
+      if (this.dsyncFd !== null) await closeFd(this.dsyncFd);
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,485 @@
+// The export node (DESIGN §4, §7, §8): listener → session (handshake, ACL, fencing, dedup) →
+// validate → backend (file or block device).
+//
+//   configured ──start──► listening ──stop──► stopping ──► configured
+//        ▲                   │ disk gone / listener lost
+//        └──────stop──── failed(reason) ◄── start failure (disk, identity, bind)
+//
+// `node.config` is a getter: the registry swaps the config object on `security add/del` etc.,
+// so every read goes through config() and ACL changes apply to the next request.
+import net, { type AddressInfo, type Socket } from 'node:net';
+import type { Clock } from '../../util/clock.js';
+import type { Logger } from '../../util/log.js';
+import { DstError, errnoOf } from '../../util/errors.js';
+import { formatHostPort, parseHostPort } from '../../util/parse.js';
+import { Op } from '../../protocol/wire.js';
+import { makeSuite } from '../../protocol/suites.js';
+import type {
+  AclEntry, CryptoConfig, EventFields, EventName, ExportConfig, ExportState, Limits, NodeContext, NodeRuntime, NodeShow, Stats,
+} from '../types.js';
+import { FileBackend, type Backend } from './backend.js';
+import { HoldWriteFilter, testSwitchesFromEnv, type TestSwitches } from './filters.js';
+import { AclCache } from './acl.js';
+import { SessionTable } from './dedup.js';
+import { loadIdentity } from './identity.js';
+import { Connection, refuseSocket, type CallToken, type ExportHost } from './connection.js';
+
+/** How long a stop drains before connections are destroyed (DESIGN §4). */
+export const DRAIN_MS = 10_000;
+/** Errors that mean the disk itself is gone (device unplugged, medium removed). */
+const DISK_GONE = new Set(['ENODEV', 'ENXIO', 'ENOMEDIUM']);
+
+export interface ExportNodeOptions {
+  /** wrap the backend chain, outermost last (tests: ErrorFilter, DelayFilter) */
+  wrapBackend?: (backend: Backend) => Backend;
+  /** environment for the test switches (default process.env) */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Canonical suite name of a crypto config (DESIGN §9), as protocol/suites.ts names it. */
+export function suiteName(c: Pick<CryptoConfig, 'cipher' | 'hash' | 'hashKeyFile'>): string {
+  try {
+    return makeSuite(c.cipher, c.hash, c.hashKeyFile !== null).name;
+  } catch {
+    // an inconsistent config (the registry refuses these): name it anyway, for the refusal message
+  }
+  switch (c.cipher) {
+    case 'aes-gcm':
+    case 'chacha20-poly1305':
+      return c.cipher;
+    case 'aes-cbc':
+    case 'aes-ctr':
+      return `${c.cipher}+hmac-${c.hash}`;
+    default:
+      if (c.hash === 'none') return 'none';
+      return c.hashKeyFile ? `none+hmac-${c.hash}` : `none+${c.hash}`;
+  }
+}
+
+export interface ExportTestCounters {
+  /** writes held by DST_TEST_HOLD_WRITE that reached the disk */
+  heldWritesExecuted: number;
+  connections: number;
+  sessions: number;
+  fencing: boolean;
+}
+
+const testCounters = new WeakMap<NodeRuntime, () => ExportTestCounters>();
+
+/** Test hook: counters of an export runtime created by createExportNode (null for others). */
+export function exportTestCounters(rt: NodeRuntime): ExportTestCounters | null {
+  return testCounters.get(rt)?.() ?? null;
+}
+
+export function createExportNode(node: { readonly config: ExportConfig }, ctx: NodeContext,
+  opts: ExportNodeOptions = {}): NodeRuntime {
+  const rt = new ExportNode(node, ctx, opts);
+  testCounters.set(rt, () => rt.testCounters());
+  return rt;
+}
+
+class ExportNode implements NodeRuntime, ExportHost {
+  readonly name: string;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly limits: Limits;
+  readonly fencing: boolean;
+  readonly sessions: SessionTable<Connection>;
+
+  private _state: ExportState = 'configured';
+  private _reason: string | null = null;
+  private chain: Backend | null = null;
+  private hold: HoldWriteFilter | null = null;
+  private effSize: number | null = null;
+  private ident: Buffer | null = null;
+  private server: net.Server | null = null;
+  private boundAddr: string | null = null;
+  private readonly conns = new Set<Connection>();
+  private readonly calls = new Set<CallToken>();
+  private idleWaiters: (() => void)[] = [];
+  private starting: Promise<void> | null = null;
+  private stopping: Promise<void> | null = null;
+  private forceDrain: (() => void) | null = null;
+  private readonly acl: AclCache;
+  private readonly switches: TestSwitches;
+  private heldExecutedBefore = 0;
+  private readonly stats = { inflightPeak: 0, completed: 0, replayed: 0, failed: 0, reconnects: 0, bytesRead: 0, bytesWritten: 0 };
+
+  constructor(private readonly node: { readonly config: ExportConfig }, private readonly ctx: NodeContext,
+    private readonly opts: ExportNodeOptions) {
+    this.name = node.config.name;
+    this.log = ctx.log.child({ node: this.name });
+    this.clock = ctx.clock;
+    this.limits = ctx.limits;
+    this.switches = testSwitchesFromEnv(opts.env ?? process.env);
+    this.fencing = !this.switches.noFencing;
+    if (!this.fencing) this.log.warn('DST_TEST_NO_FENCING=1: fencing and dedup are OFF (tests only)', { op: 'create' });
+    if (this.switches.holdWrite) this.log.warn('DST_TEST_HOLD_WRITE set (tests only)', { op: 'create', ...this.switches.holdWrite });
+    this.sessions = new SessionTable<Connection>({
+      onOverflow: (s, dropped) => this.log.warn('dedup table full: dropping the oldest records', {
+        op: 'dedup', session: s.hex, dropped,
+      }),
+    });
+    this.acl = new AclCache((entry, error) => this.log.warn('ignoring an ACL entry', { op: 'acl', addr: entry.addr, error }));
+  }
+
+  // ---- NodeRuntime ----
+
+  get state(): ExportState {
+    return this._state;
+  }
+
+  get reason(): string | null {
+    return this._reason;
+  }
+
+  config(): ExportConfig {
+    return this.node.config;
+  }
+
+  async start(): Promise<void> {
+    if (this.starting) return this.starting;
+    if (this.stopping) await this.stopping;
+    if (this._state === 'listening') return;
+    if (this.starting) return this.starting;
+    this.starting = this.doStart().finally(() => { this.starting = null; });
+    return this.starting;
+  }
+
+  async stop(opts: { force: boolean }): Promise<void> {
+    if (this.starting) await this.starting.catch(() => {});
+    if (this.stopping) {
+      if (opts.force) this.forceDrain?.();
+      return this.stopping;
+    }
+    if (this._state === 'configured') return;
+    this.stopping = this.doStop(opts.force).finally(() => { this.stopping = null; });
+    return this.stopping;
+  }
+
+  configChanged(): void {
+    this.acl.invalidate();
+    const cfg = this.config();
+    this.log.debug('config changed', { op: 'config', acl: cfg.acl.length });
+    if (this._state === 'listening' && cfg.acl.length === 0) this.warnEmptyAcl();
+  }
+
+  show(): Pick<NodeShow, 'state' | 'reason' | 'size' | 'listen' | 'nbd' | 'sessionId' | 'permissions' | 'stats'> {
+    const cfg = this.config();
+    return {
+      state: this._state,
+      reason: this._reason,
+      size: this.effSize ?? cfg.size ?? null,
+      listen: this.boundAddr ?? cfg.listen,
+      nbd: null,
+      sessionId: null,
+      permissions: null,
+      stats: this.statsNow(),
+    };
+  }
+
+  testCounters(): ExportTestCounters {
+    return {
+      heldWritesExecuted: this.heldExecutedBefore + (this.hold?.executed ?? 0),
+      connections: this.conns.size,
+      sessions: this.sessions.size,
+      fencing: this.fencing,
+    };
+  }
+
+  // ---- ExportHost (used by connections) ----
+
+  serving(): boolean {
+    return this._state === 'listening';
+  }
+
+  size(): number {
+    return this.effSize ?? 0;
+  }
+
+  maxRequest(): number {
+    return this.limits.maxRequestCap;
+  }
+
+  identity(): Buffer {
+    if (!this.ident) throw new DstError('DST_ERR_INTERNAL', `node ${this.name}: no identity before start`);
+    return this.ident;
+  }
+
+  backend(): Backend {
+    if (!this.chain) throw Object.assign(new Error(`ESHUTDOWN: node ${this.name} has no open disk`), { code: 'ESHUTDOWN' });
+    return this.chain;
+  }
+
+  suite(): string {
+    return suiteName(this.config().crypto);
+  }
+
+  aclEntry(peer: string): AclEntry | null {
+    return this.acl.lookup(this.config().acl, peer);
+  }
+
+  beginCall(): CallToken {
+    const token = { start: this.clock.now() };
+    this.calls.add(token);
+    if (this.calls.size > this.stats.inflightPeak) this.stats.inflightPeak = this.calls.size;
+    return token;
+  }
+
+  endCall(token: CallToken, op: Op, bytes: number, status: number): void {
+    this.calls.delete(token);
+    this.answered(status);
+    if (op === Op.READ) this.stats.bytesRead += bytes;
+    else if (op === Op.WRITE) this.stats.bytesWritten += bytes;
+    this.checkIdle();
+  }
+
+  answered(status: number): void {
+    this.stats.completed++;
+    if (status !== 0) this.stats.failed++;
+  }
+
+  noteReplay(): void {
+    this.stats.replayed++;
+  }
+
+  noteReconnect(): void {
+    this.stats.reconnects++;
+  }
+
+  emit(event: EventName, fields: EventFields): void {
+    this.ctx.events.emit(this.name, event, fields);
+  }
+
+  connectionClosed(conn: Connection): void {
+    this.conns.delete(conn);
+    this.checkIdle();
+  }
+
+  backendFailed(err: unknown): void {
+    const errno = errnoOf(err);
+    if (errno && DISK_GONE.has(errno)) this.fail(`disk ${this.config().disk} is gone (${errno})`);
+  }
+
+  // ---- internals ----
+
+  private statsNow(): Stats {
+    let oldest: number | null = null;
+    for (const c of this.calls) { oldest = Math.max(0, this.clock.now() - c.start); break; }
+    return {
+      inflight: this.calls.size,
+      inflightPeak: this.stats.inflightPeak,
+      completed: this.stats.completed,
+      resends: 0,
+      replayed: this.stats.replayed,
+      failed: this.stats.failed,
+      reconnects: this.stats.reconnects,
+      bytesRead: this.stats.bytesRead,
+      bytesWritten: this.stats.bytesWritten,
+      oldestInflightMs: oldest,
+    };
+  }
+
+  private setState(to: ExportState, reason: string | null = null): void {
+    const from = this._state;
+    this._state = to;
+    this._reason = reason;
+    if (from === to) return;
+    const level = to === 'failed' ? 'error' : 'info';
+    this.log[level](`state ${from} → ${to}`, { op: 'state', reason });
+    this.emit('state-changed', { from, to, reason });
+  }
+
+  private warnEmptyAcl(): void {
+    this.log.warn(`the ACL is empty: nobody may connect; add an entry with "dst security add ${this.name} ADDR[/PREFIX] rw"`,
+      { op: 'acl' });
+  }
+
+  private async doStart(): Promise<void> {
+    const cfg = this.config();
+    await this.teardown(true); // leftovers of a failed run
+    this.effSize = null;
+    this.boundAddr = null;
+
+    // 1. the disk
+    let disk: FileBackend;
+    try {
+      disk = await FileBackend.open(cfg.disk, cfg.readonly);
+    } catch (err) {
+      const errno = errnoOf(err);
+      const msg = (err as Error).message;
+      this.log.error('cannot open disk', { op: 'start', disk: cfg.disk, errno, error: msg });
+      this.setState('failed', `disk ${cfg.disk}: ${errno ?? msg}`);
+      if (err instanceof DstError) throw err;
+      throw new DstError(errno === 'ENOENT' ? 'DST_ERR_NOT_FOUND' : 'DST_ERR_IO',
+        `node ${this.name}: cannot open disk ${cfg.disk}: ${msg}`, { errno, cause: err });
+    }
+    const diskSize = disk.info.size;
+    if (cfg.size !== null && cfg.size > diskSize) {
+      this.log.warn('configured size exceeds the disk: serving the disk size', { op: 'start', size: cfg.size, diskSize });
+    }
+    const size = Math.min(cfg.size ?? diskSize, diskSize);
+
+    // 2. identity
+    let ident: Buffer;
+    try {
+      ident = await loadIdentity(this.ctx.stateDir, this.name, cfg.disk, this.log);
+    } catch (err) {
+      await disk.close();
+      this.setState('failed', `identity: ${(err as Error).message}`);
+      throw err;
+    }
+
+    // 3. the backend chain
+    let chain: Backend = disk;
+    let hold: HoldWriteFilter | null = null;
+    if (this.switches.holdWrite) {
+      hold = new HoldWriteFilter(chain, this.switches.holdWrite.offset, this.switches.holdWrite.ms, this.clock, this.log);
+      chain = hold;
+    }
+    if (this.opts.wrapBackend) chain = this.opts.wrapBackend(chain);
+
+    // 4. the listener
+    let server: net.Server;
+    try {
+      const hp = parseHostPort(cfg.listen, 'listen address');
+      server = net.createServer({ allowHalfOpen: true });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: hp.host, port: hp.port }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      await chain.close().catch(() => {});
+      const errno = errnoOf(err);
+      const msg = (err as Error).message;
+      this.log.error('cannot listen', { op: 'start', listen: cfg.listen, errno, error: msg });
+      this.setState('failed', `listen ${cfg.listen}: ${errno ?? msg}`);
+      if (err instanceof DstError) throw err;
+      throw new DstError(errno === 'EADDRINUSE' ? 'DST_ERR_BUSY' : 'DST_ERR_IO',
+        `node ${this.name}: cannot listen on ${cfg.listen}: ${msg}`, { errno, cause: err });
+    }
+    server.on('error', (err) => {
+      this.log.error('listener error', { op: 'listen', errno: errnoOf(err), error: err.message });
+      this.fail(`listener lost: ${errnoOf(err) ?? err.message}`);
+    });
+    server.on('connection', (socket) => this.onConnection(socket));
+    const addr = server.address() as AddressInfo;
+
+    this.chain = chain;
+    this.hold = hold;
+    this.effSize = size;
+    this.ident = ident;
+    this.server = server;
+    this.boundAddr = formatHostPort({ host: addr.address, port: addr.port });
+    this.acl.invalidate();
+    this.log.info('serving', {
+      op: 'start', disk: cfg.disk, size, blockDevice: disk.info.blockDevice, listen: this.boundAddr, readonly: cfg.readonly,
+    });
+    this.setState('listening');
+    if (cfg.acl.length === 0) this.warnEmptyAcl();
+  }
+
+  private onConnection(socket: Socket): void {
+    if (this._state !== 'listening') {
+      socket.destroy();
+      return;
+    }
+    if (this.conns.size >= this.limits.maxConnectionsPerExport) {
+      const max = this.limits.maxConnectionsPerExport;
+      this.log.warn('connection refused: too many connections', { op: 'accept', peer: socket.remoteAddress, max });
+      refuseSocket(socket, 'EBUSY', `node ${this.name} already has ${max} connections (the limit)`, this.clock);
+      return;
+    }
+    this.conns.add(new Connection(this, socket));
+  }
+
+  private async doStop(force: boolean): Promise<void> {
+    if (this._state !== 'listening') {
+      // failed (or never fully started): release what is left
+      await this.teardown(true);
+      this.setState('configured');
+      return;
+    }
+    this.setState('stopping');
+    this.closeServer();
+    for (const c of [...this.conns]) {
+      if (force) c.destroy('node stopping (forced)');
+      else c.beginClose('node stopping');
+    }
+    if (!force && !this.isIdle()) {
+      await new Promise<void>((resolve) => {
+        const timer = this.clock.setTimer(DRAIN_MS, () => {
+          this.log.warn('drain timed out: closing connections', { op: 'stop', inflight: this.calls.size, ms: DRAIN_MS });
+          this.forceDrain?.();
+        });
+        this.forceDrain = () => {
+          for (const c of [...this.conns]) c.destroy('node stopping (forced)');
+          timer.cancel();
+          this.forceDrain = null;
+          resolve();
+        };
+        this.idleWaiters.push(() => {
+          timer.cancel();
+          this.forceDrain = null;
+          resolve();
+        });
+      });
+    }
+    await this.teardown(force);
+    this.setState('configured');
+  }
+
+  private isIdle(): boolean {
+    return this.conns.size === 0 && this.calls.size === 0;
+  }
+
+  private checkIdle(): void {
+    if (!this.isIdle() || this.idleWaiters.length === 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private closeServer(): void {
+    if (!this.server) return;
+    this.server.close();
+    this.server = null;
+    this.boundAddr = null;
+  }
+
+  /** Close the listener, the connections and the disk. The fds close once issued calls finish. */
+  private async teardown(force: boolean): Promise<void> {
+    this.closeServer();
+    if (force) for (const c of [...this.conns]) c.destroy('node stopped');
+    const chain = this.chain;
+    if (this.hold) this.heldExecutedBefore += this.hold.executed;
+    this.chain = null;
+    this.hold = null;
+    if (!chain) return;
+    // Never close an fd under a running call (the number could be reused by another open):
+    // wait for them, bounded; if they hang, the fds close when they finish.
+    const closing = chain.close().catch((err) => {
+      this.log.error('closing the disk failed', { op: 'stop', errno: errnoOf(err), error: (err as Error).message });
+    });
+    let resolveBound = (): void => {};
+    const bounded = new Promise<void>((resolve) => { resolveBound = resolve; });
+    const timer = this.clock.setTimer(DRAIN_MS, () => {
+      this.log.error('backend calls still running: the disk closes when they finish', { op: 'stop', inflight: this.calls.size });
+      resolveBound();
+    });
+    await Promise.race([closing, bounded]);
+    timer.cancel();
+  }
+
+  /** A runtime failure: disk gone or listener lost. */
+  private fail(reason: string): void {
+    if (this._state !== 'listening') return;
+    this.setState('failed', reason);
+    this.closeServer();
+    for (const c of [...this.conns]) c.destroy(reason);
+    void this.teardown(true);
+  }
+}

@@ -1,0 +1,235 @@
+// Crypto suites (DESIGN §9): pure seal/open of DST frames, key derivation and key proofs.
+// No I/O: the engine reads key files and owns sockets; this module only transforms bytes.
+//
+// Per frame, per direction, a sequence number `seq` (u64, from 0 after AUTH) is bound into
+// every tag and nonce, so a reordered, replayed, truncated or altered frame fails to open.
+//  - AEAD (aes-gcm, chacha20-poly1305): nonce = 4 zero bytes ‖ seq (12 bytes); AAD = header;
+//    payload encrypted; 16-byte tag.
+//  - aes-cbc+hmac-h: random 16-byte IV carried before the ciphertext (PKCS#7 padded);
+//    tag = HMAC-h(mac key, seq ‖ header ‖ IV ‖ ciphertext) (encrypt-then-MAC).
+//  - aes-ctr+hmac-h: IV = seq ‖ 0^8 (the low half counts blocks; a frame ≤ 32 MiB never reaches
+//    the next seq's range); tag = HMAC-h(mac key, seq ‖ header ‖ ciphertext).
+//  - none+hmac-h: tag = HMAC-h(mac key, seq ‖ header ‖ payload).
+//  - none+h: tag = h(seq ‖ header ‖ payload): detects accidents only; authenticates nothing.
+//  - none: no tag.
+// The header that is authenticated already carries the sealed payload and tag lengths, so the
+// sender computes them first with sealedLength()/tagLength.
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { DstError } from '../util/errors.js';
+
+export type CipherAlg = 'aes-gcm' | 'chacha20-poly1305' | 'aes-cbc' | 'aes-ctr' | 'none';
+export type HashAlg = 'sha256' | 'sha512' | 'blake2b512' | 'none';
+
+export interface Suite {
+  /** canonical name: aes-gcm, chacha20-poly1305, aes-cbc+hmac-sha256, aes-ctr+hmac-sha512, none+hmac-blake2b512, none+sha256, none */
+  name: string;
+  cipher: CipherAlg;
+  hash: HashAlg;
+  /** the hash is an HMAC (keyed) */
+  keyed: boolean;
+  /** a key is needed (any cipher or a keyed hash) */
+  needsKey: boolean;
+  tagLength: number;
+}
+
+const HASHES: readonly HashAlg[] = ['sha256', 'sha512', 'blake2b512'];
+const DIGEST_LEN: Record<Exclude<HashAlg, 'none'>, number> = { sha256: 32, sha512: 64, blake2b512: 64 };
+const NODE_CIPHER: Record<Exclude<CipherAlg, 'none'>, string> = {
+  'aes-gcm': 'aes-256-gcm', 'chacha20-poly1305': 'chacha20-poly1305', 'aes-cbc': 'aes-256-cbc', 'aes-ctr': 'aes-256-ctr',
+};
+
+/** Kernel-style names of the original utility → ours. */
+const CIPHER_ALIASES: Record<string, CipherAlg> = {
+  'aes-gcm': 'aes-gcm', 'gcm(aes)': 'aes-gcm', 'chacha20-poly1305': 'chacha20-poly1305', 'rfc7539(chacha20,poly1305)': 'chacha20-poly1305',
+  'aes-cbc': 'aes-cbc', 'cbc(aes)': 'aes-cbc', 'aes-ctr': 'aes-ctr', 'ctr(aes)': 'aes-ctr', 'none': 'none',
+};
+
+export function parseCipherName(text: string): CipherAlg {
+  const c = CIPHER_ALIASES[text.trim().toLowerCase()];
+  if (!c) throw new DstError('DST_ERR_INVALID', `unknown cipher ${JSON.stringify(text)}: use aes-gcm, chacha20-poly1305, aes-cbc, aes-ctr or none`);
+  return c;
+}
+
+/** Returns the hash and whether the name itself said "hmac(...)". */
+export function parseHashName(text: string): { hash: HashAlg; hmac: boolean } {
+  const t = text.trim().toLowerCase();
+  const m = /^hmac\((.+)\)$/.exec(t) ?? /^hmac-(.+)$/.exec(t);
+  const base = m ? m[1]! : t;
+  if (base === 'none' && !m) return { hash: 'none', hmac: false };
+  if (!(HASHES as readonly string[]).includes(base)) {
+    throw new DstError('DST_ERR_INVALID', `unknown hash ${JSON.stringify(text)}: use sha256, sha512, blake2b512 or none`);
+  }
+  return { hash: base as HashAlg, hmac: m !== null };
+}
+
+/** Build the suite from configured algorithms; `keyed` = a hash key is configured. */
+export function makeSuite(cipher: CipherAlg, hash: HashAlg, keyed: boolean): Suite {
+  if (cipher === 'aes-gcm' || cipher === 'chacha20-poly1305') {
+    if (hash !== 'none') throw new DstError('DST_ERR_INVALID', `cipher ${cipher} authenticates by itself: use --hash none with it`);
+    return { name: cipher, cipher, hash, keyed: false, needsKey: true, tagLength: 16 };
+  }
+  if (cipher === 'aes-cbc' || cipher === 'aes-ctr') {
+    if (hash === 'none' || !keyed) throw new DstError('DST_ERR_INVALID', `cipher ${cipher} needs a keyed hash: add --hash sha256 --hash-key-file FILE`);
+    return { name: `${cipher}+hmac-${hash}`, cipher, hash, keyed: true, needsKey: true, tagLength: DIGEST_LEN[hash] };
+  }
+  if (hash === 'none') return { name: 'none', cipher, hash, keyed: false, needsKey: false, tagLength: 0 };
+  return keyed
+    ? { name: `none+hmac-${hash}`, cipher, hash, keyed: true, needsKey: true, tagLength: DIGEST_LEN[hash] }
+    : { name: `none+${hash}`, cipher, hash, keyed: false, needsKey: false, tagLength: DIGEST_LEN[hash] };
+}
+
+/** Parse a canonical suite name (as sent in HELLO). */
+export function suiteByName(name: string): Suite {
+  if (name === 'none') return makeSuite('none', 'none', false);
+  if (name === 'aes-gcm' || name === 'chacha20-poly1305') return makeSuite(name, 'none', false);
+  const m = /^(aes-cbc|aes-ctr|none)\+(hmac-)?(sha256|sha512|blake2b512)$/.exec(name);
+  if (!m || (m[1] !== 'none' && !m[2])) throw new DstError('DST_ERR_INVALID', `unknown suite ${JSON.stringify(name)}`);
+  return makeSuite(m[1] as CipherAlg, m[3] as HashAlg, Boolean(m[2]));
+}
+
+/** Key file content → key bytes: trimmed ≥ 64 hex digits = hex; "base64:" prefix = base64; else raw bytes (≥ 32). */
+export function parseKeyMaterial(content: Buffer, file: string): Buffer {
+  const text = content.toString('latin1').trim();
+  let key: Buffer;
+  if (/^[0-9a-fA-F]{64,}$/.test(text) && text.length % 2 === 0) key = Buffer.from(text, 'hex');
+  else if (text.startsWith('base64:')) {
+    const b64 = text.slice(7).trim();
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) throw new DstError('DST_ERR_INVALID', `key file ${file}: invalid base64 after "base64:"`);
+    key = Buffer.from(b64, 'base64');
+  } else key = content;
+  if (key.length < 32) throw new DstError('DST_ERR_INVALID', `key file ${file}: key is ${key.length} bytes, at least 32 are needed`);
+  return key;
+}
+
+/** Key id sent in HELLO: first 8 bytes of SHA-256 of the key. */
+export function keyId(key: Buffer): Buffer {
+  return createHash('sha256').update(key).digest().subarray(0, 8);
+}
+
+export interface DirectionKeys {
+  enc: Buffer;
+  mac: Buffer;
+}
+
+export interface SessionKeys {
+  clientToServer: DirectionKeys;
+  serverToClient: DirectionKeys;
+  confirm: Buffer;
+}
+
+/** HKDF-SHA256 with salt = client nonce ‖ server nonce and per-direction, per-purpose labels. */
+export function deriveSessionKeys(suite: Suite, inputKey: Buffer, clientNonce: Buffer, serverNonce: Buffer): SessionKeys {
+  const salt = Buffer.concat([clientNonce, serverNonce]);
+  const derive = (label: string, len: number): Buffer =>
+    Buffer.from(hkdfSync('sha256', inputKey, salt, `dst2 ${suite.name} ${label}`, len));
+  const macLen = suite.hash === 'none' ? 32 : DIGEST_LEN[suite.hash];
+  return {
+    clientToServer: { enc: derive('c2s enc', 32), mac: derive('c2s mac', macLen) },
+    serverToClient: { enc: derive('s2c enc', 32), mac: derive('s2c mac', macLen) },
+    confirm: derive('confirm', 32),
+  };
+}
+
+/** Key proof of one side over the whole HELLO transcript (HELLO payload ‖ HELLO_REPLY payload). */
+export function authProof(confirm: Buffer, role: 'client' | 'server', transcript: Buffer): Buffer {
+  return createHmac('sha256', confirm).update(role).update(transcript).digest();
+}
+
+export function proofsEqual(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Sealed payload length for a plaintext of `len` bytes. */
+export function sealedLength(suite: Suite, len: number): number {
+  return suite.cipher === 'aes-cbc' ? 16 + (Math.floor(len / 16) + 1) * 16 : len;
+}
+
+function seqBytes(seq: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 0);
+  b.writeUInt32BE(seq >>> 0, 4);
+  return b;
+}
+
+function aeadNonce(seq: number): Buffer {
+  return Buffer.concat([Buffer.alloc(4), seqBytes(seq)]);
+}
+
+function macTag(suite: Suite, key: Buffer, parts: Buffer[]): Buffer {
+  const h = suite.keyed ? createHmac(suite.hash, key) : createHash(suite.hash);
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+export interface Sealed {
+  payload: Buffer;
+  tag: Buffer;
+}
+
+/**
+ * Seal one frame. `header` is the 48-byte header already carrying
+ * payloadLength = sealedLength(plain.length) and tagLength = suite.tagLength.
+ */
+export function seal(suite: Suite, keys: DirectionKeys, seq: number, header: Buffer, plain: Buffer): Sealed {
+  const seqB = seqBytes(seq);
+  switch (suite.cipher) {
+    case 'aes-gcm':
+    case 'chacha20-poly1305': {
+      const c = createCipheriv(NODE_CIPHER[suite.cipher] as 'aes-256-gcm', keys.enc, aeadNonce(seq), { authTagLength: 16 });
+      c.setAAD(header);
+      const payload = plain.length ? Buffer.concat([c.update(plain), c.final()]) : (c.final(), Buffer.alloc(0));
+      return { payload, tag: c.getAuthTag() };
+    }
+    case 'aes-cbc': {
+      const iv = randomBytes(16);
+      const c = createCipheriv('aes-256-cbc', keys.enc, iv);
+      const payload = Buffer.concat([iv, c.update(plain), c.final()]);
+      return { payload, tag: macTag(suite, keys.mac, [seqB, header, payload]) };
+    }
+    case 'aes-ctr': {
+      const c = createCipheriv('aes-256-ctr', keys.enc, Buffer.concat([seqB, Buffer.alloc(8)]));
+      const payload = Buffer.concat([c.update(plain), c.final()]);
+      return { payload, tag: macTag(suite, keys.mac, [seqB, header, payload]) };
+    }
+    case 'none':
+      return { payload: plain, tag: suite.hash === 'none' ? Buffer.alloc(0) : macTag(suite, keys.mac, [seqB, header, plain]) };
+  }
+}
+
+const macError = (what: string): DstError =>
+  new DstError('DST_ERR_MAC', `frame authentication failed: ${what}`, { errno: 'EBADMSG' });
+
+/** Open one sealed frame; throws DST_ERR_MAC for any alteration, reordering or replay. */
+export function open(suite: Suite, keys: DirectionKeys, seq: number, header: Buffer, payload: Buffer, tag: Buffer): Buffer {
+  if (tag.length !== suite.tagLength) throw macError(`tag is ${tag.length} bytes, suite ${suite.name} uses ${suite.tagLength}`);
+  const seqB = seqBytes(seq);
+  switch (suite.cipher) {
+    case 'aes-gcm':
+    case 'chacha20-poly1305': {
+      const d = createDecipheriv(NODE_CIPHER[suite.cipher] as 'aes-256-gcm', keys.enc, aeadNonce(seq), { authTagLength: 16 });
+      d.setAAD(header);
+      d.setAuthTag(tag);
+      try {
+        return Buffer.concat([d.update(payload), d.final()]);
+      } catch {
+        throw macError(`${suite.name} tag mismatch (frame ${seq})`);
+      }
+    }
+    case 'aes-cbc': {
+      if (!proofsEqual(macTag(suite, keys.mac, [seqB, header, payload]), tag)) throw macError(`${suite.name} tag mismatch (frame ${seq})`);
+      if (payload.length < 32 || payload.length % 16) throw macError('CBC payload is not IV plus whole blocks');
+      const d = createDecipheriv('aes-256-cbc', keys.enc, payload.subarray(0, 16));
+      return Buffer.concat([d.update(payload.subarray(16)), d.final()]);
+    }
+    case 'aes-ctr': {
+      if (!proofsEqual(macTag(suite, keys.mac, [seqB, header, payload]), tag)) throw macError(`${suite.name} tag mismatch (frame ${seq})`);
+      const d = createDecipheriv('aes-256-ctr', keys.enc, Buffer.concat([seqB, Buffer.alloc(8)]));
+      return Buffer.concat([d.update(payload), d.final()]);
+    }
+    case 'none':
+      if (suite.hash !== 'none' && !proofsEqual(macTag(suite, keys.mac, [seqB, header, payload]), tag)) {
+        throw macError(`${suite.name} digest mismatch (frame ${seq})`);
+      }
+      return payload;
+  }
+}

@@ -1,0 +1,121 @@
+// An in-memory BlockTarget for endpoint tests: a Buffer-backed disk with a configurable size,
+// permissions, max request, capacity (outstanding submits), per-op delay, failure injection,
+// and a "hold" switch that parks completions until release().
+import type { BlockDone, BlockRequest, BlockTarget } from '../../src/engine/remote/target.js';
+
+export interface MemoryTargetOptions {
+  name?: string;
+  size?: number;
+  /** initial contents (copied; length wins over `size`) */
+  data?: Buffer;
+  permissions?: 'r' | 'w' | 'rw';
+  maxRequest?: number;
+  /** most submits outstanding at once (default: unbounded) */
+  capacity?: number;
+  /** completion delay in ms (number or per request); 0 = next setImmediate; 'sync' = inside submit() */
+  delayMs?: number | 'sync' | ((req: BlockRequest) => number);
+  /** return an errno to fail a request (checked when it completes) */
+  fail?: (req: BlockRequest) => string | null;
+}
+
+export interface MemoryTarget extends BlockTarget {
+  readonly data: Buffer;
+  /** every request submitted, in order */
+  readonly submitted: BlockRequest[];
+  /** submits currently outstanding */
+  readonly outstanding: number;
+  /** highest `outstanding` seen */
+  readonly maxOutstanding: number;
+  /** number of live onCapacity listeners */
+  readonly capacityListeners: number;
+  setPermissions(p: 'r' | 'w' | 'rw'): void;
+  /** park completions until release() */
+  hold(): void;
+  /** complete every parked request (and stop holding) */
+  release(): void;
+  /** requests parked by hold() */
+  readonly held: number;
+}
+
+export function createMemoryTarget(opts: MemoryTargetOptions = {}): MemoryTarget {
+  const data = opts.data ? Buffer.from(opts.data) : Buffer.alloc(opts.size ?? 1024 * 1024);
+  const name = opts.name ?? 'mem';
+  let permissions = opts.permissions ?? 'rw';
+  const maxRequest = opts.maxRequest ?? 1024 * 1024;
+  const capacity = opts.capacity ?? Infinity;
+  const listeners = new Set<() => void>();
+  const submitted: BlockRequest[] = [];
+  let outstanding = 0;
+  let maxOutstanding = 0;
+  let holding = false;
+  const parked: (() => void)[] = [];
+
+  const execute = (req: BlockRequest): { errno: string | null; out: Buffer | null } => {
+    const injected = opts.fail?.(req) ?? null;
+    if (injected) return { errno: injected, out: null };
+    const { offset, length } = req;
+    if (req.op !== 'flush' && (offset < 0 || length < 0 || offset + length > data.length)) return { errno: 'EINVAL', out: null };
+    switch (req.op) {
+      case 'read': return { errno: null, out: Buffer.from(data.subarray(offset, offset + length)) };
+      case 'write':
+        if (!req.payload || req.payload.length !== length) return { errno: 'EINVAL', out: null };
+        req.payload.copy(data, offset);
+        return { errno: null, out: null };
+      case 'trim':
+      case 'write-zeroes':
+        data.fill(0, offset, offset + length);
+        return { errno: null, out: null };
+      case 'flush':
+        return { errno: null, out: null };
+    }
+  };
+
+  const finish = (req: BlockRequest, done: BlockDone): void => {
+    const wasFull = outstanding >= capacity;
+    const { errno, out } = execute(req);
+    outstanding--;
+    done(errno, out);
+    if (wasFull && outstanding < capacity) for (const l of [...listeners]) l();
+  };
+
+  const target: MemoryTarget = {
+    name,
+    data,
+    submitted,
+    get outstanding() { return outstanding; },
+    get maxOutstanding() { return maxOutstanding; },
+    get capacityListeners() { return listeners.size; },
+    get held() { return parked.length; },
+    size: () => data.length,
+    permissions: () => permissions,
+    maxRequest: () => maxRequest,
+    hasCapacity: () => outstanding < capacity,
+    onCapacity(listener) {
+      const l = (): void => listener();
+      listeners.add(l);
+      return () => { listeners.delete(l); };
+    },
+    submit(req, done) {
+      if (outstanding >= capacity) throw new Error('memory target: submit() without capacity');
+      if (req.length > maxRequest) throw new Error(`memory target: request of ${req.length} > maxRequest ${maxRequest}`);
+      submitted.push(req);
+      outstanding++;
+      maxOutstanding = Math.max(maxOutstanding, outstanding);
+      const run = (): void => {
+        if (holding) { parked.push(() => finish(req, done)); return; }
+        finish(req, done);
+      };
+      const d = typeof opts.delayMs === 'function' ? opts.delayMs(req) : opts.delayMs ?? 0;
+      if (d === 'sync') run();
+      else if (d === 0) setImmediate(run);
+      else setTimeout(run, d);
+    },
+    setPermissions(p) { permissions = p; },
+    hold() { holding = true; },
+    release() {
+      holding = false;
+      for (const f of parked.splice(0)) f();
+    },
+  };
+  return target;
+}

@@ -1,0 +1,30 @@
+// The --json shapes of DESIGN §5, checked key by key: every key present, null where unknown.
+import assert from 'node:assert/strict';
+
+export const NODE_SHOW_KEYS = [
+  'name', 'role', 'state', 'reason', 'size', 'autostart',
+  'disk', 'listen', 'readonly', 'acl',
+  'remote', 'export', 'permissions', 'nbd', 'attachment', 'sessionId',
+  'policy', 'stats', 'crypto',
+].sort();
+export const POLICY_KEYS = ['resendTimeoutMs', 'maxResends', 'pingIntervalMs', 'reconnectDelayMs', 'maxInflight', 'maxRequest', 'deadlineMs'].sort();
+export const STATS_KEYS = ['inflight', 'inflightPeak', 'completed', 'resends', 'replayed', 'failed', 'reconnects', 'bytesRead', 'bytesWritten', 'oldestInflightMs'].sort();
+export const CRYPTO_KEYS = ['cipher', 'hash', 'suite', 'threads', 'cipherKeyFile', 'hashKeyFile'].sort();
+export const STATUS_KEYS = ['version', 'pid', 'uptimeMs', 'socket', 'stateDir', 'limits', 'cryptoThreads', 'nodes'].sort();
+
+export function assertNodeShow(node: Record<string, unknown>): void {
+  assert.deepEqual(Object.keys(node).sort(), NODE_SHOW_KEYS, 'node show keys');
+  assert.deepEqual(Object.keys(node.policy as object).sort(), POLICY_KEYS, 'policy keys');
+  assert.deepEqual(Object.keys(node.stats as object).sort(), STATS_KEYS, 'stats keys');
+  assert.deepEqual(Object.keys(node.crypto as object).sort(), CRYPTO_KEYS, 'crypto keys');
+  const p = node.policy as Record<string, number>;
+  assert.equal(p.deadlineMs, p.resendTimeoutMs! * (p.maxResends! + 1), 'deadline = resend-timeout × (max-resends + 1)');
+  if (node.role === 'export') {
+    for (const k of ['remote', 'export', 'permissions', 'nbd', 'attachment', 'sessionId']) assert.equal(node[k], null, `export node: ${k} is null`);
+    assert.ok(Array.isArray(node.acl));
+  } else {
+    for (const k of ['disk', 'readonly', 'acl']) assert.equal(node[k], null, `remote node: ${k} is null`);
+  }
+  const json = JSON.stringify(node);
+  assert.doesNotMatch(json, /"key"\s*:/i, 'no key material');
+}

@@ -1,0 +1,85 @@
+// DST wire v2: every frame round-trips, every bad header is refused by name.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  Cmd, Op, Flag, HEADER_SIZE, FrameDecoder, encodeFrame, encodeHeader, decodeHeader,
+  encodeHello, decodeHello, encodeHelloReply, decodeHelloReply, encodeRefusal, decodeRefusal,
+  encodeAuth, decodeAuth, WIRE_MAGIC,
+} from '../../src/protocol/wire.js';
+
+const sampleHeader = {
+  cmd: Cmd.IO, op: Op.WRITE, flags: Flag.FUA | Flag.REPLAY, status: 0, length: 4096,
+  id: 2 ** 40 + 7, offset: 2 ** 45 + 512, ackedBelow: 2 ** 40, payloadLength: 4096, tagLength: 16,
+};
+
+test('header round-trips every field, 48 bytes, big-endian magic first', () => {
+  const buf = encodeHeader(sampleHeader);
+  assert.equal(buf.length, HEADER_SIZE);
+  assert.equal(buf.readUInt32BE(0), WIRE_MAGIC);
+  assert.deepEqual(decodeHeader(buf), sampleHeader);
+});
+
+test('bad magic, version, command, reserved, oversize payload and tag are refused by name', () => {
+  const cases: [number, (b: Buffer) => void, RegExp][] = [
+    [0, (b) => b.writeUInt32BE(0x47455420, 0), /magic 0x47455420/],
+    [4, (b) => b.writeUInt8(1, 4), /version 1/],
+    [5, (b) => b.writeUInt8(99, 5), /unknown command 99/],
+    [46, (b) => b.writeUInt16BE(1, 46), /reserved/],
+    [40, (b) => b.writeUInt32BE(0xffffffff, 40), /payload of 4294967295 bytes/],
+    [44, (b) => b.writeUInt16BE(65, 44), /tag of 65 bytes/],
+    [16, (b) => b.writeUInt32BE(0xffffffff, 16), /id exceeds/],
+  ];
+  for (const [, mutate, re] of cases) {
+    const buf = encodeHeader(sampleHeader);
+    mutate(buf);
+    assert.throws(() => decodeHeader(buf), (e: Error & { code?: string }) => e.code === 'DST_ERR_BAD_FRAME' && re.test(e.message));
+  }
+});
+
+test('frames with payload and tag decode back, header bytes kept for authentication', () => {
+  const payload = Buffer.alloc(1000, 0xab);
+  const tag = Buffer.alloc(16, 0x5c);
+  const parts = encodeFrame({ cmd: Cmd.IO_RESPONSE, op: Op.READ, id: 9, length: 1000, payload, tag, status: 0 });
+  const dec = new FrameDecoder();
+  dec.feed(Buffer.concat(parts));
+  const f = dec.next();
+  assert.ok(f);
+  assert.equal(f.cmd, Cmd.IO_RESPONSE);
+  assert.deepEqual(f.payload, payload);
+  assert.deepEqual(f.tag, tag);
+  assert.deepEqual(f.header, parts[0]);
+  assert.equal(dec.next(), null);
+  assert.ok(dec.atBoundary);
+});
+
+test('decoder refuses a payload above its limit before buffering it', () => {
+  const dec = new FrameDecoder(1024);
+  dec.feed(encodeHeader({ ...sampleHeader, payloadLength: 2048, tagLength: 0 }));
+  assert.throws(() => dec.next(), /exceeds the limit of 1024/);
+});
+
+test('HELLO, HELLO_REPLY, refusal and AUTH payloads round-trip', () => {
+  const hello = {
+    version: 2, exportName: 'vol', sessionId: Buffer.alloc(16, 1), access: 3, suite: 'aes-gcm',
+    keyId: Buffer.alloc(8, 2), nonce: Buffer.alloc(32, 3),
+  };
+  assert.deepEqual(decodeHello(encodeHello(hello)), hello);
+  assert.deepEqual(decodeHello(encodeHello({ ...hello, keyId: null })), { ...hello, keyId: null });
+  const reply = {
+    identity: Buffer.alloc(16, 4), size: 2 ** 40, blockSize: 4096, maxRequest: 1 << 20, granted: 1,
+    suite: 'none', nonce: Buffer.alloc(32, 5), message: null,
+  };
+  assert.deepEqual(decodeHelloReply(encodeHelloReply(reply)), reply);
+  assert.equal(decodeRefusal(encodeRefusal('address 10.0.0.1 is not allowed')), 'address 10.0.0.1 is not allowed');
+  assert.deepEqual(decodeAuth(encodeAuth({ proof: Buffer.alloc(32, 6) })), { proof: Buffer.alloc(32, 6) });
+});
+
+test('HELLO fields: unknown types are skipped, missing or malformed ones named', () => {
+  const hello = encodeHello({ version: 2, exportName: '', sessionId: Buffer.alloc(16), access: 1, suite: 'none', keyId: null, nonce: Buffer.alloc(32) });
+  const unknown = Buffer.from([0x7f, 0x00, 0x00, 0x02, 0xde, 0xad]);
+  assert.equal(decodeHello(Buffer.concat([hello, unknown])).suite, 'none');
+  assert.throws(() => decodeHello(hello.subarray(0, hello.length - 1)), /runs past the payload/);
+  assert.throws(() => decodeHello(Buffer.alloc(0)), /version missing/);
+  const shortSession = Buffer.concat([hello.subarray(0, 9), Buffer.from([0, 3, 0, 2, 1, 2])]);
+  assert.throws(() => decodeHello(shortSession), /session id is 2 bytes/);
+});
