@@ -307,7 +307,7 @@ function parseNodeSection(file: string, section: string, name: string, raw: Raw,
   const nbdListen = r.str('nbd-listen') ?? null;
   if (nbdListen !== null) {
     try {
-      parseHostPort(nbdListen, 'NBD listen address', false);
+      parseHostPort(nbdListen, 'NBD listen address');
     } catch (err) {
       throw r.fail('nbd-listen', (err as Error).message);
     }

@@ -375,7 +375,7 @@ export class Registry {
     try {
       parseHostPort(c.remote, 'remote address', false);
       if (c.export !== null) parseNodeName(c.export, 'export name');
-      if (c.nbdListen !== null) parseHostPort(c.nbdListen, 'NBD listen address', false);
+      if (c.nbdListen !== null) parseHostPort(c.nbdListen, 'NBD listen address');
     } catch (err) {
       throw wrapError(err, where);
     }

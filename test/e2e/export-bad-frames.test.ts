@@ -45,7 +45,7 @@ test('bad magic, a frame cut in half, garbage after the handshake and an HTTP re
 
   const garbage = await WireClient.connect(pair.listen);
   assert.equal((await garbage.hello()).status, 0);
-  garbage.send(Buffer.from('this is not a frame at all, not even close....'));
+  garbage.send(Buffer.from('this is not a frame at all, not even close, and longer than a header'));
   await garbage.closed;
 
   const half = await WireClient.connect(pair.listen);

@@ -356,10 +356,19 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     this.everReady = true;
     const sessionHex = this.sessionId!.toString('hex');
     this.log.info(`connected: session ${sessionHex}, size ${this.sizeBytes}, permissions ${perms}`, { op: 'hello' });
+    if (first && !this.endpoint) {
+      // `ready` promises a serving NBD socket: announce it only once the endpoint listens.
+      this.table.attach(conn);
+      void this.startEndpoint(conn, sessionHex);
+      return;
+    }
+    this.becomeReady(sessionHex);
+    this.table.attach(conn);
+  }
+
+  private becomeReady(sessionHex: string): void {
     this.setPhase('ready', null);
     this.emit('connected', { sessionId: sessionHex });
-    if (first) void this.startEndpoint();
-    this.table.attach(conn);
   }
 
   private onResponse(conn: Connection, frame: Frame): void {
@@ -416,7 +425,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     this.table?.failAll('EIO', `${reason}: ${detail}`);
   }
 
-  private async startEndpoint(): Promise<void> {
+  private async startEndpoint(conn: Connection, sessionHex: string): Promise<void> {
     const gen = this.generation;
     const cfg = this.node.config;
     let tcp: { host: string; port: number } | null = null;
@@ -433,6 +442,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
         return;
       }
       this.endpoint = ep;
+      if (conn === this.conn && this.phase !== 'failed') this.becomeReady(sessionHex);
     } catch (err) {
       if (gen !== this.generation) return;
       this.fail('nbd-endpoint', `cannot serve NBD: ${(err as Error)?.message ?? String(err)}`);
