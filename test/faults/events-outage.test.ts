@@ -7,13 +7,16 @@ import { blockContent } from '../helpers/blocks.js';
 import { sleep } from '../helpers/tools.js';
 
 test('events tell disconnected → backoff → connected → replayed around an export restart', async (t) => {
-  const pair = await startPair(t, { size: 8 * 1024 * 1024, fixedPort: true, remotePolicy: ['--reconnect-delay', '200ms'] });
+  const pair = await startPair(t, { size: 8 * 1024 * 1024, fixedPort: true, remotePolicy: ['--reconnect-delay', '200ms'],
+    // the export holds the write at offset 0, so it is surely in flight when the engine dies
+    exportEnv: { DST_TEST_HOLD_WRITE: '0:1000' } });
   const stream = await pair.rem.events({ node: pair.remoteName });
   t.after(() => stream.close());
   const c = await NbdClient.connect(pair.socket);
   t.after(() => c.close());
-  await pair.exp.kill('SIGKILL');
   const writes = Array.from({ length: 8 }, (_, i) => c.write(i * 4096, blockContent(i, 1)));
+  await sleep(300);
+  await pair.exp.kill('SIGKILL');
   await stream.waitForEvent('disconnected', pair.remoteName, 10_000);
   await stream.waitFor((e) => e.event === 'state-changed' && e.to === 'backoff', 10_000, 'state-changed to backoff');
   await sleep(1000);
