@@ -6,6 +6,7 @@
 // an Engine; `closed` resolves once shutdown() finished (nodes drained, server closed, socket
 // removed). With handleSignals, SIGINT/SIGTERM call shutdown() (a second signal forces it).
 // Exiting the process is the caller's job.
+import { CryptoPool } from './crypto-pool.js';
 import { readFileSync } from 'node:fs';
 import { chown, mkdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -116,11 +117,13 @@ export async function runEngine(opts: EngineOptions): Promise<Engine> {
   if ((opts.logLevel === null || opts.logLevel === undefined) && parsed.engine.logLevel) log.level = parsed.engine.logLevel;
 
   const events = new EventBus({ log });
+  const cores = opts.cores ?? availableParallelism();
+  const cryptoPool = new CryptoPool(cores);
   const registry = new Registry({
-    clock, log, events, runtimeDir, stateDir, limits, version, socket,
+    clock, log, events, runtimeDir, stateDir, limits, version, socket, cryptoPool,
     createExport: opts.createExport ?? createExportNode,
     createRemote: opts.createRemote ?? createRemoteNode,
-    cores: opts.cores ?? availableParallelism(),
+    cores,
   });
   if (parsed.nodes.length) {
     await registry.load(parsed.nodes, `config ${parsed.file}`, { start: false });
@@ -166,6 +169,7 @@ export async function runEngine(opts: EngineOptions): Promise<Engine> {
     shutting = (async () => {
       elog.info(force ? 'shutting down (forced)' : 'shutting down: draining nodes');
       await registry.stopAll(force);
+      await cryptoPool.close();
       try {
         await server.close();
       } catch (err) {

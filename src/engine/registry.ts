@@ -2,6 +2,7 @@
 // live runtime. Every command validates fully before it changes anything: a refused command
 // changes nothing. Errors are DstErrors naming the operation and the node
 // ("node add vol: disk /x: no such file (ENOENT)").
+import { CryptoPool } from './crypto-pool.js';
 import { constants as fsConstants } from 'node:fs';
 import { access, open, readFile, stat, unlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -32,6 +33,8 @@ export interface RegistryOptions {
   runtimeDir: string;
   stateDir: string;
   limits: Limits;
+  /** the engine-wide crypto worker pool, grown to the largest `threads` of any node */
+  cryptoPool: CryptoPool;
   createExport: ExportFactory;
   createRemote: RemoteFactory;
   /** default crypto threads (default: available cores) */
@@ -402,11 +405,12 @@ export class Registry {
 
   private commit(c: NodeConfig, diskSize: number | null, wanted: boolean): Entry {
     const frozen = deepFreeze({ ...c, autostart: wanted } as NodeConfig);
+    if (c.crypto.threads !== null) this.opts.cryptoPool.ensure(c.crypto.threads);
     const entry = { config: frozen, wanted, diskSize } as Entry;
     const log = this.opts.log.child({ node: c.name });
     const ctx: NodeContext = {
       clock: this.opts.clock, log, events: this.opts.events, runtimeDir: this.opts.runtimeDir,
-      stateDir: this.opts.stateDir, limits: this.opts.limits,
+      stateDir: this.opts.stateDir, limits: this.opts.limits, cryptoPool: this.opts.cryptoPool,
     };
     if (frozen.role === 'export') {
       entry.runtime = this.opts.createExport({ get config() { return entry.config as ExportConfig; } }, ctx);
@@ -778,6 +782,7 @@ export class Registry {
         this.log.warn(`suite ${suite} only detects accidents: it authenticates nothing; use a hash key file for none+hmac-${next.hash}`, { node: name, op: 'crypto set' });
       }
       this.replace(e, { ...e.config, crypto: next }, 'crypto set');
+      this.opts.cryptoPool.ensure(this.cryptoThreads());
       this.log.info(`crypto set: suite ${suite}, applies at the next handshake`, { node: name, op: 'crypto set' });
       return cryptoShow(next, this.cores);
     });

@@ -3,6 +3,7 @@
 // The netlink layer encodes these objects; handlers and commands only see them as typed objects.
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
+import type { CryptoPool } from './crypto-pool.js';
 
 export type Role = 'export' | 'remote';
 
@@ -234,6 +235,8 @@ export interface NodeContext {
   /** the state dir: export identities, attachments */
   stateDir: string;
   limits: Limits;
+  /** the engine-wide crypto worker pool (DESIGN §9) */
+  cryptoPool: CryptoPool;
 }
 
 /** The live part of a node, owned by the registry next to its config. */

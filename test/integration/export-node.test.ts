@@ -1,4 +1,5 @@
 // A real export node on a temporary file, driven by a raw client built on src/protocol/wire.ts.
+import { CryptoPool } from '../../src/engine/crypto-pool.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -85,7 +86,7 @@ async function fixture(o: FixtureOpts = {}): Promise<Fixture> {
     events: { emit: (_node, event, fields = {}) => { events.push({ event, fields }); } },
     runtimeDir: dir,
     stateDir: o.stateDir ?? join(dir, 'state'),
-    limits: { ...DEFAULT_LIMITS, ...o.limits },
+    limits: { ...DEFAULT_LIMITS, ...o.limits }, cryptoPool: new CryptoPool(1),
   };
   const rt = createExportNode({ get config() { return holder.config; } }, ctx,
     { env: o.env ?? {}, ...(o.wrapBackend ? { wrapBackend: o.wrapBackend } : {}) });

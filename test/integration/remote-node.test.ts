@@ -1,5 +1,6 @@
 // Remote node against a tiny in-test export speaking DST wire v2 over 127.0.0.1:
 // handshake, size, read/write through submit(), replay after a killed socket, identity change.
+import { CryptoPool } from '../../src/engine/crypto-pool.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -110,7 +111,7 @@ async function setup(opts: { size?: number | null; exportSize?: number; deps?: R
     policy: { ...POLICY }, crypto: { ...DEFAULT_CRYPTO }, remote: `127.0.0.1:${exp.port}`, export: null, nbdListen: null,
   };
   const events: { event: string; fields: any }[] = [];
-  const ctx: NodeContext = { clock: realClock, log: silentLogger, runtimeDir, stateDir: runtimeDir, limits: DEFAULT_LIMITS,
+  const ctx: NodeContext = { clock: realClock, log: silentLogger, runtimeDir, stateDir: runtimeDir, limits: DEFAULT_LIMITS, cryptoPool: new CryptoPool(1),
     events: { emit: (_n, event, fields) => events.push({ event, fields: fields ?? {} }) } };
   const node = createRemoteNode({ config }, ctx, opts.deps ?? { startEndpoint: fakeEndpoint });
   const cleanup = async () => { await node.stop({ force: true }); await exp.close(); };

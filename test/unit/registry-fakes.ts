@@ -1,4 +1,5 @@
 // Fake node runtimes and a registry factory for the engine/registry/config unit tests.
+import { CryptoPool } from '../../src/engine/crypto-pool.js';
 import { chmodSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -90,7 +91,7 @@ export function makeRig(): TestRig {
     return rt;
   };
   const registry = new Registry({
-    clock: new FakeClock(), log, events, runtimeDir: join(dir, 'run'), stateDir: join(dir, 'state'), limits: DEFAULT_LIMITS,
+    clock: new FakeClock(), log, events, runtimeDir: join(dir, 'run'), stateDir: join(dir, 'state'), limits: DEFAULT_LIMITS, cryptoPool: new CryptoPool(1),
     createExport: make as (n: { readonly config: NodeConfig }) => NodeRuntime,
     createRemote: make, cores: 4, version: '9.9.9', socket: join(dir, 'run', 'dst.sock'),
   });

@@ -1,5 +1,6 @@
 // Connection state table, handshake, liveness (PING windows, dead detection) and the node's
 // backoff schedule — all on a FakeClock with an in-memory socket; nothing sleeps.
+import { CryptoPool } from '../../src/engine/crypto-pool.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
@@ -323,7 +324,7 @@ function makeNode(over: Partial<Policy> = {}) {
   };
   const events: { event: string; fields: any }[] = [];
   const ctx: NodeContext = { clock, log: silentLogger, events: { emit: (_n, event, fields) => events.push({ event, fields }) },
-    runtimeDir: '/nonexistent', stateDir: '/nonexistent', limits: DEFAULT_LIMITS };
+    runtimeDir: '/nonexistent', stateDir: '/nonexistent', limits: DEFAULT_LIMITS, cryptoPool: new CryptoPool(1) };
   const attempts: { at: number; sock: FakeSocket }[] = [];
   const mode = { accept: false };
   const node = createRemoteNode({ config }, ctx, {
