@@ -2,7 +2,6 @@
 // live runtime. Every command validates fully before it changes anything: a refused command
 // changes nothing. Errors are DstErrors naming the operation and the node
 // ("node add vol: disk /x: no such file (ENOENT)").
-import { CryptoPool } from './crypto-pool.js';
 import { constants as fsConstants } from 'node:fs';
 import { access, open, readFile, stat, unlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -13,28 +12,20 @@ import type { Logger } from '../util/log.js';
 import { formatDuration, parseHostPort, parseNodeName, type HostPort } from '../util/parse.js';
 import {
   DEFAULT_CRYPTO, DEFAULT_POLICY, deadlineMs, emptyStats,
-  type AclEntry, type CryptoConfig, type CryptoSetArgs, type CryptoShow, type EventSink, type ExportConfig,
-  type Limits, type NodeAddArgs, type NodeConfig, type NodeContext, type NodeRuntime, type NodeShow, type NodeState,
+  type AclEntry, type CryptoConfig, type CryptoSetArgs, type CryptoShow, type ExportConfig,
+  type NodeAddArgs, type NodeConfig, type NodeContext, type NodeRuntime, type NodeShow, type NodeState,
   type Policy, type RemoteConfig, type RemoteRuntime, type StatusShow,
 } from './types.js';
 import {
   applyPolicy, canonicalAddr, checkKeyFile, checkThreads, cryptoShow, normalizeCipher, normalizeHash, parsePerm,
   POLICY_KEYS, suiteName,
 } from './validate.js';
-import type { Clock } from '../util/clock.js';
 
 export type ExportFactory = (node: { readonly config: ExportConfig }, ctx: NodeContext) => NodeRuntime;
 export type RemoteFactory = (node: { readonly config: RemoteConfig }, ctx: NodeContext) => RemoteRuntime;
 
-export interface RegistryOptions {
-  clock: Clock;
-  log: Logger;
-  events: EventSink;
-  runtimeDir: string;
-  stateDir: string;
-  limits: Limits;
-  /** the engine-wide crypto worker pool, grown to the largest `threads` of any node */
-  cryptoPool: CryptoPool;
+/** What every node gets (NodeContext; each node logs through a child of `log`) plus how to build runtimes. */
+export interface RegistryOptions extends NodeContext {
   createExport: ExportFactory;
   createRemote: RemoteFactory;
   /** default crypto threads (default: available cores) */

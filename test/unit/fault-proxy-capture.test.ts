@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { isDstError } from '../../src/util/errors.js';
 import { captureBytes, encodeCaptureRecord, readCapture } from '../../src/faultproxy/capture.js';
 import { FaultProxy } from '../../src/faultproxy/proxy.js';
-import { connectCollector, startSinkServer } from '../../src/faultproxy/testkit.js';
+import { connectCollector, startSinkServer } from '../helpers/net-testkit.js';
 
 test('fault-proxy capture records both directions and reads back', { timeout: 5000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'dst-fp-cap-'));

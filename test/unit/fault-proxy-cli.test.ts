@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { connectCollector, startEchoServer, withTimeout } from '../../src/faultproxy/testkit.js';
+import { connectCollector, startEchoServer, withTimeout } from '../helpers/net-testkit.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MODULE = new URL('../../src/commands/fault-proxy.js', import.meta.url).href;

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { isDstError } from '../../src/util/errors.js';
 import { ControlServer, controlRequest, splitCommand, joinCommand } from '../../src/faultproxy/control.js';
 import { FaultProxy } from '../../src/faultproxy/proxy.js';
-import { startSinkServer, withTimeout } from '../../src/faultproxy/testkit.js';
+import { startSinkServer, withTimeout } from '../helpers/net-testkit.js';
 
 function rawRequest(path: string, text: string): Promise<string> {
   return withTimeout(new Promise<string>((resolve, reject) => {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FaultProxy } from '../../src/faultproxy/proxy.js';
-import { connectCollector, sleep, startSinkServer } from '../../src/faultproxy/testkit.js';
+import { connectCollector, sleep, startSinkServer } from '../helpers/net-testkit.js';
 
 function diffBits(a: Buffer, b: Buffer): { offset: number; xor: number }[] {
   assert.equal(a.length, b.length);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { isDstError } from '../../src/util/errors.js';
 import { FaultProxy } from '../../src/faultproxy/proxy.js';
-import { connectCollector, startSinkServer } from '../../src/faultproxy/testkit.js';
+import { connectCollector, startSinkServer } from '../helpers/net-testkit.js';
 
 test('fault-proxy inject delivers the file bytes in DIR', { timeout: 5000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'dst-fp-inject-'));

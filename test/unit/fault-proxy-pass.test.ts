@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { FaultProxy } from '../../src/faultproxy/proxy.js';
-import { connectCollector, startSinkServer } from '../../src/faultproxy/testkit.js';
+import { connectCollector, startSinkServer } from '../helpers/net-testkit.js';
 
 test('fault-proxy pass forwards bytes exactly both ways', { timeout: 5000 }, async (t) => {
   const server = await startSinkServer();

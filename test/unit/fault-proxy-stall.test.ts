@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FaultProxy } from '../../src/faultproxy/proxy.js';
-import { connectCollector, sleep, startSinkServer, waitUntil } from '../../src/faultproxy/testkit.js';
+import { connectCollector, sleep, startSinkServer, waitUntil } from '../helpers/net-testkit.js';
 
 test('fault-proxy stall holds bytes; pass releases them in order', { timeout: 5000 }, async (t) => {
   const server = await startSinkServer();

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 // Registry: node add/start/stop/del/set/show with fake runtimes. Every refused command changes nothing.
 import { strict as assert } from 'node:assert';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -149,11 +150,18 @@ describe('registry: node add', () => {
     await refused(rig, 'DST_ERR_INVALID', () => rig.registry.add({ ...r, role: 'bogus' as never, remote: 'h:1' }), /role/);
   });
 
-  it('refuses a disk without write access unless readonly', { skip: process.getuid?.() === 0 ? 'root can write anything' : false }, async () => {
+  it('refuses a disk without write access unless readonly', async () => {
     const p = rig.disk('ro.img', 4096);
-    chmodSync(p, 0o400);
-    await refused(rig, 'DST_ERR_INVALID', () => rig.registry.add(exportArgs(rig, { disk: p })), /read\/write access/);
-    await rig.registry.add(exportArgs(rig, { disk: p, readonly: true }));
+    // root writes through mode bits, but not through the immutable attribute
+    const root = process.getuid?.() === 0;
+    if (root) execFileSync('chattr', ['+i', p]);
+    else chmodSync(p, 0o400);
+    try {
+      await refused(rig, 'DST_ERR_INVALID', () => rig.registry.add(exportArgs(rig, { disk: p })), /read\/write access/);
+      await rig.registry.add(exportArgs(rig, { disk: p, readonly: true }));
+    } finally {
+      if (root) execFileSync('chattr', ['-i', p]);
+    }
   });
 });
 
