@@ -9,6 +9,7 @@ import { statusCommand } from './status.js';
 import { eventsCommand } from './events.js';
 import { configCommand } from './config.js';
 import { faultProxyCommand } from './fault-proxy.js';
+import { attachCommand, detachCommand } from './attach.js';
 
 export const commands: readonly DstCommand[] = [
   engineCommand,
@@ -17,6 +18,8 @@ export const commands: readonly DstCommand[] = [
   securityCommand,
   cryptoCommand,
   statusCommand,
+  attachCommand,
+  detachCommand,
   eventsCommand,
   configCommand,
   faultProxyCommand as DstCommand,

@@ -113,6 +113,15 @@ export function createControlHandler(deps: ControlDeps): ControlHandlerFn {
         log.info(`loaded ${nodes.length} nodes from ${file}`, { op: 'config load' });
         return { nodes };
       }
+      case 'attach': {
+        const method = a.method === undefined || a.method === null ? 'auto' : a.method;
+        if (method !== 'auto' && method !== 'nbd' && method !== 'fuse') {
+          throw new DstError('DST_ERR_INVALID', `attach: method must be auto, nbd or fuse, not ${JSON.stringify(method)}`, { errno: 'EINVAL' });
+        }
+        return registry.attach(str(a, 'name', 'attach'), method);
+      }
+      case 'detach':
+        return registry.detach(str(a, 'name', 'detach'), a.force === true);
       case 'subscribe': {
         const node = typeof a.node === 'string' ? a.node : null;
         return deps.events.subscribedRecord(node);

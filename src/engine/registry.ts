@@ -10,11 +10,12 @@ import { dirname, isAbsolute } from 'node:path';
 import { DstError, errnoOf, type DstErrorCode } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { formatDuration, parseHostPort, parseNodeName, type HostPort } from '../util/parse.js';
+import { AttachManager, type AttachManagerOptions, type AttachMethodArg, type DetachResult } from './attach/manager.js';
 import {
   DEFAULT_CRYPTO, DEFAULT_POLICY, deadlineMs, emptyStats,
   type AclEntry, type CryptoConfig, type CryptoSetArgs, type CryptoShow, type ExportConfig,
   type NodeAddArgs, type NodeConfig, type NodeContext, type NodeRuntime, type NodeShow, type NodeState,
-  type Policy, type RemoteConfig, type RemoteRuntime, type StatusShow,
+  type Policy, type RemoteConfig, type RemoteRuntime, type StatusShow, type AttachmentShow, type EventSink,
 } from './types.js';
 import {
   applyPolicy, canonicalAddr, checkKeyFile, checkThreads, cryptoShow, normalizeCipher, normalizeHash, parsePerm,
@@ -33,6 +34,8 @@ export interface RegistryOptions extends NodeContext {
   /** for `status` */
   version?: string;
   socket?: string;
+  /** attachment manager overrides (tests: a fake System, poll interval, ...) */
+  attach?: Partial<Pick<AttachManagerOptions, 'sys' | 'pollMs' | 'stepTimeoutMs' | 'settleTimeoutMs' | 'umountTimeoutMs' | 'methods'>>;
 }
 
 interface Entry {
@@ -125,10 +128,22 @@ export class Registry {
   private readonly locks = new KeyedMutex();
   private readonly startedAt: number;
   readonly cores: number;
+  /** local block devices of remote nodes (dst attach / detach, DESIGN §10) */
+  readonly attachments: AttachManager;
 
   constructor(private readonly opts: RegistryOptions) {
     this.cores = opts.cores ?? availableParallelism();
     this.startedAt = opts.clock.now();
+    this.attachments = new AttachManager({
+      ...opts.attach,
+      stateDir: opts.stateDir, runtimeDir: opts.runtimeDir, log: opts.log, events: opts.events, clock: opts.clock,
+      node: (name) => {
+        const e = this.nodes.get(name);
+        if (!e) return null;
+        const r = e.runtime.show();
+        return { role: e.config.role, state: e.runtime.state, reason: e.runtime.reason, socket: r.nbd?.socket ?? null, permissions: r.permissions ?? null };
+      },
+    });
   }
 
   private get log(): Logger {
@@ -168,7 +183,9 @@ export class Registry {
     const e = this.entry(name, where);
     const state = e.runtime.state;
     if (!states.includes(state)) {
-      const hint = states.length === 1 && states[0] === 'configured' ? `; stop it first (dst node stop ${name})` : '';
+      const hint = states.length === 1 && states[0] === 'configured' ? `; stop it first (dst node stop ${name})`
+        : states.includes('ready') && (state === 'configured' || state === 'failed') ? `; start it first (dst node start ${name})`
+          : states.includes('ready') ? `; wait until it is ready (dst node show ${name})` : '';
       throw new DstError('DST_ERR_STATE', `${where}: not allowed while the node is ${state} (allowed: ${states.join(', ')})${hint}`, { errno: 'EBUSY' });
     }
   }
@@ -194,7 +211,7 @@ export class Registry {
       export: exp ? null : c.export,
       permissions: exp ? null : (r.permissions ?? null),
       nbd: exp || !r.nbd ? null : { socket: r.nbd.socket, uri: r.nbd.uri, listen: r.nbd.listen ?? null },
-      attachment: null,
+      attachment: exp ? null : this.attachments.show(c.name),
       sessionId: exp ? null : (r.sessionId ?? null),
       policy: { ...c.policy, deadlineMs: deadlineMs(c.policy) },
       stats: { ...emptyStats(), ...r.stats },
@@ -226,7 +243,7 @@ export class Registry {
       stateDir: this.opts.stateDir,
       limits: { ...this.opts.limits },
       cryptoThreads: this.cryptoThreads(),
-      nodes: [...this.nodes.values()].map((e) => ({ name: e.config.name, role: e.config.role, state: e.runtime.state, attachment: null })),
+      nodes: [...this.nodes.values()].map((e) => ({ name: e.config.name, role: e.config.role, state: e.runtime.state, attachment: this.attachments.show(e.config.name) })),
     };
   }
 
@@ -399,8 +416,15 @@ export class Registry {
     if (c.crypto.threads !== null) this.opts.cryptoPool.ensure(c.crypto.threads);
     const entry = { config: frozen, wanted, diskSize } as Entry;
     const log = this.opts.log.child({ node: c.name });
+    // State changes also reach the attachment manager: a node that fails breaks its attachment.
+    const events: EventSink = {
+      emit: (node, event, fields) => {
+        this.opts.events.emit(node, event, fields);
+        if (event === 'state-changed' && fields?.to) this.attachments.nodeState(node, fields.to, fields.reason ?? null);
+      },
+    };
     const ctx: NodeContext = {
-      clock: this.opts.clock, log, events: this.opts.events, runtimeDir: this.opts.runtimeDir,
+      clock: this.opts.clock, log, events, runtimeDir: this.opts.runtimeDir,
       stateDir: this.opts.stateDir, limits: this.opts.limits, cryptoPool: this.opts.cryptoPool,
     };
     if (frozen.role === 'export') {
@@ -530,11 +554,7 @@ export class Registry {
     if (before === 'stopping') {
       throw new DstError('DST_ERR_STATE', `${where}: the node is stopping; start it again once it is configured`, { errno: 'EBUSY' });
     }
-    const c = e.config;
-    if (c.role === 'export' && c.acl.length === 0) {
-      this.log.warn(`export ${name} has an empty ACL: nobody may connect; add an entry with: dst security add ${name} ADDR[/PREFIX] rw`,
-        { node: name, op: 'node start' });
-    }
+    // (an export with an empty ACL warns when it starts: see export-node.ts)
     try {
       await e.runtime.start();
     } catch (err) {
@@ -547,7 +567,7 @@ export class Registry {
       this.opts.events.emit(name, 'node-started');
       this.log.info('started', { node: name, op: 'node start' });
     }
-    if (c.role === 'remote' && waitMs > 0) {
+    if (e.config.role === 'remote' && waitMs > 0) {
       const rt = e.runtime as RemoteRuntime;
       const st = await rt.waitReady(waitMs);
       if (st !== 'ready') {
@@ -571,6 +591,8 @@ export class Registry {
     const where = `node stop ${name}`;
     const e = this.entry(name, where);
     const before = e.runtime.state;
+    // An attached node: refused while its device is mounted (unless force), else detached first.
+    await this.attachments.beforeStop(name, force === true, where);
     this.setWanted(e, false);
     try {
       await e.runtime.stop({ force: force === true });
@@ -592,6 +614,10 @@ export class Registry {
     if (e.runtime.state !== 'configured') {
       throw new DstError('DST_ERR_STATE', `${where}: the node is ${e.runtime.state}; stop it first (dst node stop ${name})`, { errno: 'EBUSY' });
     }
+    const att = this.attachments.show(name);
+    if (att) {
+      throw new DstError('DST_ERR_BUSY', `${where}: the node is attached as ${att.device || '(attaching)'} (${att.state}); detach it first (dst detach ${name})`, { errno: 'EBUSY' });
+    }
     this.nodes.delete(name);
     this.opts.events.emit(name, 'node-removed');
     this.log.info('removed', { node: name, op: 'node del' });
@@ -610,6 +636,8 @@ export class Registry {
 
   /** Stop every running node (engine shutdown), in parallel. Errors are logged. */
   async stopAll(force: boolean): Promise<void> {
+    // Attachments first, while their nodes still serve: unmount (flushing through the node), detach.
+    await this.attachments.detachAll();
     await Promise.all([...this.nodes.values()].map(async (e) => {
       if (e.runtime.state === 'configured') return;
       const name = e.config.name;
@@ -621,6 +649,25 @@ export class Registry {
         this.log.error(`stop failed: ${(err as Error).message}`, { node: name, op: 'shutdown', errno: errnoOf(err) });
       }
     }));
+  }
+
+  // ---- attachments ----
+
+  /** dst attach: a ready remote node as a local block device. */
+  async attach(name: string, method: AttachMethodArg): Promise<AttachmentShow> {
+    this.entry(name, `attach ${name}`);
+    return this.attachments.attach(name, method);
+  }
+
+  /** dst detach: refused while mounted unless force. */
+  async detach(name: string, force: boolean): Promise<DetachResult> {
+    this.entry(name, `detach ${name}`);
+    return this.attachments.detach(name, force);
+  }
+
+  /** Engine start: clean the attachments a crashed engine left behind. */
+  reconcileAttachments(): Promise<void> {
+    return this.attachments.reconcile();
   }
 
   // ---- config changes (any state) ----

@@ -114,9 +114,20 @@ export function emptyStats(): Stats {
 }
 
 export interface AttachmentShow {
+  /** /dev/loopN or /dev/nbdN; "" while attaching and not yet known */
   device: string;
   method: 'nbd' | 'fuse';
   state: 'attaching' | 'attached' | 'broken' | 'detaching';
+}
+
+/** `dst attach --method` (DESIGN §10): auto = nbd if /dev/nbd0 and nbd-client exist, else fuse. */
+export type AttachMethodArg = 'auto' | 'nbd' | 'fuse';
+
+/** What `dst detach` answers: the device that was removed. */
+export interface DetachShow {
+  name: string;
+  device: string;
+  method: 'nbd' | 'fuse';
 }
 
 export interface CryptoShow {
@@ -310,6 +321,10 @@ export interface ControlApi {
   'config-load': { args: { file: string }; result: { nodes: string[] } };
   /** turns the connection into an event stream; first record is `subscribed` */
   'subscribe': { args: { node: string | null }; result: EventRecord };
+  /** a ready remote node as a local block device (DESIGN §10) */
+  'attach': { args: { name: string; method: AttachMethodArg }; result: AttachmentShow };
+  /** remove the local block device; refused while mounted unless force (which unmounts first) */
+  'detach': { args: { name: string; force: boolean }; result: DetachShow };
 }
 
 export type ControlCommand = keyof ControlApi;

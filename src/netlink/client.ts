@@ -105,7 +105,8 @@ export function connectControl(path: string, opts: ConnectOptions = {}): Promise
     socket.once('error', (err) => {
       clearTimeout(timer);
       const errno = errnoOf(err);
-      reject(new DstError('DST_ERR_NO_ENGINE', `no engine at ${path}: ${errno === 'ENOENT' ? 'no such socket' : errno === 'ECONNREFUSED' ? 'connection refused' : err.message}`, { errno, cause: err }));
+      reject(new DstError('DST_ERR_NO_ENGINE', `no engine at ${path}: ${errno === 'ENOENT' ? 'no such socket' : errno === 'ECONNREFUSED' ? 'connection refused'
+        : errno === 'EACCES' ? 'permission denied (the engine allows its own user, and its --group if started with one)' : err.message}`, { errno, cause: err }));
     });
   });
 }

@@ -65,7 +65,7 @@ export const DST_CMD = {
   SUBSCRIBE: 21,
   /** engine → client: one pushed event record on a subscribed connection */
   EVENT: 22,
-  /** reserved for `dst attach` / `dst detach` */
+  /** `dst attach` / `dst detach` (DESIGN §10) */
   ATTACH: 23,
   DETACH: 24,
 } as const;
@@ -287,6 +287,19 @@ const configLoadArgs = objectSchema<ControlApi['config-load']['args']>('config-l
 const configLoadResult = objectSchema<ControlApi['config-load']['result']>('config-load-result', {
   nodes: { attr: 1, type: t.array(t.string) },
 });
+const attachArgs = objectSchema<ControlApi['attach']['args']>('attach-args', {
+  name: { attr: 1, type: t.string },
+  method: { attr: 2, type: t.oneOf(['auto', 'nbd', 'fuse']), doc: 'auto: nbd if /dev/nbd0 and nbd-client exist, else fuse' },
+});
+const detachArgs = objectSchema<ControlApi['detach']['args']>('detach-args', {
+  name: { attr: 1, type: t.string },
+  force: { attr: 2, type: t.bool, doc: 'unmount what is mounted on the device first' },
+});
+export const detachResultSchema = objectSchema<ControlApi['detach']['result']>('detach-result', {
+  name: { attr: 1, type: t.string },
+  device: { attr: 2, type: t.string },
+  method: { attr: 3, type: t.oneOf(['nbd', 'fuse']) },
+});
 const subscribeArgs = objectSchema<ControlApi['subscribe']['args']>('subscribe-args', {
   node: { attr: 1, type: t.string, presence: 'nullable', doc: 'only events of this node; null = all' },
 });
@@ -434,6 +447,16 @@ export const FAMILY: FamilyTable = {
     name: 'subscribe', cmd: DST_CMD.SUBSCRIBE, cli: 'events',
     help: 'Stream engine events (optionally of one node), the subscribed record first',
     args: subscribeArgs, reply: { kind: 'stream', schema: eventRecordSchema }, states: 'any', roles: 'any',
+  },
+  'attach': {
+    name: 'attach', cmd: DST_CMD.ATTACH, cli: 'attach',
+    help: 'Attach a ready remote node as a local block device (/dev/nbdN or /dev/loopN); prints the device',
+    args: attachArgs, reply: { kind: 'object', schema: attachmentSchema }, states: ['ready'], roles: ['remote'],
+  },
+  'detach': {
+    name: 'detach', cmd: DST_CMD.DETACH, cli: 'detach',
+    help: 'Remove the local block device of a remote node (refused while mounted unless --force)',
+    args: detachArgs, reply: { kind: 'object', schema: detachResultSchema }, states: 'any', roles: ['remote'],
   },
 };
 

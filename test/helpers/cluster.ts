@@ -34,6 +34,28 @@ export interface PairOptions {
   viaProxy?: boolean;
   /** environment for the export engine (test switches such as DST_TEST_HOLD_WRITE) */
   exportEnv?: Record<string, string>;
+  /**
+   * `dst crypto set NAME ...` arguments applied to both the export and the remote node before
+   * they start, e.g. ['--cipher', 'aes-gcm', '--cipher-key-file', key.path]
+   */
+  crypto?: string[];
+  /** crypto set arguments for the export node only (instead of `crypto`) */
+  exportCrypto?: string[];
+  /** crypto set arguments for the remote node only (instead of `crypto`) */
+  remoteCrypto?: string[];
+  /** bind the 127.0.0.1 ACL entry to this key file (`security add --key-file`) */
+  aclKeyFile?: string;
+  /** ACL address for the entry (default 127.0.0.1) */
+  aclAddr?: string;
+  /** capture file for the fault proxy (implies viaProxy) */
+  capture?: string;
+  /**
+   * wait (10 s) for the remote node to be ready and fail otherwise (default true). With false the
+   * remote is started without waiting and `socket`/`uri` are '' (use for handshakes that must fail).
+   */
+  waitReady?: boolean;
+  /** called once both engines run, before any node is added (e.g. to subscribe to events) */
+  beforeNodes?: (exp: Engine, rem: Engine) => Promise<void>;
 }
 
 export interface Pair {
@@ -55,18 +77,33 @@ export interface Pair {
   show(): Promise<NodeShow>;
 }
 
+/**
+ * `node start NAME --wait 0` on a remote node: returns at once; a node that is not ready yet is
+ * fine (the CLI exits 1 with DST_ERR_TIMEOUT then), any other failure throws.
+ */
+export async function startNoWait(e: Engine, name: string): Promise<void> {
+  const r = await e.dst(['node', 'start', name, '--wait', '0', '--json']);
+  if (r.code === 0 || (r.code === 1 && r.stderr.includes('DST_ERR_TIMEOUT'))) return;
+  throw new Error(`dst node start ${name} --wait 0: exited ${r.code}\n${r.stderr}`);
+}
+
 export async function startPair(t: TestContext, opts: PairOptions = {}): Promise<Pair> {
   const exportName = opts.exportName ?? 'vol';
   const remoteName = opts.remoteName ?? 'vol';
   const exp = await startEngine(t, opts.exportEnv ? { env: opts.exportEnv } : {});
   const rem = await startEngine(t);
+  if (opts.beforeNodes) await opts.beforeNodes(exp, rem);
   const disk = join(exp.dir, 'disk.img');
   const fd = openSync(disk, 'w');
   ftruncateSync(fd, opts.size ?? 64 * 1024 * 1024);
   closeSync(fd);
   const port = opts.fixedPort ? await freePort() : 0;
   await exp.dstJson(['node', 'add', exportName, '--disk', disk, '--listen', `127.0.0.1:${port}`]);
-  await exp.dstJson(['security', 'add', exportName, '--addr', '127.0.0.1', '--perm', opts.perm ?? 'rw']);
+  const acl = ['security', 'add', exportName, '--addr', opts.aclAddr ?? '127.0.0.1', '--perm', opts.perm ?? 'rw'];
+  if (opts.aclKeyFile) acl.push('--key-file', opts.aclKeyFile);
+  await exp.dstJson(acl);
+  const expCrypto = opts.exportCrypto ?? opts.crypto;
+  if (expCrypto?.length) await exp.dstJson(['crypto', 'set', exportName, ...expCrypto]);
   const started = await exp.dstJson<NodeShow>(['node', 'start', exportName]);
   const listen = started.listen!;
   let exportConfig: string | null = null;
@@ -74,9 +111,18 @@ export async function startPair(t: TestContext, opts: PairOptions = {}): Promise
     exportConfig = join(exp.dir, 'export.conf');
     await exp.dstJson(['config', 'save', exportConfig]);
   }
-  const proxy = opts.viaProxy ? await startProxy(t, listen) : null;
+  const proxy = opts.viaProxy || opts.capture ? await startProxy(t, listen, opts.capture ? { capture: opts.capture } : {}) : null;
   await rem.dstJson(['node', 'add', remoteName, '--remote', proxy ? proxy.listen : listen, '--export', exportName]);
   if (opts.remotePolicy?.length) await rem.dstJson(['node', 'set', remoteName, ...opts.remotePolicy]);
+  const remCrypto = opts.remoteCrypto ?? opts.crypto;
+  if (remCrypto?.length) await rem.dstJson(['crypto', 'set', remoteName, ...remCrypto]);
+  if (opts.waitReady === false) {
+    await startNoWait(rem, remoteName);
+    return {
+      exp, rem, disk, exportName, remoteName, listen, proxy, exportConfig, socket: '', uri: '',
+      show: () => rem.dstJson<NodeShow>(['node', 'show', remoteName]),
+    };
+  }
   const ready = await rem.dstJson<NodeShow>(['node', 'start', remoteName, '--wait', '10s']);
   if (ready.state !== 'ready' || !ready.nbd) throw new Error(`remote node not ready: ${JSON.stringify(ready)}`);
   return {

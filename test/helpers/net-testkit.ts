@@ -2,7 +2,7 @@
 // an echo server, a sink server that records (and can answer on) every connection, a byte collector
 // with bounded waits. Loopback only; every wait has a timeout.
 import net from 'node:net';
-import { DstError } from '../util/errors.js';
+import { DstError } from '../../src/util/errors.js';
 
 /** Reject with DST_ERR_TIMEOUT if `p` does not settle within ms. */
 export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

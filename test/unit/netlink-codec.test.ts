@@ -118,6 +118,11 @@ const samples: { [C in ControlCommand]: { args: ControlApi[C]['args'][]; result:
   'config-save': { args: [{ file: null }, { file: '/etc/dst/dst.conf' }], result: [{ file: '/etc/dst/dst.conf' }] },
   'config-load': { args: [{ file: '/tmp/x.conf' }], result: [{ nodes: ['a', 'b'] }, { nodes: [] }] },
   'subscribe': { args: [{ node: null }, { node: 'vol' }], result: events },
+  'attach': {
+    args: [{ name: 'vol-r', method: 'auto' }, { name: 'vol-r', method: 'fuse' }],
+    result: [{ device: '/dev/loop3', method: 'fuse', state: 'attached' }, { device: '', method: 'nbd', state: 'attaching' }],
+  },
+  'detach': { args: [{ name: 'vol-r', force: false }, { name: 'vol-r', force: true }], result: [{ name: 'vol-r', device: '/dev/nbd0', method: 'nbd' }] },
 };
 
 test('host byte order is explicit and is the order of the headers', () => {
@@ -198,7 +203,8 @@ test('family table: unique cmd numbers, every command present with help and stat
     assert.ok(s.states === 'any' || s.states.length > 0);
   }
   assert.equal(commandByNumber(DST_CMD.EVENT), undefined);
-  assert.equal(commandByNumber(DST_CMD.ATTACH), undefined);
+  assert.equal(commandByNumber(DST_CMD.ATTACH)?.name, 'attach');
+  assert.equal(commandByNumber(DST_CMD.DETACH)?.name, 'detach');
   assert.deepEqual(FAMILY['node-del'].states, ['configured']);
   assert.equal(permittedIn('node-del', 'listening'), false);
   assert.equal(permittedIn('node-show', 'stopping'), true);

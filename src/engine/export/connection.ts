@@ -1,5 +1,19 @@
-// One client connection of an export node: handshake (HELLO → ACL, suite, fencing) then the
-// request loop (PING/PONG, IO → validate → dedup → backend → IO_RESPONSE).
+// One client connection of an export node: handshake (HELLO → ACL, suite, key, AUTH, fencing)
+// then the request loop (PING/PONG, IO → validate → dedup → backend → IO_RESPONSE).
+//
+// Handshake (DESIGN §7, §9), frames in order:
+//   client HELLO            version, export name, session id, access, suite, key id, nonce
+//   → checks: serving, version, export name, ACL (deny), suite == ours exactly (EPROTO names both),
+//     key-bound ACL entry: the HELLO's key id must be that key's (EACCES), key files readable
+//   suites without a key (none, none+<h>): fencing, then HELLO_REPLY; serving.
+//   suites with a key: HELLO_REPLY (granted, suite, server nonce), then
+//   client AUTH             HMAC(confirm, "client" ‖ HELLO payload ‖ HELLO_REPLY payload)
+//   → wrong proof: AUTH with status EACCES + message, close; 'authentication failed' logged,
+//     event auth-failed {addr}. Right proof: fencing (only now may it take a session over), then
+//   server AUTH             HMAC(confirm, "server" ‖ transcript); serving.
+// After the handshake every frame in each direction goes through a SealedChannel (sequence numbers
+// from 0, header authenticated, large frames sealed/opened in the crypto pool, written and
+// delivered in order). The whole handshake, AUTH included, is bounded by the HELLO timeout.
 //
 // Reading is pull-style: socket chunks are fed to a FrameDecoder and frames are pulled while the
 // connection may take them. At the per-connection in-flight cap (or when responses pile up
@@ -11,9 +25,14 @@ import type { Clock, TimerHandle } from '../../util/clock.js';
 import type { Logger } from '../../util/log.js';
 import { errnoNumber, errnoOf } from '../../util/errors.js';
 import {
-  Cmd, Flag, FrameDecoder, HEADER_SIZE, Op, WIRE_VERSION, cmdName, decodeHeader, decodeHello, encodeFrame,
-  encodeHelloReply, encodeRefusal, opName, type Frame, type FrameInit, type Hello,
+  Cmd, Flag, FrameDecoder, HEADER_SIZE, Op, WIRE_VERSION, cmdName, decodeAuth, decodeHeader, decodeHello, encodeAuth,
+  encodeFrame, encodeHelloReply, encodeRefusal, opName, type Frame, type FrameInit, type Hello,
 } from '../../protocol/wire.js';
+import {
+  authProof, deriveSessionKeys, keyId, proofsEqual, type DirectionKeys, type SessionKeys, type Suite,
+} from '../../protocol/suites.js';
+import { NO_KEYS, SealedChannel, type FrameCrypto } from '../channel.js';
+import { configSuite, loadNodeKey, readKeyFile } from '../keys.js';
 import type { AclEntry, EventFields, EventName, ExportConfig, Limits } from '../types.js';
 import type { Backend } from './backend.js';
 import type { Session, SessionTable } from './dedup.js';
@@ -28,6 +47,8 @@ export const MAX_HELLO_PAYLOAD = 64 * 1024;
 export const OUTPUT_HIGH_WATER = 16 * 1024 * 1024;
 /** How long a refused or drained connection may linger after our FIN before it is destroyed. */
 export const LINGER_MS = 2000;
+/** Frames being opened (crypto pool) before the socket is paused. */
+export const MAX_PENDING_OPENS = 32;
 
 export interface CallToken {
   readonly start: number;
@@ -51,6 +72,8 @@ export interface ExportHost {
   backend(): Backend;
   /** the canonical suite the node is configured for */
   suite(): string;
+  /** the engine-wide crypto pool (large frames are sealed/opened on its workers) */
+  readonly cryptoPool: FrameCrypto | null;
   /** the ACL entry governing `peer` in the CURRENT config */
   aclEntry(peer: string): AclEntry | null;
   beginCall(): CallToken;
@@ -67,7 +90,8 @@ export interface ExportHost {
 
 type Phase =
   | 'hello'      // waiting for HELLO
-  | 'handshake'  // HELLO received: checks / fencing wait; nothing more is read
+  | 'handshake'  // HELLO (or AUTH) received: checks / key loading / fencing wait; nothing more is read
+  | 'auth'       // HELLO_REPLY sent; waiting for the client's AUTH
   | 'serving'
   | 'closing'    // no new requests; ends once in-flight calls answered
   | 'lingering'  // our FIN sent (refusal, drain); input discarded until the peer closes
@@ -94,6 +118,13 @@ export class Connection {
   private waiting: Frame[] = [];
   private drainWaiters: (() => void)[] = [];
   private closeReason: string | null = null;
+  /** the sealed channel, once the handshake is done */
+  private channel: SealedChannel | null = null;
+  /** between HELLO_REPLY and the client's AUTH */
+  private pendingAuth: { suite: Suite; keys: SessionKeys; transcript: Buffer; granted: number; sessionId: Buffer } | null = null;
+  /** HELLO_REPLY went out (a later refusal is an AUTH frame) */
+  private replied = false;
+  private reconnected = false;
   private announced = false;
   private closedHandled = false;
   private readonly log: Logger;
@@ -115,6 +146,9 @@ export class Connection {
     this.helloTimer = host.clock.setTimer(host.limits.helloTimeoutMs, () => {
       this.helloTimer = null;
       if (this.phase === 'hello') this.abort(`no HELLO within ${host.limits.helloTimeoutMs} ms`);
+      else if (this.phase === 'handshake' || this.phase === 'auth') {
+        this.abort(`handshake (HELLO and AUTH) not done within ${host.limits.helloTimeoutMs} ms`);
+      }
     });
   }
 
@@ -165,7 +199,7 @@ export class Connection {
     if (!this.decoder.atBoundary) {
       this.log.warn('connection closed mid-frame', { op: 'frame', bytes: this.decoder.pendingBytes });
     }
-    if (this.phase === 'hello' || this.phase === 'handshake') {
+    if (this.phase === 'hello' || this.phase === 'handshake' || this.phase === 'auth') {
       this.closeReason ??= 'peer closed during handshake';
       this.socket.destroy();
       this.phase = 'closed';
@@ -180,7 +214,8 @@ export class Connection {
       if (this.phase === 'serving') {
         while (this.waiting.length > 0 && this.canDispatch()) this.dispatch(this.waiting.shift()!);
         if (this.phase !== 'serving') break;
-      } else if (this.phase !== 'hello') {
+        if (this.channel && this.channel.pendingIn >= MAX_PENDING_OPENS) break;
+      } else if (this.phase !== 'hello' && this.phase !== 'auth') {
         break;
       }
       let frame: Frame | null;
@@ -197,12 +232,14 @@ export class Connection {
   }
 
   private canDispatch(): boolean {
-    return this.inflight < this.host.limits.maxInflightPerConnection && this.socket.writableLength < OUTPUT_HIGH_WATER;
+    return this.inflight < this.host.limits.maxInflightPerConnection
+      && this.socket.writableLength + (this.channel?.pendingOutBytes ?? 0) < OUTPUT_HIGH_WATER;
   }
 
   private updateReading(): void {
-    const read = this.phase === 'hello' || this.phase === 'lingering'
-      || (this.phase === 'serving' && this.waiting.length === 0 && this.canDispatch());
+    const read = this.phase === 'hello' || this.phase === 'auth' || this.phase === 'lingering'
+      || (this.phase === 'serving' && this.waiting.length === 0 && this.canDispatch()
+        && (this.channel === null || this.channel.pendingIn < MAX_PENDING_OPENS));
     if (read) {
       if (this.socket.isPaused()) this.socket.resume();
     } else if (!this.socket.isPaused()) {
@@ -211,8 +248,13 @@ export class Connection {
   }
 
   private onFrame(frame: Frame): void {
+    if (this.channel) {
+      // every frame after the handshake is opened (in order) before anything looks at it
+      this.channel.receive(frame);
+      return;
+    }
     if (frame.tagLength !== 0) {
-      this.abort(`bad frame: ${cmdName(frame.cmd)} carries a ${frame.tagLength}-byte tag on an unsealed connection`);
+      this.abort(`bad frame: ${cmdName(frame.cmd)} carries a ${frame.tagLength}-byte tag during the handshake`);
       return;
     }
     if (this.phase === 'hello') {
@@ -220,6 +262,17 @@ export class Connection {
       else this.onHello(frame);
       return;
     }
+    if (this.phase === 'auth') {
+      if (frame.cmd !== Cmd.AUTH) this.abort(`expected AUTH, got ${cmdName(frame.cmd)}`);
+      else this.onAuth(frame);
+      return;
+    }
+    this.abort(`unexpected ${cmdName(frame.cmd)} frame before the handshake finished`);
+  }
+
+  /** An authenticated (opened) frame of a serving connection. */
+  private onOpened(frame: Frame): void {
+    if (this.phase !== 'serving') return; // closing: requests not started are dropped
     switch (frame.cmd) {
       case Cmd.PING:
         // answered at once, whatever the backend is doing
@@ -241,8 +294,6 @@ export class Connection {
 
   private onHello(frame: Frame): void {
     this.phase = 'handshake';
-    this.helloTimer?.cancel();
-    this.helloTimer = null;
     let hello: Hello;
     try {
       hello = decodeHello(frame.payload);
@@ -250,13 +301,20 @@ export class Connection {
       this.abort((err as Error).message);
       return;
     }
-    this.handshake(hello).catch((err) => {
+    // the exact bytes as received: the first half of the transcript both AUTH proofs cover
+    const helloBytes = Buffer.from(frame.payload);
+    this.handshake(hello, helloBytes).catch((err) => {
       this.log.error('handshake failed', { op: 'hello', error: (err as Error).message });
       this.abort(`handshake failed: ${(err as Error).message}`);
     });
   }
 
-  private async handshake(hello: Hello): Promise<void> {
+  private stopHelloTimer(): void {
+    this.helloTimer?.cancel();
+    this.helloTimer = null;
+  }
+
+  private async handshake(hello: Hello, helloBytes: Buffer): Promise<void> {
     const host = this.host;
     const cfg = host.config();
     const node = host.name;
@@ -272,12 +330,19 @@ export class Connection {
       host.emit('acl-denied', { addr: this.peer });
       return this.refuse('EACCES', `address ${this.peer} is not allowed by node ${node}`);
     }
-    const suite = host.suite();
-    if (hello.suite !== suite) {
-      return this.refuse('EPROTO', `suite mismatch: the client offers ${hello.suite}, node ${node} uses ${suite}`);
+    const suiteName = host.suite();
+    if (hello.suite !== suiteName) {
+      const message = suiteMismatchMessage(hello.suite, node, suiteName);
+      this.log.error(`${message} (client ${this.label})`, { op: 'hello', addr: this.peer });
+      host.emit('auth-failed', { addr: this.peer, message });
+      return this.refuse('EPROTO', message);
     }
-    if (suite !== 'none') {
-      return this.refuse('EPROTONOSUPPORT', `suite ${suite} is not implemented by this export yet`);
+    let suite: Suite;
+    try {
+      suite = configSuite(cfg.crypto);
+    } catch (err) {
+      this.log.error(`cannot serve suite ${suiteName}: ${(err as Error).message}`, { op: 'hello' });
+      return this.refuse('EPROTO', `export ${node} has an inconsistent crypto configuration (see its log)`);
     }
     const granted = grantAccess(hello.access, entry, cfg.readonly);
     if (granted === 0) {
@@ -285,8 +350,118 @@ export class Connection {
         + ` (allowed: ${accessName(entryAccess(entry, cfg.readonly))})`);
     }
 
-    // Fencing: only an admitted HELLO may take a session over.
-    const { session, known } = host.sessions.obtain(hello.sessionId, host.clock.now());
+    // The input key: the key-bound ACL entry's key, else the node's cipher key ‖ hash key.
+    let inputKey: Buffer | null = null;
+    if (entry.keyFile !== null) {
+      if (!suite.needsKey) {
+        return this.authRefuse(`authentication failed: the ACL entry for ${this.peer} on export ${node} is bound to a key,`
+          + ` but suite ${suite.name} proves no key; configure a keyed suite on both sides`);
+      }
+      let key: Buffer;
+      try {
+        key = await readKeyFile(entry.keyFile, this.log);
+      } catch (err) {
+        this.log.error(`cannot load the key bound to ${entry.addr}: ${(err as Error).message}`, { op: 'key', errno: errnoOf(err) });
+        if (this.phase !== 'handshake') return;
+        return this.authRefuse(`authentication failed: export ${node} cannot load the key bound to ${this.peer} (see its log)`);
+      }
+      if (this.phase !== 'handshake') {
+        key.fill(0);
+        return;
+      }
+      if (!hello.keyId || !proofsEqual(hello.keyId, keyId(key))) {
+        key.fill(0);
+        return this.authRefuse(`authentication failed: key-bound ACL entry for ${this.peer} needs another key`);
+      }
+      inputKey = key;
+    } else if (suite.needsKey) {
+      try {
+        inputKey = await loadNodeKey(cfg.crypto, suite, this.log);
+      } catch (err) {
+        this.log.error(`cannot load the node's key: ${(err as Error).message}`, { op: 'key', errno: errnoOf(err) });
+        if (this.phase !== 'handshake') return;
+        return this.authRefuse(`authentication failed: export ${node} cannot load its key (see its log)`);
+      }
+      if (this.phase !== 'handshake') {
+        inputKey?.fill(0);
+        return;
+      }
+    }
+
+    const reply = (nonce: Buffer): Buffer => encodeHelloReply({
+      identity: host.identity(),
+      size: host.size(),
+      blockSize: BLOCK_SIZE,
+      maxRequest: host.maxRequest(),
+      granted,
+      suite: suite.name,
+      nonce,
+      message: null,
+    });
+    if (!suite.needsKey || inputKey === null) {
+      // none / none+<h>: nothing to prove; admit, then answer
+      this.stopHelloTimer();
+      if (!await this.admit(hello.sessionId, granted)) return;
+      this.send({ cmd: Cmd.HELLO_REPLY, payload: reply(randomBytes(32)) });
+      this.replied = true;
+      this.startServing(suite, NO_KEYS, NO_KEYS);
+      return;
+    }
+    const serverNonce = randomBytes(32);
+    const replyBytes = reply(serverNonce);
+    const keys = deriveSessionKeys(suite, inputKey, hello.nonce, serverNonce);
+    inputKey.fill(0);
+    this.pendingAuth = {
+      suite, keys, transcript: Buffer.concat([helloBytes, replyBytes]), granted, sessionId: hello.sessionId,
+    };
+    this.send({ cmd: Cmd.HELLO_REPLY, payload: replyBytes });
+    this.replied = true;
+    this.phase = 'auth';
+    this.pump();
+  }
+
+  /** The client's AUTH: its key proof over the transcript. Nothing is taken over before it checks out. */
+  private onAuth(frame: Frame): void {
+    const pa = this.pendingAuth!;
+    this.pendingAuth = null;
+    this.phase = 'handshake';
+    let proof: Buffer | null = null;
+    if (frame.status === 0) {
+      try {
+        proof = decodeAuth(frame.payload).proof;
+      } catch { /* a malformed AUTH proves nothing */ }
+    }
+    if (!proof || !proofsEqual(proof, authProof(pa.keys.confirm, 'client', pa.transcript))) {
+      wipeKeys(pa.keys);
+      return this.authRefuse(`authentication failed: the key proof of ${this.peer} does not match export ${this.host.name}'s key`
+        + ` (suite ${pa.suite.name})`);
+    }
+    this.stopHelloTimer();
+    this.finishAuth(pa).catch((err) => {
+      wipeKeys(pa.keys);
+      this.log.error('handshake failed', { op: 'auth', error: (err as Error).message });
+      this.abort(`handshake failed: ${(err as Error).message}`);
+    });
+  }
+
+  private async finishAuth(pa: NonNullable<Connection['pendingAuth']>): Promise<void> {
+    if (!await this.admit(pa.sessionId, pa.granted)) {
+      wipeKeys(pa.keys);
+      return;
+    }
+    this.send({ cmd: Cmd.AUTH, payload: encodeAuth({ proof: authProof(pa.keys.confirm, 'server', pa.transcript) }) });
+    pa.keys.confirm.fill(0);
+    this.startServing(pa.suite, pa.keys.serverToClient, pa.keys.clientToServer);
+  }
+
+  /**
+   * Join the session; fencing: a known session's old connections are destroyed and their backend
+   * calls awaited. Only an admitted (and, with a key, authenticated) HELLO may take a session over.
+   * false = the connection closed or was refused meanwhile.
+   */
+  private async admit(sessionId: Buffer, granted: number): Promise<boolean> {
+    const host = this.host;
+    const { session, known } = host.sessions.obtain(sessionId, host.clock.now());
     const others = [...session.connections].filter((c) => c !== this);
     // Join the session before waiting, so a third HELLO of the same session fences this one too.
     this.session = session;
@@ -300,41 +475,55 @@ export class Connection {
         });
         await Promise.all(busy.map((c) => c.drained()));
       }
-      if (this.phase !== 'handshake') return; // closed while we waited
-      if (!host.serving()) return this.refuse('ESHUTDOWN', `node ${node} is not serving`);
+      if (this.phase !== 'handshake') return false; // closed while we waited
+      if (!host.serving()) {
+        this.refuse('ESHUTDOWN', `node ${host.name} is not serving`);
+        return false;
+      }
     }
     if (known) host.noteReconnect();
     this.granted = granted;
+    this.reconnected = known;
     session.hellos++;
     session.lastUsed = host.clock.now();
+    return true;
+  }
 
-    this.send({
-      cmd: Cmd.HELLO_REPLY,
-      payload: encodeHelloReply({
-        identity: host.identity(),
-        size: host.size(),
-        blockSize: BLOCK_SIZE,
-        maxRequest: host.maxRequest(),
-        granted,
-        suite,
-        nonce: randomBytes(32),
-        message: null,
-      }),
+  private startServing(suite: Suite, tx: DirectionKeys, rx: DirectionKeys): void {
+    const host = this.host;
+    this.channel = new SealedChannel({
+      suite, tx, rx,
+      crypto: host.cryptoPool,
+      write: (parts) => this.writeParts(parts),
+      deliver: (frame) => this.onOpened(frame),
+      fail: (reason) => this.abort(reason),
+      onProgress: () => { if (this.phase === 'serving') this.pump(); },
     });
     this.phase = 'serving';
     this.announced = true;
-    this.log.info('session connected', { op: 'hello', session: session.hex, granted: accessName(granted), reconnect: known });
+    const session = this.session!;
+    this.log.info('session connected', {
+      op: 'hello', session: session.hex, granted: accessName(this.granted), suite: suite.name, reconnect: this.reconnected,
+    });
     host.emit('connected', { sessionId: session.hex });
     this.pump();
   }
 
-  /** HELLO_REPLY with an error status and message, then close. */
+  /** Refuse the handshake: HELLO_REPLY (or AUTH, once HELLO_REPLY went out) with an error status and message, then close. */
   private refuse(errno: string, message: string): void {
-    if (this.phase === 'closed') return;
+    if (this.phase === 'closed' || this.phase === 'lingering') return;
     this.log.warn('HELLO refused', { op: 'hello', errno, reason: message });
-    this.send({ cmd: Cmd.HELLO_REPLY, status: errnoNumber(errno), payload: encodeRefusal(message) });
+    this.send({ cmd: this.replied ? Cmd.AUTH : Cmd.HELLO_REPLY, status: errnoNumber(errno), payload: encodeRefusal(message) });
     this.closeReason ??= `refused: ${message}`;
     this.linger();
+  }
+
+  /** Authentication failed: logged naming node and peer, event auth-failed {addr}, refused with EACCES. */
+  private authRefuse(message: string): void {
+    if (this.phase === 'closed' || this.phase === 'lingering') return;
+    this.log.error(`${message} (node ${this.host.name}, client ${this.label})`, { op: 'auth', addr: this.peer });
+    this.host.emit('auth-failed', { addr: this.peer });
+    this.refuse('EACCES', message);
   }
 
   // ---- requests ----
@@ -430,10 +619,15 @@ export class Connection {
     });
   }
 
+  /** Send a frame: sealed once the handshake is done, plain before. */
   private send(init: FrameInit): void {
+    if (this.channel) this.channel.send(init);
+    else this.writeParts(encodeFrame(init));
+  }
+
+  private writeParts(parts: Buffer[]): void {
     const s = this.socket;
     if (s.destroyed || !s.writable) return;
-    const parts = encodeFrame(init);
     if (parts.length === 1) {
       s.write(parts[0]!);
       return;
@@ -448,7 +642,7 @@ export class Connection {
   /** No new requests; answer the in-flight ones, then end the connection. */
   beginClose(reason: string): void {
     if (this.phase === 'closed' || this.phase === 'lingering' || this.phase === 'closing') return;
-    if (this.phase === 'hello' || this.phase === 'handshake') {
+    if (this.phase === 'hello' || this.phase === 'handshake' || this.phase === 'auth') {
       this.abort(reason);
       return;
     }
@@ -467,7 +661,10 @@ export class Connection {
     if (this.phase === 'closed' || this.phase === 'lingering') return;
     this.phase = 'lingering';
     this.waiting = [];
-    this.socket.end();
+    // responses still being sealed go out first, in order; then our FIN
+    const end = (): void => { if (!this.socket.destroyed) this.socket.end(); };
+    if (this.channel) this.channel.whenFlushed(end);
+    else end();
     this.updateReading();
     this.lingerTimer = this.host.clock.setTimer(LINGER_MS, () => {
       this.lingerTimer = null;
@@ -501,6 +698,7 @@ export class Connection {
   private destroyNow(): void {
     this.phase = 'closed';
     this.waiting = [];
+    this.dropCrypto();
     this.helloTimer?.cancel();
     this.helloTimer = null;
     this.socket.destroy();
@@ -511,6 +709,7 @@ export class Connection {
     this.closedHandled = true;
     this.phase = 'closed';
     this.waiting = [];
+    this.dropCrypto();
     this.helloTimer?.cancel();
     this.lingerTimer?.cancel();
     this.helloTimer = this.lingerTimer = null;
@@ -526,12 +725,33 @@ export class Connection {
     this.host.connectionClosed(this);
   }
 
+  /** Forget the channel and any half-done handshake keys (wiped). */
+  private dropCrypto(): void {
+    this.channel?.close();
+    if (this.pendingAuth) {
+      wipeKeys(this.pendingAuth.keys);
+      this.pendingAuth = null;
+    }
+  }
+
   private forgetFromSession(): void {
     if (this.session && this.closedHandled) {
       this.session.connections.delete(this);
       this.session.lastUsed = this.host.clock.now();
     }
   }
+}
+
+/** The refusal message of a suite mismatch: names both suites, and says when crypto is on one side only. */
+export function suiteMismatchMessage(client: string, node: string, ours: string): string {
+  const m = `suite mismatch: client offers ${client}, export ${node} uses ${ours}`;
+  if (client === 'none') return `${m} (crypto is configured on the export only)`;
+  if (ours === 'none') return `${m} (crypto is configured on the client only)`;
+  return m;
+}
+
+function wipeKeys(k: SessionKeys): void {
+  for (const b of [k.clientToServer.enc, k.clientToServer.mac, k.serverToClient.enc, k.serverToClient.mac, k.confirm]) b.fill(0);
 }
 
 /** Refuse a connection before any HELLO (connection cap): a HELLO_REPLY refusal, then close. */

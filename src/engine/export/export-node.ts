@@ -23,6 +23,7 @@ import { AclCache } from './acl.js';
 import { SessionTable } from './dedup.js';
 import { loadIdentity } from './identity.js';
 import { Connection, refuseSocket, type CallToken, type ExportHost } from './connection.js';
+import type { FrameCrypto } from '../channel.js';
 
 /** How long a stop drains before connections are destroyed (DESIGN §4). */
 export const DRAIN_MS = 10_000;
@@ -85,6 +86,7 @@ class ExportNode implements NodeRuntime, ExportHost {
   readonly limits: Limits;
   readonly fencing: boolean;
   readonly sessions: SessionTable<Connection>;
+  readonly cryptoPool: FrameCrypto;
 
   private _state: ExportState = 'configured';
   private _reason: string | null = null;
@@ -111,6 +113,7 @@ class ExportNode implements NodeRuntime, ExportHost {
     this.log = ctx.log.child({ node: this.name });
     this.clock = ctx.clock;
     this.limits = ctx.limits;
+    this.cryptoPool = ctx.cryptoPool;
     this.switches = testSwitchesFromEnv(opts.env ?? process.env);
     this.fencing = !this.switches.noFencing;
     if (!this.fencing) this.log.warn('DST_TEST_NO_FENCING=1: fencing and dedup are OFF (tests only)', { op: 'create' });
@@ -291,7 +294,7 @@ class ExportNode implements NodeRuntime, ExportHost {
   }
 
   private warnEmptyAcl(): void {
-    this.log.warn(`the ACL is empty: nobody may connect; add an entry with "dst security add ${this.name} ADDR[/PREFIX] rw"`,
+    this.log.warn(`the ACL is empty: nobody may connect; add an entry with "dst security add ${this.name} --addr IP[/PREFIX] --perm rw"`,
       { op: 'acl' });
   }
 

@@ -9,16 +9,35 @@
 // is dead after resend-timeout of silence; when idle, a PING after ping-interval of silence and
 // dead after 3 unanswered pings. A slow export that still answers PINGs is never declared dead.
 // One liveness timer per connection, from the injected Clock.
+//
+// Handshake (DESIGN §7, §9), frames in order; the whole of it bounded by resend-timeout:
+//   (key files read fresh: the input key = cipher key ‖ hash key, as configured now)
+//   HELLO          version, export name, session id, rw access, our suite, key id (when keyed), nonce
+//   HELLO_REPLY    refused (status): EACCES → denied (auth-failed when the message says
+//                  "authentication failed"), EPROTO → suite-mismatch, else link. Another suite than
+//                  ours → suite-mismatch. Suites without a key (none, none+<h>): READY.
+//   AUTH (ours)    HMAC(confirm, "client" ‖ HELLO payload ‖ HELLO_REPLY payload), both as sent/received
+//   AUTH (theirs)  refused (status EACCES) → auth-failed; else its proof HMAC(confirm, "server" ‖
+//                  transcript) must match (mutual authentication), else auth-failed; then READY.
+// Once READY every frame both ways goes through a SealedChannel (sequence numbers from 0, header
+// authenticated, large frames in the crypto pool, written and delivered in order); a frame that
+// fails to open closes the link (reason link) and the table replays on the next connection,
+// which makes a fresh handshake: new nonces, new keys, sequences from 0.
 import { randomBytes } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import type { Clock, TimerHandle } from '../../util/clock.js';
 import { DstError, errnoName } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import {
-  Access, Cmd, FrameDecoder, Op, WIRE_VERSION, cmdName, decodeHelloReply, decodeRefusal, encodeFrame, encodeHello,
-  type Frame, type HelloReply,
+  Access, Cmd, FrameDecoder, Op, WIRE_VERSION, cmdName, decodeAuth, decodeHelloReply, decodeRefusal, encodeAuth, encodeFrame,
+  encodeHello, type Frame, type FrameInit, type HelloReply,
 } from '../../protocol/wire.js';
-import type { Policy } from '../types.js';
+import {
+  authProof, deriveSessionKeys, keyId, proofsEqual, type DirectionKeys, type SessionKeys, type Suite,
+} from '../../protocol/suites.js';
+import { DEFAULT_CRYPTO, type CryptoConfig, type Policy } from '../types.js';
+import { NO_KEYS, SealedChannel, type FrameCrypto } from '../channel.js';
+import { configSuite, loadNodeKey } from '../keys.js';
 import type { BlockOp } from './target.js';
 import type { Txn, TxnSender } from './transactions.js';
 
@@ -30,6 +49,8 @@ export enum ConnState {
   CONNECTING = 'connecting',
   /** TCP up and HELLO written; awaiting HELLO_REPLY, bounded by resend-timeout. */
   HELLO_SENT = 'hello-sent',
+  /** Keyed suite: our AUTH written; awaiting the export's AUTH (same bound). */
+  AUTH_SENT = 'auth-sent',
   /** Handshake done: IO frames flow, liveness (PING/PONG) is watched. */
   READY = 'ready',
   /** Terminal: socket destroyed or ended, timers cancelled, onClose reported once. */
@@ -40,14 +61,19 @@ export enum ConnState {
 export type ConnEvent =
   | 'start'     // begin the TCP connect
   | 'tcp-up'    // TCP connected, HELLO written
-  | 'hello-ok'  // an acceptable HELLO_REPLY arrived
+  | 'hello-ok'  // an acceptable HELLO_REPLY arrived (suite without a key: done)
+  | 'auth-sent' // an acceptable HELLO_REPLY arrived for a keyed suite; our AUTH written
+  | 'auth-ok'   // the export's AUTH proved its key
   | 'fail'      // error: socket error/close, timeout, refusal, bad frame, dead link
   | 'close';    // local decision to close (node stop, reconnect request)
 
 const TRANSITIONS: Readonly<Record<ConnState, Partial<Record<ConnEvent, ConnState>>>> = {
   [ConnState.IDLE]: { start: ConnState.CONNECTING, close: ConnState.CLOSED },
   [ConnState.CONNECTING]: { 'tcp-up': ConnState.HELLO_SENT, fail: ConnState.CLOSED, close: ConnState.CLOSED },
-  [ConnState.HELLO_SENT]: { 'hello-ok': ConnState.READY, fail: ConnState.CLOSED, close: ConnState.CLOSED },
+  [ConnState.HELLO_SENT]: {
+    'hello-ok': ConnState.READY, 'auth-sent': ConnState.AUTH_SENT, fail: ConnState.CLOSED, close: ConnState.CLOSED,
+  },
+  [ConnState.AUTH_SENT]: { 'auth-ok': ConnState.READY, fail: ConnState.CLOSED, close: ConnState.CLOSED },
   [ConnState.READY]: { fail: ConnState.CLOSED, close: ConnState.CLOSED },
   [ConnState.CLOSED]: {},
 };
@@ -93,10 +119,10 @@ export const defaultSocketFactory: SocketFactory = (host, port) => {
   return s;
 };
 
-/** Map a refusal status (errno number in HELLO_REPLY) to a close reason. */
-export function refusalReason(status: number): ConnCloseReason {
+/** Map a refusal status (errno number in HELLO_REPLY or AUTH) and its message to a close reason. */
+export function refusalReason(status: number, message = ''): ConnCloseReason {
   const name = errnoName(status);
-  if (name === 'EACCES') return 'denied';
+  if (name === 'EACCES') return message.startsWith('authentication failed') ? 'auth-failed' : 'denied';
   if (name === 'EPROTO') return 'suite-mismatch';
   return 'link';
 }
@@ -128,6 +154,12 @@ export interface ConnectionOptions {
   onResponse: (frame: Frame) => void;
   onClose: (info: ConnCloseInfo) => void;
   socketFactory?: SocketFactory;
+  /** the node's crypto config, read at each handshake (default: none) */
+  crypto?: () => CryptoConfig;
+  /** the engine's crypto pool (large frames); null/absent = everything on this thread */
+  cryptoPool?: FrameCrypto | null;
+  /** reads the input key (default: loadNodeKey, the key files as configured) */
+  loadKey?: (c: CryptoConfig, suite: Suite, log: Logger) => Promise<Buffer | null>;
 }
 
 export class Connection implements TxnSender {
@@ -138,6 +170,16 @@ export class Connection implements TxnSender {
   private livenessTimer: TimerHandle | null = null;
   private livenessAt = Infinity;
   private corked = false;
+
+  /** the suite of this handshake (from the config at start) and its input key until derived */
+  private suite: Suite | null = null;
+  private inputKey: Buffer | null = null;
+  /** the HELLO payload as sent, then HELLO ‖ HELLO_REPLY (the transcript) */
+  private transcript: Buffer | null = null;
+  private clientNonce: Buffer | null = null;
+  private sessionKeys: SessionKeys | null = null;
+  /** once READY: every frame both ways */
+  private channel: SealedChannel | null = null;
 
   /** clock.now() of the last byte received (any frame, any part) */
   lastByteAt = 0;
@@ -175,6 +217,34 @@ export class Connection implements TxnSender {
       this.handshakeTimer = null;
       this.fail('link', `connect to ${this.opts.host}:${this.opts.port} timed out after ${rt} ms`, 'ETIMEDOUT');
     });
+    const crypto = this.opts.crypto?.() ?? DEFAULT_CRYPTO;
+    try {
+      this.suite = configSuite(crypto);
+    } catch (err) {
+      const detail = `authentication failed: ${(err as Error).message}`;
+      queueMicrotask(() => this.fail('auth-failed', detail, null));
+      return;
+    }
+    if (!this.suite.needsKey) {
+      this.openSocket();
+      return;
+    }
+    // key files are read fresh at every handshake: `crypto set` applies at the next one
+    (this.opts.loadKey ?? loadNodeKey)(crypto, this.suite, this.opts.log).then(
+      (key) => {
+        if (this.st !== ConnState.CONNECTING || this.socket) {
+          key?.fill(0);
+          return;
+        }
+        this.inputKey = key;
+        this.openSocket();
+      },
+      (err) => this.fail('auth-failed', `authentication failed: cannot load this node's key: ${(err as Error)?.message ?? String(err)}`,
+        (err as { errno?: string | null }).errno ?? null),
+    );
+  }
+
+  private openSocket(): void {
     let sock: WireSocket;
     try {
       sock = (this.opts.socketFactory ?? defaultSocketFactory)(this.opts.host, this.opts.port);
@@ -192,7 +262,7 @@ export class Connection implements TxnSender {
 
   private phase(): string {
     return this.st === ConnState.CONNECTING ? `connect to ${this.opts.host}:${this.opts.port}`
-      : this.st === ConnState.HELLO_SENT ? 'handshake' : 'link';
+      : this.st === ConnState.HELLO_SENT || this.st === ConnState.AUTH_SENT ? 'handshake' : 'link';
   }
 
   private onConnect(): void {
@@ -200,23 +270,24 @@ export class Connection implements TxnSender {
     this.go('tcp-up');
     this.lastByteAt = this.opts.clock.now();
     this.socket!.setNoDelay(true);
-    this.write(encodeFrame({
-      cmd: Cmd.HELLO,
-      payload: encodeHello({
-        version: WIRE_VERSION,
-        exportName: this.opts.exportName,
-        sessionId: this.opts.sessionId,
-        access: Access.READ | Access.WRITE,
-        suite: 'none',
-        keyId: null,
-        nonce: randomBytes(32),
-      }),
-    }));
+    this.clientNonce = randomBytes(32);
+    const hello = encodeHello({
+      version: WIRE_VERSION,
+      exportName: this.opts.exportName,
+      sessionId: this.opts.sessionId,
+      access: Access.READ | Access.WRITE,
+      suite: this.suite!.name,
+      keyId: this.inputKey ? keyId(this.inputKey) : null,
+      nonce: this.clientNonce,
+    });
+    this.transcript = hello;
+    this.write(encodeFrame({ cmd: Cmd.HELLO, payload: hello }));
     this.handshakeTimer?.cancel();
     const rt = this.opts.policy().resendTimeoutMs;
     this.handshakeTimer = this.opts.clock.setTimer(rt, () => {
       this.handshakeTimer = null;
-      this.fail('link', `no HELLO_REPLY within ${rt} ms`, 'ETIMEDOUT');
+      this.fail('link', this.st === ConnState.AUTH_SENT ? `no AUTH from the export within ${rt} ms of the HELLO`
+        : `no HELLO_REPLY within ${rt} ms`, 'ETIMEDOUT');
     });
   }
 
@@ -225,7 +296,7 @@ export class Connection implements TxnSender {
     this.lastByteAt = this.opts.clock.now();
     this.unanswered = 0;
     this.decoder.feed(chunk);
-    while (this.st === ConnState.HELLO_SENT || this.st === ConnState.READY) {
+    while (this.st === ConnState.HELLO_SENT || this.st === ConnState.AUTH_SENT || this.st === ConnState.READY) {
       let frame: Frame | null;
       try {
         frame = this.decoder.next();
@@ -234,12 +305,16 @@ export class Connection implements TxnSender {
         return;
       }
       if (!frame) return;
+      if (this.channel) {
+        this.channel.receive(frame); // opened in order; delivered to onReadyFrame once authenticated
+        continue;
+      }
       if (frame.tagLength !== 0) {
-        this.fail('link', `bad frame: ${cmdName(frame.cmd)} carries a tag but suite "none" was negotiated`, 'EPROTO');
+        this.fail('link', `bad frame: ${cmdName(frame.cmd)} carries a tag during the handshake`, 'EPROTO');
         return;
       }
       if (this.st === ConnState.HELLO_SENT) this.onHandshakeFrame(frame);
-      else this.onReadyFrame(frame);
+      else if (this.st === ConnState.AUTH_SENT) this.onAuthFrame(frame);
     }
   }
 
@@ -254,7 +329,7 @@ export class Connection implements TxnSender {
         message = decodeRefusal(frame.payload);
       } catch { /* keep "refused" */ }
       const errno = errnoName(frame.status);
-      this.fail(refusalReason(frame.status), `export refused the HELLO: ${message} (${errno})`, errno);
+      this.fail(refusalReason(frame.status, message), `export refused the HELLO: ${message} (${errno})`, errno);
       return;
     }
     let reply: HelloReply;
@@ -264,18 +339,72 @@ export class Connection implements TxnSender {
       this.fail('link', (err as Error).message, 'EPROTO');
       return;
     }
-    if (reply.suite !== 'none') {
-      this.fail('suite-mismatch', `suite mismatch: this node uses "none", the export answered "${reply.suite}"`, 'EPROTO');
+    const suite = this.suite!;
+    if (reply.suite !== suite.name) {
+      this.fail('suite-mismatch', `suite mismatch: this node uses ${suite.name}, the export answered ${reply.suite}`, 'EPROTO');
       return;
     }
+    this.reply = reply;
+    if (!suite.needsKey || !this.inputKey) {
+      this.transcript = null;
+      this.go('hello-ok');
+      this.becomeReady(NO_KEYS, NO_KEYS);
+      return;
+    }
+    const keys = deriveSessionKeys(suite, this.inputKey, this.clientNonce!, reply.nonce);
+    this.inputKey.fill(0);
+    this.inputKey = null;
+    this.sessionKeys = keys;
+    this.transcript = Buffer.concat([this.transcript!, frame.payload]);
+    this.write(encodeFrame({ cmd: Cmd.AUTH, payload: encodeAuth({ proof: authProof(keys.confirm, 'client', this.transcript) }) }));
+    this.go('auth-sent');
+  }
+
+  /** The export's AUTH: a refusal of our proof, or its own proof (mutual authentication). */
+  private onAuthFrame(frame: Frame): void {
+    if (frame.cmd !== Cmd.AUTH) {
+      this.fail('link', `handshake: expected AUTH, got ${cmdName(frame.cmd)}`, 'EPROTO');
+      return;
+    }
+    if (frame.status !== 0) {
+      let message = 'refused';
+      try {
+        message = decodeRefusal(frame.payload);
+      } catch { /* keep "refused" */ }
+      const errno = errnoName(frame.status);
+      this.fail(refusalReason(frame.status, message), `export refused the handshake: ${message} (${errno})`, errno);
+      return;
+    }
+    const keys = this.sessionKeys!;
+    let proof: Buffer | null = null;
+    try {
+      proof = decodeAuth(frame.payload).proof;
+    } catch { /* a malformed AUTH proves nothing */ }
+    if (!proof || !proofsEqual(proof, authProof(keys.confirm, 'server', this.transcript!))) {
+      this.fail('auth-failed', 'authentication failed: the export did not prove the same key (its AUTH does not match)', 'EACCES');
+      return;
+    }
+    keys.confirm.fill(0);
+    this.sessionKeys = null;
+    this.transcript = null;
+    this.go('auth-ok');
+    this.becomeReady(keys.clientToServer, keys.serverToClient);
+  }
+
+  private becomeReady(tx: DirectionKeys, rx: DirectionKeys): void {
     this.handshakeTimer?.cancel();
     this.handshakeTimer = null;
-    this.go('hello-ok');
-    this.reply = reply;
+    this.channel = new SealedChannel({
+      suite: this.suite!, tx, rx,
+      crypto: this.opts.cryptoPool ?? null,
+      write: (parts) => this.write(parts),
+      deliver: (f) => this.onReadyFrame(f),
+      fail: (reason) => this.fail('link', reason, 'EBADMSG'),
+    });
     this.busy = this.opts.outstanding();
     this.busySince = this.opts.clock.now();
     this.armLiveness();
-    this.opts.onReady(reply);
+    this.opts.onReady(this.reply!);
   }
 
   private onReadyFrame(frame: Frame): void {
@@ -284,7 +413,7 @@ export class Connection implements TxnSender {
         this.opts.onResponse(frame);
         return;
       case Cmd.PING:
-        this.write(encodeFrame({ cmd: Cmd.PONG, id: frame.id }));
+        this.send({ cmd: Cmd.PONG, id: frame.id });
         return;
       case Cmd.PONG:
         return; // lastByteAt already refreshed
@@ -297,6 +426,11 @@ export class Connection implements TxnSender {
   }
 
   // ---- sending ----
+
+  /** One frame on a READY connection: sealed, numbered, written in order. */
+  private send(init: FrameInit): void {
+    this.channel?.send(init);
+  }
 
   /** One writev per event-loop turn: cork now, uncork on the next tick. */
   private write(parts: Buffer[]): void {
@@ -318,7 +452,7 @@ export class Connection implements TxnSender {
     if (this.st !== ConnState.READY) {
       throw new DstError('DST_ERR_INTERNAL', `connection: sendTxn in state ${this.st}`);
     }
-    this.write(encodeFrame({
+    this.send({
       cmd: Cmd.IO,
       op: WIRE_OP[txn.op],
       flags,
@@ -327,7 +461,7 @@ export class Connection implements TxnSender {
       length: txn.length,
       ackedBelow,
       payload: txn.op === 'write' ? txn.payload : null,
-    }));
+    });
     if (!this.busy) {
       this.busy = true;
       this.busySince = this.opts.clock.now();
@@ -398,7 +532,7 @@ export class Connection implements TxnSender {
       this.lastPingAt = now;
       this.unanswered++;
       this.pingsSent++;
-      this.write(encodeFrame({ cmd: Cmd.PING, id: ++this.pingSeq }));
+      this.send({ cmd: Cmd.PING, id: ++this.pingSeq });
     }
     this.armLiveness();
   }
@@ -422,7 +556,7 @@ export class Connection implements TxnSender {
     if (this.st === ConnState.CLOSED) return;
     const wasReady = this.st === ConnState.READY;
     if (graceful && wasReady) {
-      this.write(encodeFrame({ cmd: Cmd.CLOSE }));
+      this.send({ cmd: Cmd.CLOSE });
     }
     this.go('close');
     this.teardown(graceful && wasReady);
@@ -430,6 +564,15 @@ export class Connection implements TxnSender {
   }
 
   private teardown(graceful: boolean): void {
+    this.channel?.close();
+    this.inputKey?.fill(0);
+    this.inputKey = null;
+    if (this.sessionKeys) {
+      const k = this.sessionKeys;
+      for (const b of [k.clientToServer.enc, k.clientToServer.mac, k.serverToClient.enc, k.serverToClient.mac, k.confirm]) b.fill(0);
+      this.sessionKeys = null;
+    }
+    this.transcript = null;
     this.handshakeTimer?.cancel();
     this.handshakeTimer = null;
     this.livenessTimer?.cancel();

@@ -312,6 +312,9 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
       onReady: (reply) => this.onHello(conn, reply),
       onResponse: (frame) => this.onResponse(conn, frame),
       onClose: (info) => this.onConnClose(conn, info),
+      // read at each handshake: `crypto set` applies at the next one (`node reconnect` forces it)
+      crypto: () => this.node.config.crypto,
+      cryptoPool: this.ctx.cryptoPool,
       ...(this.deps.socketFactory ? { socketFactory: this.deps.socketFactory } : {}),
     });
     this.conn = conn;
@@ -386,6 +389,11 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
       this.log.warn(`disconnected: ${info.detail}${requeued ? `; ${requeued} request(s) will be replayed` : ''}`,
         { op: 'link', errno: info.errno });
       this.emit('disconnected', { reason: info.reason });
+    } else if (info.reason === 'auth-failed' || info.reason === 'suite-mismatch' || info.reason === 'denied') {
+      // not a flaky link: the configuration of one side must change; say so loudly (the backoff
+      // still doubles, so a wrong key never becomes a retry storm)
+      this.log.error(`connection refused (${info.reason}): ${info.detail}`, { op: 'connect', errno: info.errno });
+      if (info.reason !== 'denied') this.emit('auth-failed', { message: info.detail });
     } else {
       this.log.warn(`connection attempt failed: ${info.detail}`, { op: 'connect', errno: info.errno });
     }
