@@ -554,7 +554,10 @@ export class Registry {
     if (before === 'stopping') {
       throw new DstError('DST_ERR_STATE', `${where}: the node is stopping; start it again once it is configured`, { errno: 'EBUSY' });
     }
-    // (an export with an empty ACL warns when it starts: see export-node.ts)
+    if (e.config.role === 'export' && e.config.acl.length === 0) {
+      this.log.warn(`export ${name} has an empty ACL: nobody may connect; add an entry with: dst security add ${name} --addr IP[/PREFIX] --perm rw`,
+        { node: name, op: 'node start' });
+    }
     try {
       await e.runtime.start();
     } catch (err) {

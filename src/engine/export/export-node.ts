@@ -381,8 +381,7 @@ class ExportNode implements NodeRuntime, ExportHost {
     this.log.info('serving', {
       op: 'start', disk: cfg.disk, size, blockDevice: disk.info.blockDevice, listen: this.boundAddr, readonly: cfg.readonly,
     });
-    this.setState('listening');
-    if (cfg.acl.length === 0) this.warnEmptyAcl();
+    this.setState('listening'); // (an empty ACL at start is warned about by the registry's node start)
   }
 
   private onConnection(socket: Socket): void {
