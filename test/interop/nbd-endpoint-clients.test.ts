@@ -142,7 +142,7 @@ test('fio --ioengine=nbd randrw with crc32c verify', { timeout: 30_000 }, async 
   }
   const out = await tool('fio', [
     '--name=dst', '--ioengine=nbd', `--uri=${s.ep.uri}`, '--rw=randrw', '--bs=4k', '--iodepth=32',
-    '--verify=crc32c', '--verify_fatal=1', '--size=32M', '--output-format=json',
+    '--verify=crc32c', '--verify_state_save=0', '--verify_fatal=1', '--size=32M', '--output-format=json',
   ]);
   const json = JSON.parse(out.slice(out.indexOf('{'))) as { jobs: { error: number; read: { io_bytes: number }; write: { io_bytes: number } }[] };
   const job = json.jobs[0]!;
