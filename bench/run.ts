@@ -16,6 +16,12 @@ const QUICK = args.includes('--quick');
 const jsonIdx = args.indexOf('--json');
 const JSON_OUT = jsonIdx >= 0 ? args[jsonIdx + 1] : null;
 const RUNTIME = QUICK ? 3 : 15;
+// --systems a,b,c: run only these systems (e.g. skip dst-aes-gcm while it is not available)
+const sysIdx = args.indexOf('--systems');
+const ONLY = sysIdx >= 0 ? new Set((args[sysIdx + 1] ?? '').split(',').filter(Boolean)) : null;
+// --workloads a,b: run only these workloads
+const wlIdx = args.indexOf('--workloads');
+const ONLY_WL = wlIdx >= 0 ? new Set((args[wlIdx + 1] ?? '').split(',').filter(Boolean)) : null;
 const SIZE = 1024 * 1024 * 1024;
 
 interface Workload { name: string; rw: string; bs: string; iodepth: number }
@@ -87,6 +93,17 @@ async function setupDst(work: string, file: string, cipher: boolean): Promise<Se
   const sockA = join(dirA, 'dst.sock'), sockB = join(dirB, 'dst.sock');
   const engA = start(process.execPath, [DST, 'engine', '--socket', sockA, '--state-dir', join(dirA, 'state'), '--no-config', '--log-level', 'warn']);
   const engB = start(process.execPath, [DST, 'engine', '--socket', sockB, '--state-dir', join(dirB, 'state'), '--no-config', '--log-level', 'warn']);
+  try {
+    return await configureDst(work, file, cipher, engA, engB, sockA, sockB);
+  } catch (err) {
+    await stopChild(engA);
+    await stopChild(engB);
+    throw err;
+  }
+}
+
+async function configureDst(work: string, file: string, cipher: boolean, engA: ChildProcess, engB: ChildProcess,
+  sockA: string, sockB: string): Promise<Setup> {
   await waitFor('engine sockets', () => existsSync(sockA) && existsSync(sockB));
   await sleep(200);
   dst(sockB, 'node', 'add', 'vol', '--disk', file, '--listen', '127.0.0.1:0');
@@ -120,7 +137,13 @@ async function setupNbdkit(work: string, file: string, mode: 'plain' | 'retry' |
   const filt = mode === 'retry' ? ['--filter=retry'] : [];
   const tlsClient = mode === 'tls' ? ['tls=require', `tls-psk=${psk}`, 'tls-username=bench'] : [];
   const client = start('nbdkit', ['-f', '--unix', sock, ...filt, 'nbd', 'hostname=127.0.0.1', `port=${port}`, ...tlsClient]);
-  await waitFor('nbdkit socket', () => existsSync(sock));
+  try {
+    await waitFor('nbdkit socket', () => existsSync(sock));
+  } catch (err) {
+    await stopChild(client);
+    await stopChild(server);
+    throw err;
+  }
   return {
     uri: `nbd+unix:///?socket=${sock}`,
     rss: () => null,
@@ -160,14 +183,21 @@ async function main(): Promise<void> {
     { name: 'dst-aes-gcm', setup: () => setupDst(work, file, true) },
     { name: 'nbdkit-retry', setup: () => setupNbdkit(work, file, 'retry') },
     { name: 'nbdkit-tls', setup: () => setupNbdkit(work, file, 'tls') },
-  ];
+  ].filter((s) => ONLY === null || ONLY.has(s.name));
   const rows: Row[] = [];
   try {
     for (const w of WORKLOADS) {
+      if (ONLY_WL !== null && !ONLY_WL.has(w.name)) continue;
       for (const s of systems) {
         if (s.name.includes('tls') || s.name === 'dst-aes-gcm') if (!w.name.includes('1M')) continue;
         process.stderr.write(`${s.name} ${w.name} ...\n`);
-        const setup = await s.setup();
+        let setup: Setup;
+        try {
+          setup = await s.setup();
+        } catch (err) {
+          process.stderr.write(`${s.name} ${w.name}: setup failed: ${(err as Error).message}\n`);
+          continue;
+        }
         try {
           const r = fio(setup.uri, w);
           rows.push({ system: s.name, ...r, rssMiB: setup.rss() });

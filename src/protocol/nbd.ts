@@ -10,6 +10,7 @@
 // Encoders return a Buffer, or a Buffer[] when a data payload should go out with writev
 // without being copied.
 import { DstError } from '../util/errors.js';
+import { allocPayload, ownedCopy } from './wire.js';
 
 // ── Magic numbers ────────────────────────────────────────────────────────────────────────────
 export const NBD_MAGIC = 0x4e42444d41474943n;            // "NBDMAGIC"
@@ -222,6 +223,9 @@ export interface NbdServerDecoderOptions {
   maxPayload?: number;
 }
 
+/** A WRITE payload of at least this many bytes still arriving is read straight into its buffer. */
+const READ_INTO_MIN = 16 * 1024;
+
 function badFrame(message: string): DstError {
   return new DstError('DST_ERR_BAD_FRAME', message, { errno: 'EPROTO' });
 }
@@ -240,9 +244,12 @@ export class NbdServerDecoder {
   phase: NbdPhase = 'client-flags';
   private chunks: Buffer[] = [];
   private head = 0;          // read position inside chunks[0]
-  private bytes = 0;         // buffered bytes not yet consumed
+  private bytes = 0;         // bytes in `chunks` not yet consumed
   private pending: RequestMessage | null = null;  // header parsed, payload still arriving
   private pendingOption: { option: number; length: number } | null = null;
+  /** a WRITE payload assembled in place (chunks copied straight into it as they are fed) */
+  private dest: Buffer | null = null;
+  private destFilled = 0;
   private readonly maxOptionData: number;
   private readonly maxPayload: number;
 
@@ -252,12 +259,73 @@ export class NbdServerDecoder {
   }
 
   /** bytes buffered and not yet returned as messages */
-  get buffered(): number { return this.bytes; }
+  get buffered(): number { return this.bytes + this.destFilled; }
 
   feed(chunk: Buffer): void {
     if (chunk.length === 0) return;
+    const dest = this.dest;
+    if (dest !== null && this.destFilled < dest.length) {
+      // `chunks` is empty while a payload is assembled: the bytes go straight to it
+      const n = Math.min(dest.length - this.destFilled, chunk.length);
+      chunk.copy(dest, this.destFilled, 0, n);
+      this.destFilled += n;
+      if (n === chunk.length) return;
+      chunk = chunk.subarray(n);
+    }
     this.chunks.push(chunk);
     this.bytes += chunk.length;
+  }
+
+  /**
+   * Like feed(), for a chunk the caller overwrites once this call returns (a socket read into
+   * one reused buffer). Nothing is kept pointing into `chunk`: bytes of a WRITE payload being
+   * assembled are copied straight into it, a large WRITE whose payload is not all here gets
+   * its buffer at once (so the rest can be read straight into it: readTarget), and any other
+   * remainder is copied into decoder-owned memory.
+   */
+  feedTransient(chunk: Buffer): void {
+    let at = 0;
+    const dest = this.dest;
+    if (dest !== null && chunk.buffer === dest.buffer && chunk.byteOffset === dest.byteOffset + this.destFilled
+      && chunk.length <= dest.length - this.destFilled) {
+      this.destFilled += chunk.length; // read straight into the payload: nothing to copy
+      return;
+    }
+    if (dest !== null && this.destFilled < dest.length) {
+      const n = Math.min(dest.length - this.destFilled, chunk.length);
+      chunk.copy(dest, this.destFilled, 0, n);
+      this.destFilled += n;
+      at = n;
+    }
+    if (at === chunk.length) return;
+    const rest = chunk.length - at;
+    if (this.phase === 'transmission' && this.bytes === 0 && this.pending === null && this.dest === null
+      && rest >= REQUEST_HEADER_SIZE && chunk.readUInt32BE(at) === NBD_REQUEST_MAGIC
+      && chunk.readUInt16BE(at + 6) === Cmd.WRITE) {
+      const length = chunk.readUInt32BE(at + 24);
+      if (length >= READ_INTO_MIN && length <= this.maxPayload && rest < REQUEST_HEADER_SIZE + length) {
+        // keep the header (parsed by next()), and give the payload its buffer now
+        this.chunks.push(ownedCopy(chunk, at, at + REQUEST_HEADER_SIZE));
+        this.bytes += REQUEST_HEADER_SIZE;
+        const d = allocPayload(length);
+        chunk.copy(d, 0, at + REQUEST_HEADER_SIZE);
+        this.dest = d;
+        this.destFilled = rest - REQUEST_HEADER_SIZE;
+        return;
+      }
+    }
+    this.chunks.push(ownedCopy(chunk, at, chunk.length));
+    this.bytes += rest;
+  }
+
+  /**
+   * Where the next socket read should land: the unfilled rest of the WRITE payload being
+   * assembled when at least READ_INTO_MIN bytes of it are missing, else `scratch`.
+   */
+  readTarget(scratch: Buffer): Buffer {
+    const dest = this.dest;
+    if (dest !== null && dest.length - this.destFilled >= READ_INTO_MIN) return dest.subarray(this.destFilled);
+    return scratch;
   }
 
   next(): NbdMessage | null {
@@ -295,20 +363,32 @@ export class NbdServerDecoder {
   private nextRequest(): RequestMessage | null {
     if (this.pending === null) {
       if (this.bytes < REQUEST_HEADER_SIZE) return null;
-      const h = this.take(REQUEST_HEADER_SIZE);
-      const magic = h.readUInt32BE(0);
+      // Parse the header where it lies when it is inside one chunk (the usual case).
+      let h = this.chunks[0]!;
+      let at = this.head;
+      if (h.length - at >= REQUEST_HEADER_SIZE) {
+        this.head += REQUEST_HEADER_SIZE;
+        this.bytes -= REQUEST_HEADER_SIZE;
+        if (this.head === h.length) { this.chunks.shift(); this.head = 0; }
+      } else {
+        h = this.take(REQUEST_HEADER_SIZE);
+        at = 0;
+      }
+      const magic = h.readUInt32BE(at);
       if (magic !== NBD_REQUEST_MAGIC) {
         throw badFrame(magic === NBD_EXTENDED_REQUEST_MAGIC
           ? 'NBD extended request header without negotiated extended headers'
           : `bad NBD request magic 0x${magic.toString(16).padStart(8, '0')}`);
       }
+      const cookie = Buffer.allocUnsafe(8); // own copy: the chunk may be a view the owner reuses
+      h.copy(cookie, 0, at + 8, at + 16);
       const req: RequestMessage = {
         kind: 'request',
-        flags: h.readUInt16BE(4),
-        type: h.readUInt16BE(6),
-        cookie: Buffer.from(h.subarray(8, 16)),
-        offset: Number(h.readBigUInt64BE(16)),
-        length: h.readUInt32BE(24),
+        flags: h.readUInt16BE(at + 4),
+        type: h.readUInt16BE(at + 6),
+        cookie,
+        offset: h.readUInt32BE(at + 16) * 0x1_0000_0000 + h.readUInt32BE(at + 20),
+        length: h.readUInt32BE(at + 24),
         payload: null,
       };
       if (req.type === Cmd.WRITE && req.length > this.maxPayload) {
@@ -318,35 +398,55 @@ export class NbdServerDecoder {
     }
     const req = this.pending;
     if (req.type === Cmd.WRITE) {
-      if (this.bytes < req.length) return null;
-      req.payload = this.take(req.length);
+      const dest = this.dest;
+      if (dest !== null) {
+        if (this.destFilled < dest.length) return null;
+        req.payload = dest;
+        this.dest = null;
+        this.destFilled = 0;
+      } else if (this.bytes >= req.length) {
+        req.payload = this.take(req.length);
+      } else {
+        // The payload is still arriving: read it straight into its own buffer from now on.
+        const buf = allocPayload(req.length);
+        const have = this.bytes;
+        this.copyOut(buf, have);
+        this.dest = buf;
+        this.destFilled = have;
+        return null;
+      }
     }
     this.pending = null;
     return req;
   }
 
-  /** Consume n ≤ bytes buffered bytes. Zero-copy when they lie in one chunk. */
-  private take(n: number): Buffer {
-    this.bytes -= n;
-    const first = this.chunks[0];
-    if (n === 0) return Buffer.alloc(0);
-    if (first !== undefined && first.length - this.head >= n) {
-      const out = first.subarray(this.head, this.head + n);
-      this.head += n;
-      if (this.head === first.length) { this.chunks.shift(); this.head = 0; }
-      return out;
-    }
-    const out = Buffer.allocUnsafe(n);
+  /** Copy the next n ≤ bytes buffered bytes into out[0..n) and consume them. */
+  private copyOut(out: Buffer, n: number): void {
     let filled = 0;
     while (filled < n) {
       const c = this.chunks[0]!;
-      const avail = c.length - this.head;
-      const want = Math.min(avail, n - filled);
+      const want = Math.min(c.length - this.head, n - filled);
       c.copy(out, filled, this.head, this.head + want);
       filled += want;
       this.head += want;
       if (this.head === c.length) { this.chunks.shift(); this.head = 0; }
     }
+    this.bytes -= n;
+  }
+
+  /** Consume n ≤ bytes buffered bytes. Zero-copy when they lie in one chunk. */
+  private take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    const first = this.chunks[0]!;
+    if (first.length - this.head >= n) {
+      const out = first.subarray(this.head, this.head + n);
+      this.head += n;
+      this.bytes -= n;
+      if (this.head === first.length) { this.chunks.shift(); this.head = 0; }
+      return out;
+    }
+    const out = allocPayload(n);
+    this.copyOut(out, n);
     return out;
   }
 }
@@ -460,7 +560,7 @@ export function encodeExportNameReply(size: number, txFlags: number, noZeroes: b
 // ── Server encoders: transmission replies ────────────────────────────────────────────────────
 /** Simple reply header; a successful READ's data follows it on the wire. */
 export function encodeSimpleReply(cookie: Buffer, error: number): Buffer {
-  const b = Buffer.alloc(SIMPLE_REPLY_SIZE);
+  const b = Buffer.allocUnsafe(SIMPLE_REPLY_SIZE); // every byte is written below
   b.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, 0);
   b.writeUInt32BE(error >>> 0, 4);
   cookie.copy(b, 8, 0, 8);
@@ -486,13 +586,25 @@ function writeStructuredHeader(b: Buffer, cookie: Buffer, flags: number, type: n
  * `data` may be several buffers (a split read, in order); together ≥ 1 byte.
  */
 export function encodeOffsetDataChunk(cookie: Buffer, offset: number, data: Buffer | readonly Buffer[], done: boolean): Buffer[] {
-  const parts = Buffer.isBuffer(data) ? [data] : [...data];
-  const total = parts.reduce((s, p) => s + p.length, 0);
+  const h = Buffer.allocUnsafe(STRUCTURED_HEADER_SIZE + 8); // every byte is written below
+  let out: Buffer[];
+  let total: number;
+  if (Buffer.isBuffer(data)) {
+    total = data.length;
+    out = [h, data];
+  } else {
+    total = 0;
+    out = [h];
+    for (const p of data) {
+      total += p.length;
+      out.push(p);
+    }
+  }
   if (total === 0) throw new DstError('DST_ERR_INTERNAL', 'NBD OFFSET_DATA chunk must carry at least one byte');
-  const h = Buffer.alloc(STRUCTURED_HEADER_SIZE + 8);
   writeStructuredHeader(h, cookie, done ? ReplyFlag.DONE : 0, ReplyType.OFFSET_DATA, 8 + total);
-  h.writeBigUInt64BE(BigInt(offset), STRUCTURED_HEADER_SIZE);
-  return [h, ...parts];
+  h.writeUInt32BE(Math.floor(offset / 0x1_0000_0000), STRUCTURED_HEADER_SIZE);
+  h.writeUInt32BE(offset >>> 0, STRUCTURED_HEADER_SIZE + 4);
+  return out;
 }
 
 /** NBD_REPLY_TYPE_NONE with DONE: ends a structured reply. */

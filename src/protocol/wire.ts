@@ -95,49 +95,101 @@ function readU64(buf: Buffer, off: number, field: string): number {
   return hi * 0x1_0000_0000 + buf.readUInt32BE(off + 4);
 }
 
+/** Write the 48-byte header fields into `into` at `off` (hot path: no intermediate object). */
+function writeHeaderFields(into: Buffer, off: number, cmd: number, op: number, flags: number, status: number,
+  length: number, id: number, offset: number, ackedBelow: number, payloadLength: number, tagLength: number): void {
+  into.writeUInt32BE(WIRE_MAGIC, off);
+  into[off + 4] = WIRE_VERSION;
+  into[off + 5] = cmd;
+  into[off + 6] = op;
+  into[off + 7] = flags;
+  into.writeUInt32BE(status >>> 0, off + 8);
+  into.writeUInt32BE(length >>> 0, off + 12);
+  writeU64(into, id, off + 16);
+  writeU64(into, offset, off + 24);
+  writeU64(into, ackedBelow, off + 32);
+  into.writeUInt32BE(payloadLength >>> 0, off + 40);
+  into.writeUInt16BE(tagLength, off + 44);
+  into.writeUInt16BE(0, off + 46);
+}
+
 /** Encode the 48-byte header. */
 export function encodeHeader(h: FrameHeader, into: Buffer = Buffer.allocUnsafe(HEADER_SIZE)): Buffer {
-  into.writeUInt32BE(WIRE_MAGIC, 0);
-  into.writeUInt8(WIRE_VERSION, 4);
-  into.writeUInt8(h.cmd, 5);
+  into.writeUInt8(h.cmd, 5); // range checks of the u8 fields (the hot path writes bytes directly)
   into.writeUInt8(h.op, 6);
   into.writeUInt8(h.flags, 7);
-  into.writeUInt32BE(h.status >>> 0, 8);
-  into.writeUInt32BE(h.length >>> 0, 12);
-  writeU64(into, h.id, 16);
-  writeU64(into, h.offset, 24);
-  writeU64(into, h.ackedBelow, 32);
-  into.writeUInt32BE(h.payloadLength >>> 0, 40);
-  into.writeUInt16BE(h.tagLength, 44);
-  into.writeUInt16BE(0, 46);
+  writeHeaderFields(into, 0, h.cmd, h.op, h.flags, h.status, h.length, h.id, h.offset, h.ackedBelow, h.payloadLength, h.tagLength);
   return into;
+}
+
+/** KNOWN_CMD[c] === 1 for every Cmd value. */
+const KNOWN_CMD = new Uint8Array(256);
+for (const v of Object.values(Cmd)) if (typeof v === 'number') KNOWN_CMD[v] = 1;
+
+/** Check the header at buf[off..off+48) (magic, version, command, sizes). Throws DST_ERR_BAD_FRAME. */
+function checkHeader(buf: Buffer, off: number, maxPayload: number): void {
+  const magic = buf.readUInt32BE(off);
+  if (magic !== WIRE_MAGIC) throw new DstError('DST_ERR_BAD_FRAME', `bad frame: magic 0x${magic.toString(16).padStart(8, '0')} is not DST2`);
+  const version = buf[off + 4]!;
+  if (version !== WIRE_VERSION) throw new DstError('DST_ERR_BAD_FRAME', `bad frame: protocol version ${version}, expected ${WIRE_VERSION}`);
+  const cmd = buf[off + 5]!;
+  if (KNOWN_CMD[cmd] !== 1) throw new DstError('DST_ERR_BAD_FRAME', `bad frame: unknown command ${cmd}`);
+  const payloadLength = buf.readUInt32BE(off + 40);
+  if (payloadLength > maxPayload) throw new DstError('DST_ERR_BAD_FRAME', `bad frame: payload of ${payloadLength} bytes exceeds the limit of ${maxPayload}`);
+  const tagLength = buf.readUInt16BE(off + 44);
+  if (tagLength > MAX_TAG) throw new DstError('DST_ERR_BAD_FRAME', `bad frame: tag of ${tagLength} bytes exceeds ${MAX_TAG}`);
+  if (buf.readUInt16BE(off + 46) !== 0) throw new DstError('DST_ERR_BAD_FRAME', 'bad frame: reserved field is not zero');
 }
 
 /** Decode and check a header (magic, version, sizes). Throws DST_ERR_BAD_FRAME. */
 export function decodeHeader(buf: Buffer, maxPayload = MAX_PAYLOAD): FrameHeader {
   if (buf.length < HEADER_SIZE) throw new DstError('DST_ERR_BAD_FRAME', `bad frame: header needs ${HEADER_SIZE} bytes, got ${buf.length}`);
-  const magic = buf.readUInt32BE(0);
-  if (magic !== WIRE_MAGIC) throw new DstError('DST_ERR_BAD_FRAME', `bad frame: magic 0x${magic.toString(16).padStart(8, '0')} is not DST2`);
-  const version = buf.readUInt8(4);
-  if (version !== WIRE_VERSION) throw new DstError('DST_ERR_BAD_FRAME', `bad frame: protocol version ${version}, expected ${WIRE_VERSION}`);
-  const cmd = buf.readUInt8(5);
-  if (!(cmd in Cmd) || typeof Cmd[cmd] !== 'string') throw new DstError('DST_ERR_BAD_FRAME', `bad frame: unknown command ${cmd}`);
-  const payloadLength = buf.readUInt32BE(40);
-  if (payloadLength > maxPayload) throw new DstError('DST_ERR_BAD_FRAME', `bad frame: payload of ${payloadLength} bytes exceeds the limit of ${maxPayload}`);
-  const tagLength = buf.readUInt16BE(44);
-  if (tagLength > MAX_TAG) throw new DstError('DST_ERR_BAD_FRAME', `bad frame: tag of ${tagLength} bytes exceeds ${MAX_TAG}`);
-  if (buf.readUInt16BE(46) !== 0) throw new DstError('DST_ERR_BAD_FRAME', 'bad frame: reserved field is not zero');
+  checkHeader(buf, 0, maxPayload);
   return {
-    cmd,
-    op: buf.readUInt8(6),
-    flags: buf.readUInt8(7),
+    cmd: buf[5]!,
+    op: buf[6]!,
+    flags: buf[7]!,
     status: buf.readUInt32BE(8),
     length: buf.readUInt32BE(12),
     id: readU64(buf, 16, 'id'),
     offset: readU64(buf, 24, 'offset'),
     ackedBelow: readU64(buf, 32, 'ackedBelow'),
-    payloadLength,
-    tagLength,
+    payloadLength: buf.readUInt32BE(40),
+    tagLength: buf.readUInt16BE(44),
+  };
+}
+
+/** checkHeader() as a predicate. */
+function validHeader(buf: Buffer, off: number, maxPayload: number): boolean {
+  try {
+    checkHeader(buf, off, maxPayload);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** readTarget() hands out the rest of a payload being assembled when at least this much is left. */
+const READ_INTO_MIN = 16 * 1024;
+
+/** A checked header (its own 48-byte copy) as a Frame whose payload and tag are still to come. */
+function frameOf(header: Buffer, maxPayload: number): Frame {
+  checkHeader(header, 0, maxPayload);
+  // One object literal with every field, always in this order: one hidden class for all frames.
+  return {
+    cmd: header[5]!,
+    op: header[6]!,
+    flags: header[7]!,
+    status: header.readUInt32BE(8),
+    length: header.readUInt32BE(12),
+    id: readU64(header, 16, 'id'),
+    offset: readU64(header, 24, 'offset'),
+    ackedBelow: readU64(header, 32, 'ackedBelow'),
+    payloadLength: header.readUInt32BE(40),
+    tagLength: header.readUInt16BE(44),
+    header,
+    payload: EMPTY,
+    tag: EMPTY,
   };
 }
 
@@ -158,98 +210,288 @@ export interface FrameInit {
 export function encodeFrame(f: FrameInit): Buffer[] {
   const payload = f.payload ?? null;
   const tag = f.tag ?? null;
-  const header = encodeHeader({
-    cmd: f.cmd, op: f.op ?? Op.NONE, flags: f.flags ?? 0, status: f.status ?? 0, length: f.length ?? 0,
-    id: f.id ?? 0, offset: f.offset ?? 0, ackedBelow: f.ackedBelow ?? 0,
-    payloadLength: payload?.length ?? 0, tagLength: tag?.length ?? 0,
-  });
-  const out = [header];
-  if (payload && payload.length) out.push(payload);
-  if (tag && tag.length) out.push(tag);
-  return out;
+  const op = f.op ?? Op.NONE;
+  const flags = f.flags ?? 0;
+  if ((f.cmd & 0xff) !== f.cmd || (op & 0xff) !== op || (flags & 0xff) !== flags) {
+    throw new DstError('DST_ERR_INVALID', `frame header field out of range (cmd ${f.cmd}, op ${op}, flags ${flags})`);
+  }
+  const header = Buffer.allocUnsafe(HEADER_SIZE);
+  writeHeaderFields(header, 0, f.cmd, op, flags, f.status ?? 0, f.length ?? 0, f.id ?? 0, f.offset ?? 0,
+    f.ackedBelow ?? 0, payload === null ? 0 : payload.length, tag === null ? 0 : tag.length);
+  if (payload === null || payload.length === 0) {
+    return tag === null || tag.length === 0 ? [header] : [header, tag];
+  }
+  return tag === null || tag.length === 0 ? [header, payload] : [header, payload, tag];
 }
 
 /**
  * Streaming frame decoder: feed() chunks as they arrive, next() pulls one complete frame or null.
  * Pull-style so the owner can stop pulling (backpressure) between frames. Buffered bytes are
  * bounded by one frame (header + max payload + tag) plus the chunk being fed.
+ *
+ * Copies: a payload inside one fed chunk is returned as a view of it (no copy). A payload that
+ * spans chunks is assembled in place: once its header is decoded, ONE buffer of payloadLength
+ * bytes is allocated and every later chunk is copied straight into it as it is fed (each byte
+ * copied once, no list of chunks to concatenate). The 48 header bytes are always copied into
+ * the frame's own buffer (the AAD must not alias a chunk the owner may reuse).
  */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
+  /** read offset inside chunks[0] */
+  private head = 0;
+  /** bytes in `chunks` not yet consumed */
   private buffered = 0;
-  private header: FrameHeader | null = null;
-  private headerBytes: Buffer | null = null;
+  /** header decoded; payload and/or tag still to come */
+  private frame: Frame | null = null;
+  /** payload being assembled in place, and how much of it is filled */
+  private dest: Buffer | null = null;
+  private destFilled = 0;
 
   constructor(private readonly maxPayload = MAX_PAYLOAD) {}
 
   feed(chunk: Buffer): void {
     if (chunk.length === 0) return;
+    const dest = this.dest;
+    if (dest !== null && this.destFilled < dest.length) {
+      // `chunks` is empty while a payload is assembled: the bytes go straight to it
+      const n = Math.min(dest.length - this.destFilled, chunk.length);
+      chunk.copy(dest, this.destFilled, 0, n);
+      this.destFilled += n;
+      if (n === chunk.length) return;
+      chunk = chunk.subarray(n);
+    }
     this.chunks.push(chunk);
     this.buffered += chunk.length;
   }
 
-  /** Bytes received but not yet returned as frames. */
+  /**
+   * Like feed(), for a chunk the caller overwrites once this call returns: a socket read into
+   * one reused buffer (net.connect's `onread`), which spares an allocation per read. Nothing is
+   * kept pointing into `chunk`: payload bytes being assembled are copied straight into their
+   * buffer, and a frame whose payload is large and incomplete gets that buffer at once (its
+   * header copied aside), so the bulk of a large payload is copied exactly once; any other
+   * remainder is copied into decoder-owned memory (a slab shared by small frames).
+   */
+  feedTransient(chunk: Buffer): void {
+    let at = 0;
+    const dest = this.dest;
+    if (dest !== null && chunk.buffer === dest.buffer && chunk.byteOffset === dest.byteOffset + this.destFilled
+      && chunk.length <= dest.length - this.destFilled) {
+      this.destFilled += chunk.length; // read straight into the payload (readTarget): nothing to copy
+      return;
+    }
+    if (dest !== null && this.destFilled < dest.length) {
+      const n = Math.min(dest.length - this.destFilled, chunk.length);
+      chunk.copy(dest, this.destFilled, 0, n);
+      this.destFilled += n;
+      at = n;
+    }
+    if (at === chunk.length) return;
+    const rest = chunk.length - at;
+    // A new frame starts here (nothing else buffered): if its payload is large and not all
+    // here, set up its assembly buffer now and copy the payload bytes straight into it.
+    if (this.buffered === 0 && this.frame === null && this.dest === null && rest >= HEADER_SIZE) {
+      const payloadLength = chunk.readUInt32BE(at + 40);
+      if (payloadLength >= POOL_MIN && rest < HEADER_SIZE + payloadLength && validHeader(chunk, at, this.maxPayload)) {
+        const header = Buffer.allocUnsafe(HEADER_SIZE);
+        chunk.copy(header, 0, at, at + HEADER_SIZE);
+        this.chunks.push(header);
+        this.buffered += HEADER_SIZE;
+        const d = allocPayload(payloadLength);
+        chunk.copy(d, 0, at + HEADER_SIZE);
+        this.dest = d;
+        this.destFilled = rest - HEADER_SIZE;
+        return;
+      }
+    }
+    this.chunks.push(ownedCopy(chunk, at, chunk.length));
+    this.buffered += rest;
+  }
+
+  /**
+   * Where the next socket read should land (net.connect's `onread.buffer` as a function): the
+   * unfilled rest of the payload being assembled when there is one of at least READ_INTO_MIN
+   * bytes, so the kernel copies it straight into place; else `scratch`. Feed what was read
+   * with feedTransient().
+   */
+  readTarget(scratch: Buffer): Buffer {
+    const dest = this.dest;
+    if (dest !== null && dest.length - this.destFilled >= READ_INTO_MIN) return dest.subarray(this.destFilled);
+    return scratch;
+  }
+
+  /** Bytes received but not yet returned as frames (header bytes of a pending frame excluded). */
   get pendingBytes(): number {
-    return this.buffered;
+    return this.buffered + this.destFilled;
   }
 
   /** True when no partial frame is buffered (a clean frame boundary). */
   get atBoundary(): boolean {
-    return this.buffered === 0 && this.header === null;
+    return this.buffered === 0 && this.frame === null;
   }
 
-  private take(n: number): Buffer {
-    const first = this.chunks[0]!;
-    if (first.length === n) {
-      this.chunks.shift();
-      this.buffered -= n;
-      return first;
-    }
-    if (first.length > n) {
-      this.chunks[0] = first.subarray(n);
-      this.buffered -= n;
-      return first.subarray(0, n);
-    }
-    const out = Buffer.allocUnsafe(n);
+  /** Copy the next n ≤ buffered bytes into out[at..] and consume them. */
+  private copyOut(out: Buffer, at: number, n: number): void {
     let filled = 0;
     while (filled < n) {
       const c = this.chunks[0]!;
-      const want = n - filled;
-      if (c.length <= want) {
-        c.copy(out, filled);
-        filled += c.length;
+      const want = Math.min(c.length - this.head, n - filled);
+      c.copy(out, at + filled, this.head, this.head + want);
+      filled += want;
+      this.head += want;
+      if (this.head === c.length) {
         this.chunks.shift();
-      } else {
-        c.copy(out, filled, 0, want);
-        this.chunks[0] = c.subarray(want);
-        filled += want;
+        this.head = 0;
       }
     }
     this.buffered -= n;
+  }
+
+  /** Consume n ≤ buffered bytes: a view when they lie in one chunk, else a copy. */
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length - this.head >= n) {
+      const out = first.subarray(this.head, this.head + n);
+      this.head += n;
+      this.buffered -= n;
+      if (this.head === first.length) {
+        this.chunks.shift();
+        this.head = 0;
+      }
+      return out;
+    }
+    const out = allocPayload(n);
+    this.copyOut(out, 0, n);
     return out;
   }
 
   /** Next complete frame, or null if more bytes are needed. Throws DST_ERR_BAD_FRAME. */
   next(): Frame | null {
-    if (!this.header) {
+    let f = this.frame;
+    if (f === null) {
       if (this.buffered < HEADER_SIZE) return null;
-      const bytes = this.take(HEADER_SIZE);
-      this.header = decodeHeader(bytes, this.maxPayload);
-      this.headerBytes = Buffer.from(bytes); // own copy: the AAD must not alias a reused chunk
+      const header = Buffer.allocUnsafe(HEADER_SIZE);
+      this.copyOut(header, 0, HEADER_SIZE);
+      f = frameOf(header, this.maxPayload);
+      this.frame = f;
     }
-    const h = this.header;
-    const need = h.payloadLength + h.tagLength;
-    if (this.buffered < need) return null;
-    const payload = h.payloadLength ? this.take(h.payloadLength) : EMPTY;
-    const tag = h.tagLength ? this.take(h.tagLength) : EMPTY;
-    const frame: Frame = { ...h, header: this.headerBytes!, payload, tag };
-    this.header = null;
-    this.headerBytes = null;
-    return frame;
+    const n = f.payloadLength;
+    if (n > 0 && f.payload.length === 0) {
+      if (this.dest !== null) {
+        if (this.destFilled < n) return null;
+        f.payload = this.dest;
+        this.dest = null;
+        this.destFilled = 0;
+      } else if (this.buffered >= n) {
+        f.payload = this.take(n);
+      } else {
+        // Not all here yet: assemble in place from now on (`chunks` is drained into it).
+        const dest = allocPayload(n);
+        const have = this.buffered;
+        this.copyOut(dest, 0, have);
+        this.dest = dest;
+        this.destFilled = have;
+        return null;
+      }
+    }
+    if (f.tagLength > 0) {
+      if (this.buffered < f.tagLength) return null;
+      f.tag = this.take(f.tagLength);
+    }
+    this.frame = null;
+    return f;
   }
 }
 
 const EMPTY = Buffer.alloc(0);
+
+// ---- Payload pool: large payload buffers are reused, not re-allocated per request ----
+//
+// Every new large Buffer costs an mmap, a page fault per 4 KiB page when first written, an
+// munmap when collected, and V8 "external memory" that triggers a full mark-compact every
+// ~64 MiB allocated: at 1 GB/s that was a third of an engine's CPU (bench/README.md). Buffers
+// of POOL_MIN bytes or more that the decoders assemble come from here; whoever is provably the
+// last user of one gives it back with releasePayload(). A buffer never released is simply
+// collected: release is an optimisation, never an obligation. Only buffers lent by the pool
+// and not yet given back are taken back (a WeakSet of their ArrayBuffers), so releasing a
+// foreign buffer, or the same one twice, is a no-op.
+
+/** Smallest payload taken from the pool. */
+export const POOL_MIN = 64 * 1024;
+/** At most this many bytes of free buffers are kept. */
+export const POOL_MAX_FREE = 48 * 1024 * 1024;
+const poolFree = new Map<number, ArrayBuffer[]>();
+const poolLent = new WeakSet<ArrayBuffer>();
+let poolFreeBytes = 0;
+
+/** Size class for n ≥ POOL_MIN: 2^k × {1, 1.25, 1.5, 1.75} (≤ 25 % slack, few classes). */
+function sizeClass(n: number): number {
+  const p = 2 ** Math.floor(Math.log2(n));
+  const step = p / 4;
+  return Math.ceil(n / step) * step;
+}
+
+/** An uninitialised buffer of n bytes; pooled when n ≥ POOL_MIN. The caller fills all of it. */
+export function allocPayload(n: number): Buffer {
+  if (n < POOL_MIN) return Buffer.allocUnsafe(n);
+  const size = sizeClass(n);
+  const list = poolFree.get(size);
+  let ab = list !== undefined ? list.pop() : undefined;
+  if (ab !== undefined) poolFreeBytes -= size;
+  else ab = Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer;
+  poolLent.add(ab);
+  return Buffer.from(ab, 0, n);
+}
+
+/**
+ * Give a payload from allocPayload() back once nothing will read or write it again (its bytes
+ * are in the kernel, on disk, or copied). No-op for any other buffer.
+ */
+export function releasePayload(buf: Buffer | null): void {
+  if (buf === null) return;
+  const ab = buf.buffer as ArrayBuffer;
+  if (!poolLent.has(ab)) return;
+  poolLent.delete(ab);
+  const size = ab.byteLength;
+  if (size === 0 || poolFreeBytes + size > POOL_MAX_FREE) return; // detached, or the pool is full
+  let list = poolFree.get(size);
+  if (list === undefined) {
+    list = [];
+    poolFree.set(size, list);
+  }
+  list.push(ab);
+  poolFreeBytes += size;
+}
+
+// Small decoder-owned copies (remainders of transient chunks) are cut from shared slabs: one
+// ArrayBuffer per SMALL_SLAB bytes instead of one per copy. A slab is collected once every
+// view cut from it is gone.
+const SMALL_SLAB = 256 * 1024;
+let smallSlab: Buffer | null = null;
+let smallUsed = 0;
+
+function smallAlloc(n: number): Buffer {
+  if (n > SMALL_SLAB / 4) return allocPayload(n);
+  if (smallSlab === null || smallUsed + n > SMALL_SLAB) {
+    smallSlab = Buffer.allocUnsafeSlow(SMALL_SLAB);
+    smallUsed = 0;
+  }
+  const out = smallSlab.subarray(smallUsed, smallUsed + n);
+  smallUsed += (n + 7) & ~7;
+  return out;
+}
+
+/** A decoder-owned copy of src[start..end) (small ones share a slab). */
+export function ownedCopy(src: Buffer, start: number, end: number): Buffer {
+  const out = smallAlloc(end - start);
+  src.copy(out, 0, start, end);
+  return out;
+}
+
+/** Bytes of free buffers held by the pool (tests). */
+export function pooledBytes(): number {
+  return poolFreeBytes;
+}
 
 // ---- HELLO / HELLO_REPLY / AUTH payloads: typed TLV fields (u16 type, u16 length, value).
 // Unknown field types are skipped, so a newer peer may add fields an older one ignores.

@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/log.js';
-import { FileBackend, devMajorMinor, ZERO_CHUNK } from '../../src/engine/export/backend.js';
+import { FileBackend, devMajorMinor, ZERO_CHUNK, INLINE_MAX } from '../../src/engine/export/backend.js';
+import { allocPayload, pooledBytes, POOL_MIN } from '../../src/protocol/wire.js';
+import { existsSync } from 'node:fs';
 import { HoldWriteFilter, ErrorFilter, parseHoldSpec, testSwitchesFromEnv } from '../../src/engine/export/filters.js';
 
 let dir = '';
@@ -131,4 +133,74 @@ test('filters: test switches from the environment', () => {
   assert.deepEqual(testSwitchesFromEnv({ DST_TEST_NO_FENCING: '1', DST_TEST_HOLD_WRITE: '4096:250' }),
     { noFencing: true, holdWrite: { offset: 4096, ms: 250 } });
   assert.throws(() => parseHoldSpec('x:1'), /DST_TEST_HOLD_WRITE/);
+});
+
+test('backend: a disk in memory (tmpfs) runs calls on the event loop; any other disk uses the pool; same results', async () => {
+  const shm = existsSync('/dev/shm') ? await mkdtemp('/dev/shm/dst-backend-') : null;
+  try {
+    const cases: [string, FileBackend][] = [];
+    const onTmp = await disk('i.img', 4 * INLINE_MAX);
+    cases.push(['forced pool', await FileBackend.open(onTmp, false, { inline: false })]);
+    cases.push(['forced inline', await FileBackend.open(onTmp, false, { inline: true })]);
+    if (shm) {
+      const p = join(shm, 'm.img');
+      await writeFile(p, '');
+      await truncate(p, 4 * INLINE_MAX);
+      const b = await FileBackend.open(p, false);
+      assert.equal(b.inline, true, 'a tmpfs file is detected as in memory');
+      cases.push(['tmpfs', b]);
+    }
+    for (const [name, b] of cases) {
+      try {
+        const small = Buffer.alloc(4096, 3);
+        await b.write(8192, small, false);
+        assert.deepEqual(await b.read(8192, 4096), small, name);
+        const big = Buffer.alloc(INLINE_MAX + 4096, 5); // above INLINE_MAX: the pool even when inline
+        await b.write(0, big, true);
+        assert.deepEqual(await b.read(0, big.length), big, name);
+        await b.writeZeroes(100, 5000, false);
+        assert.equal((await b.read(100, 5000)).every((x) => x === 0), true, name);
+        await assert.rejects(b.read(4 * INLINE_MAX - 10, 20), (err: NodeJS.ErrnoException) => err.code === 'EIO', name);
+        await b.flush();
+        // several small reads cut from one slab do not overlap
+        const reads = await Promise.all([0, 1, 2, 3].map((i) => b.read(8192 + i * 1000, 1000)));
+        reads.forEach((r, i) => { r.fill(i); });
+        reads.forEach((r, i) => assert.equal(r.every((x) => x === i), true, name));
+      } finally {
+        await b.close();
+      }
+      await assert.rejects(b.read(0, 1), (err: NodeJS.ErrnoException) => err.code === 'ESHUTDOWN', name);
+    }
+  } finally {
+    if (shm) await rm(shm, { recursive: true, force: true });
+  }
+});
+
+test('backend: an inline read-only disk refuses writes with EROFS (a rejection, not a throw)', async () => {
+  const p = await disk('ro.img', 4096);
+  const b = await FileBackend.open(p, true, { inline: true });
+  try {
+    await assert.rejects(b.write(0, Buffer.alloc(1), false), (err: NodeJS.ErrnoException) => err.code === 'EROFS');
+    await assert.rejects(b.writeZeroes(0, 1, false), (err: NodeJS.ErrnoException) => err.code === 'EROFS');
+  } finally {
+    await b.close();
+  }
+});
+
+test('backend: a pooled WRITE payload goes back to the payload pool once written', async () => {
+  const p = await disk('pool.img', 4 * POOL_MIN);
+  for (const inline of [true, false]) {
+    const b = await FileBackend.open(p, false, { inline });
+    try {
+      const data = allocPayload(2 * POOL_MIN);
+      data.fill(inline ? 1 : 2);
+      const before = pooledBytes();
+      await b.write(0, data, false);
+      assert.equal(pooledBytes(), before + data.buffer.byteLength, `released (inline ${inline})`);
+      assert.equal((await b.read(0, 2 * POOL_MIN)).every((x) => x === (inline ? 1 : 2)), true);
+      assert.equal((await readFile(p))[0], inline ? 1 : 2);
+    } finally {
+      await b.close();
+    }
+  }
 });

@@ -230,3 +230,30 @@ test('shorter policy deadline applies to transactions already in flight', () => 
   clock.advance(1);
   assert.deepEqual(r.calls, [['ETIMEDOUT', null]]);
 });
+
+test('queue depth 1: no timer per request (the deadline timer outlives an empty table, fires once, stops)', () => {
+  const { table, sender, clock } = setup({ resendTimeoutMs: 100, maxResends: 0 });
+  let armed = 0;
+  const setTimer = clock.setTimer.bind(clock);
+  clock.setTimer = (ms, fn) => { armed++; return setTimer(ms, fn); };
+  table.attach(sender);
+  const done: (string | null)[] = [];
+  for (let i = 0; i < 50; i++) {
+    const id = table.submit(rd(), (e) => { done.push(e); });
+    clock.advance(1);
+    table.onResponse(id, 0, Buffer.alloc(512));
+  }
+  assert.equal(done.length, 50);
+  assert.ok(done.every((e) => e === null));
+  assert.equal(armed, 1, 'one timer for 50 sequential requests');
+  clock.advance(100); // it fires early for a table that is empty: nothing expires, nothing re-armed
+  assert.equal(clock.pending(), 0);
+  assert.equal(table.stats().failed, 0);
+  // a request after that arms it again, and its deadline is still exact
+  const late: (string | null)[] = [];
+  table.submit(rd(), (e) => { late.push(e); });
+  clock.advance(99);
+  assert.deepEqual(late, []);
+  clock.advance(1);
+  assert.deepEqual(late, ['ETIMEDOUT']);
+});

@@ -3,9 +3,20 @@
 // validate.ts; here we only do positioned I/O and report the real errno.
 //
 // Filters (filters.ts) share this interface and hold only `next`.
+//
+// Two ways to do the I/O (bench/README.md has the profiles behind this):
+// - A disk in memory (a regular file on tmpfs or ramfs, told by statfs): positioned I/O there is
+//   a memcpy that cannot block, so calls up to INLINE_MAX bytes run on the event loop
+//   (fs.readSync/fs.writeSync). Handing a 4 KiB read to a libuv pool thread costs two thread
+//   wake-ups and context switches (about 3 per request on a loaded 2-core machine), an order of
+//   magnitude more than the copy, and splits one burst of requests into many completions.
+//   The promise still settles asynchronously (a microtask), as for the pool.
+// - Any other disk: callback-style fs.read/fs.write on the libuv pool (bin/dst sizes it with
+//   UV_THREADPOOL_SIZE before the first file operation). FLUSH (fdatasync) always goes there.
 import fs from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { DstError, errnoOf } from '../../util/errors.js';
+import { allocPayload, releasePayload } from '../../protocol/wire.js';
 
 /** One backend layer. Promises reject with the real system error (err.code = 'EIO', ...). */
 export interface Backend {
@@ -20,6 +31,37 @@ export interface Backend {
   /** Close after the calls already issued finish. Safe to call more than once. */
   close(): Promise<void>;
 }
+
+/** Largest call done on the event loop for a memory-backed disk (larger ones use the pool). */
+export const INLINE_MAX = 1024 * 1024;
+
+/**
+ * Read buffers up to SLAB_MAX bytes are cut from shared slabs of SLAB_SIZE bytes instead of
+ * being one ArrayBuffer each: a 4 KiB read otherwise costs a malloc, an ArrayBuffer with its
+ * external-memory accounting and sweeping, and at ~100k reads/s that pressure alone triggers
+ * frequent full GCs (profile in bench/README.md). A slab is freed by the GC once every read
+ * cut from it is gone (responses are short-lived).
+ */
+export const SLAB_MAX = 16 * 1024;
+const SLAB_SIZE = 256 * 1024;
+let slab: Buffer | null = null;
+let slabUsed = 0;
+
+/** An uninitialised buffer of n bytes for a read (the caller fills all of it or drops it). */
+function readBuffer(n: number): Buffer {
+  if (n > SLAB_MAX) return allocPayload(n);
+  if (slab === null || slabUsed + n > SLAB_SIZE) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    slabUsed = 0;
+  }
+  const out = slab.subarray(slabUsed, slabUsed + n);
+  slabUsed += (n + 7) & ~7; // keep slices 8-byte aligned
+  return out;
+}
+
+/** statfs f_type of the file systems whose files live in memory. */
+const TMPFS_MAGIC = 0x01021994;
+const RAMFS_MAGIC = 0x858458f6;
 
 /** Bounded chunk for WRITE_ZEROES: one shared, never-written zero buffer. */
 export const ZERO_CHUNK = 1024 * 1024;
@@ -75,6 +117,34 @@ export interface DiskInfo {
   blockDevice: boolean;
 }
 
+/** pread until `buf` is full, on the calling thread. EOF before that → EIO. Throws the system error. */
+function preadAllSync(fd: number, buf: Buffer, position: number): void {
+  let done = 0;
+  while (done < buf.length) {
+    const n = fs.readSync(fd, buf, done, buf.length - done, position + done);
+    if (n === 0) throw sysError('EIO', `unexpected end of disk at byte ${position + done} (did it shrink?)`);
+    done += n;
+  }
+}
+
+/** pwrite all of `buf`, on the calling thread. Throws the system error. */
+function pwriteAllSync(fd: number, buf: Buffer, position: number): void {
+  let done = 0;
+  while (done < buf.length) {
+    const n = fs.writeSync(fd, buf, done, buf.length - done, position + done);
+    if (n === 0) throw sysError('EIO', `write made no progress at byte ${position + done}`);
+    done += n;
+  }
+}
+
+/** True when `fd` is a regular file on a file system kept in memory (tmpfs, ramfs). */
+function inMemory(path: string, info: DiskInfo): Promise<boolean> {
+  if (info.blockDevice) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    fs.statfs(path, (err, st) => resolve(!err && (st.type === TMPFS_MAGIC || st.type === RAMFS_MAGIC)));
+  });
+}
+
 /** Linux dev_t → major/minor (glibc's gnu_dev_major/minor encoding). */
 export function devMajorMinor(rdev: bigint): { major: number; minor: number } {
   const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
@@ -124,16 +194,20 @@ export class FileBackend implements Backend {
   syncCount = 0;
 
   private constructor(readonly path: string, private readonly fd: number, private readonly dsyncFd: number | null,
-    readonly info: DiskInfo) {}
+    readonly info: DiskInfo, readonly inline: boolean) {}
 
-  /** Open the disk (read-only: no write fds). Throws the system error or a DstError. */
-  static async open(path: string, readonly: boolean): Promise<FileBackend> {
+  /**
+   * Open the disk (read-only: no write fds). Throws the system error or a DstError.
+   * opts.inline: do small calls on the event loop (default: when the disk is in memory).
+   */
+  static async open(path: string, readonly: boolean, opts: { inline?: boolean } = {}): Promise<FileBackend> {
     const fd = await openFd(path, readonly ? fs.constants.O_RDONLY : fs.constants.O_RDWR);
     let dsyncFd: number | null = null;
     try {
       const info = await statFd(fd, path);
       if (!readonly) dsyncFd = await openFd(path, fs.constants.O_WRONLY | fs.constants.O_DSYNC);
-      return new FileBackend(path, fd, dsyncFd, info);
+      const inline = opts.inline ?? await inMemory(path, info);
+      return new FileBackend(path, fd, dsyncFd, info, inline);
     } catch (err) {
       await closeFd(fd);
       if (dsyncFd !== null) await closeFd(dsyncFd);
@@ -174,18 +248,63 @@ export class FileBackend implements Backend {
   }
 
   private writeFd(fua: boolean): number {
-    const fd = fua ? this.dsyncFd : this.fd;
-    if (fd === null) throw sysError('EROFS', `disk ${this.path} is open read-only`);
-    return fd;
+    // read-only ⇔ no O_DSYNC fd: refuse every write with EROFS (not EBADF from the O_RDONLY fd)
+    if (this.dsyncFd === null) throw sysError('EROFS', `disk ${this.path} is open read-only`);
+    return fua ? this.dsyncFd : this.fd;
   }
 
+  /** Run a call on the event loop (memory-backed disk): same accounting, errors as rejections. */
+  private runInline<T>(fn: () => T): Promise<T> {
+    if (this.closing) return Promise.reject(sysError('ESHUTDOWN', `disk ${this.path} is closing`));
+    this.inflight++;
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(err);
+    } finally {
+      this.end();
+    }
+  }
+
+  /**
+   * Buffers of more than SLAB_MAX bytes come from the payload pool: whoever sends the reply may
+   * give them back with releasePayload() once the socket is done with them.
+   */
   read(offset: number, length: number): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe(length);
+    const buf = readBuffer(length);
+    if (this.inline && length <= INLINE_MAX) {
+      return this.runInline(() => { preadAllSync(this.fd, buf, offset); return buf; });
+    }
     return this.run<Buffer>((cb) => preadAll(this.fd, buf, offset, (err) => cb(err, buf)));
   }
 
+  /**
+   * The backend is the last user of a WRITE payload: once pwrite returned, its buffer goes back
+   * to the payload pool (a no-op for buffers the pool did not lend).
+   */
   write(offset: number, data: Buffer, fua: boolean): Promise<void> {
-    return this.run<void>((cb) => pwriteAll(this.writeFd(fua), data, offset, cb));
+    if (this.inline && data.length <= INLINE_MAX) {
+      return this.runInline(() => {
+        try {
+          pwriteAllSync(this.writeFd(fua), data, offset);
+        } finally {
+          releasePayload(data);
+        }
+      });
+    }
+    return this.run<void>((cb) => {
+      let fd: number;
+      try {
+        fd = this.writeFd(fua);
+      } catch (err) {
+        releasePayload(data);
+        throw err;
+      }
+      pwriteAll(fd, data, offset, (err) => {
+        releasePayload(data);
+        cb(err);
+      });
+    });
   }
 
   flush(): Promise<void> {
@@ -218,6 +337,16 @@ export class FileBackend implements Backend {
   }
 
   writeZeroes(offset: number, length: number, fua: boolean): Promise<void> {
+    if (this.inline && length <= INLINE_MAX) {
+      return this.runInline(() => {
+        const fd = this.writeFd(fua);
+        const z = zeros();
+        for (let done = 0; done < length; done += z.length) {
+          const n = Math.min(z.length, length - done);
+          pwriteAllSync(fd, n === z.length ? z : z.subarray(0, n), offset + done);
+        }
+      });
+    }
     return this.run<void>((cb) => {
       const fd = this.writeFd(fua);
       const z = zeros();

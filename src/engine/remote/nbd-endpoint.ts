@@ -39,6 +39,7 @@ import {
   encodeInfoName, encodeInfoBlockSize, encodeExportNameReply, encodeSimpleReply,
   encodeOffsetDataChunk, encodeErrorChunk, parseInfoRequest, toNbdError, optName, cmdName, nbdErrName,
 } from '../../protocol/nbd.js';
+import { releasePayload } from '../../protocol/wire.js';
 
 export interface NbdEndpointOptions {
   target: BlockTarget;
@@ -73,17 +74,26 @@ export const MAX_CONN_INFLIGHT = 128;
  * is not read. One request of up to MAX_PAYLOAD is always taken when under the bound.
  */
 export const MAX_CONN_BYTES = 64 * 1024 * 1024;
+/** Size of the buffer each connection's socket reads into (when not straight into a payload). */
+const READ_CHUNK = 64 * 1024;
+/** Bytes still read (and held) after pauseReading(), as a paused net.Socket would. */
+const READ_AHEAD = 64 * 1024;
 /** After we end a socket, how long the peer gets to close its side. */
 const END_GRACE_MS = 2000;
 
-const OPS: ReadonlyMap<number, BlockOp> = new Map<number, BlockOp>([
-  [Cmd.READ, 'read'], [Cmd.WRITE, 'write'], [Cmd.FLUSH, 'flush'], [Cmd.TRIM, 'trim'], [Cmd.WRITE_ZEROES, 'write-zeroes'],
-]);
+/** Block op per NBD command (indexed by command; undefined = unsupported). */
+const OPS: readonly (BlockOp | undefined)[] = (() => {
+  const t: (BlockOp | undefined)[] = [];
+  t[Cmd.READ] = 'read'; t[Cmd.WRITE] = 'write'; t[Cmd.FLUSH] = 'flush'; t[Cmd.TRIM] = 'trim'; t[Cmd.WRITE_ZEROES] = 'write-zeroes';
+  return t;
+})();
 /** Command flags valid per command (DF is not advertised, so never valid). */
-const ALLOWED_FLAGS: ReadonlyMap<number, number> = new Map([
-  [Cmd.READ, CmdFlag.FUA], [Cmd.WRITE, CmdFlag.FUA], [Cmd.FLUSH, CmdFlag.FUA], [Cmd.TRIM, CmdFlag.FUA],
-  [Cmd.WRITE_ZEROES, CmdFlag.FUA | CmdFlag.NO_HOLE],
-]);
+const ALLOWED_FLAGS: readonly number[] = (() => {
+  const t: number[] = [];
+  t[Cmd.READ] = CmdFlag.FUA; t[Cmd.WRITE] = CmdFlag.FUA; t[Cmd.FLUSH] = CmdFlag.FUA; t[Cmd.TRIM] = CmdFlag.FUA;
+  t[Cmd.WRITE_ZEROES] = CmdFlag.FUA | CmdFlag.NO_HOLE;
+  return t;
+})();
 
 export function nbdUnixUri(socketPath: string): string {
   return `nbd+unix:///?socket=${encodeURIComponent(socketPath).replace(/%2F/gi, '/')}`;
@@ -107,14 +117,23 @@ export async function startNbdEndpoint(opts: NbdEndpointOptions): Promise<NbdEnd
   const allClosed = new Promise<void>((resolve) => { closedResolve = resolve; });
   const checkAllClosed = (): void => { if (closing !== null && conns.size === 0) closedResolve?.(); };
 
-  const onConnection = (socket: net.Socket): void => {
-    if (closing !== null) { socket.destroy(); return; }
+  const onConnection = (accepted: net.Socket): void => {
+    if (closing !== null) { accepted.destroy(); return; }
+    // Reads into buffers we choose (see adoptWithUserBuffer); the plain socket if that fails.
+    let conn: NbdConnection | null = null;
+    const scratch = Buffer.allocUnsafe(READ_CHUNK);
+    const adopted = adoptWithUserBuffer(accepted,
+      () => (conn !== null ? conn.readTarget(scratch) : scratch),
+      (n, buf) => { conn?.onBytes(buf.subarray(0, n), true); });
+    const socket = adopted ?? accepted;
     if (socket.remoteAddress !== undefined) socket.setNoDelay(true);
-    const conn = new NbdConnection(socket, target, log.child({ conn: nextId++ }), () => {
-      conns.delete(conn);
+    const c = new NbdConnection(socket, target, log.child({ conn: nextId++ }), adopted === null, () => {
+      conns.delete(c);
       checkAllClosed();
     });
-    conns.add(conn);
+    conn = c;
+    conns.add(c);
+    if (adopted === null) accepted.resume();
   };
 
   const listen = (server: net.Server, how: string, arg: () => void): Promise<void> => new Promise((resolve, reject) => {
@@ -127,7 +146,7 @@ export async function startNbdEndpoint(opts: NbdEndpointOptions): Promise<NbdEnd
   });
 
   const makeServer = (): net.Server => {
-    const s = net.createServer({ allowHalfOpen: false, pauseOnConnect: false }, onConnection);
+    const s = net.createServer({ allowHalfOpen: false, pauseOnConnect: true }, onConnection);
     s.maxConnections = opts.maxConnections ?? 64;
     s.on('error', (err) => log.error('NBD listener error', { errno: errnoOf(err), error: err.message }));
     servers.push(s);
@@ -199,6 +218,39 @@ async function removeStaleSocket(path: string): Promise<void> {
   await unlink(path).catch((err: unknown) => { if (errnoOf(err) !== 'ENOENT') throw err; });
 }
 
+/**
+ * Move an accepted (paused) socket's handle into a new net.Socket that reads with `onread`: into
+ * the buffer `buffer()` returns (a reused scratch buffer, or straight into the WRITE payload
+ * being assembled), handing each read to `callback` synchronously. net.Server offers no
+ * `onread` for accepted sockets, and without it Node allocates a fresh 64 KiB buffer for every
+ * read: at 1 GB/s of writes that garbage alone forces a full mark-compact every few dozen
+ * milliseconds, about a third of the engine's CPU (bench/README.md).
+ *
+ * This relies on net.Socket's `handle` option and `_handle` property (Node internals, used by
+ * net.Server and child_process themselves). Anything unexpected → null, and the caller keeps
+ * the accepted socket as it is ('data' events). The accepted socket, now handle-less, is
+ * destroyed when the adopted one closes, so the server's connection count stays right.
+ */
+export function adoptWithUserBuffer(accepted: net.Socket, buffer: () => Buffer,
+  callback: (n: number, buf: Buffer) => void): net.Socket | null {
+  const inner = accepted as unknown as { _handle?: { readStart?: unknown } | null };
+  const handle = inner._handle;
+  if (!handle || typeof handle.readStart !== 'function' || accepted.readableFlowing === true) return null;
+  let adopted: net.Socket;
+  try {
+    inner._handle = null;
+    adopted = new net.Socket({
+      handle, readable: true, writable: true, allowHalfOpen: accepted.allowHalfOpen,
+      onread: { buffer, callback: (n: number, buf: Uint8Array) => { callback(n, buf as Buffer); return true; } },
+    } as net.SocketConstructorOpts);
+  } catch {
+    inner._handle = handle;
+    return null;
+  }
+  adopted.once('close', () => accepted.destroy());
+  return adopted;
+}
+
 function socketIsLive(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(path);
@@ -211,12 +263,18 @@ function socketIsLive(path: string): Promise<boolean> {
 
 // ── One client connection ────────────────────────────────────────────────────────────────────
 
-/** One NBD request being executed: possibly several submits, answered once. */
+/**
+ * One NBD request being executed: possibly several submits, answered once. While pieces are
+ * unissued it is also the connection's job (at most one: the unsubmitted remainder of a split
+ * request, or a request waiting for target capacity). One object per request, nothing else.
+ */
 interface Reply {
   req: RequestMessage;
   op: BlockOp;
-  /** read results per piece, in order */
-  data: (Buffer | null)[] | null;
+  /** read result of a single-piece read */
+  data: Buffer | null;
+  /** read results per piece, in order, when the read is split; null otherwise */
+  pieces: (Buffer | null)[] | null;
   /** submits issued and not completed */
   outstanding: number;
   /** pieces not yet submitted */
@@ -224,11 +282,6 @@ interface Reply {
   /** first failing errno (symbolic) */
   errno: string | null;
   answered: boolean;
-}
-
-/** The unsubmitted remainder of a split request (at most one per connection). */
-interface Job {
-  reply: Reply;
   next: number;       // next offset to submit
   end: number;        // offset + length
   piece: number;      // index of the next piece
@@ -247,25 +300,24 @@ class NbdConnection {
   private inflight = 0;
   /** READ/WRITE bytes of accepted requests not yet answered */
   private inflightBytes = 0;
-  private job: Job | null = null;
+  private job: Reply | null = null;
   private blocked: Blocked = null;
   private unsubscribeCapacity: (() => void) | null = null;
   private pumping = false;
   private draining = false;
   private ended = false;
   private corked = false;
+  /** pauseReading() is in force */
+  private readPaused = false;
 
   constructor(
     private readonly socket: net.Socket,
     private readonly target: BlockTarget,
     private readonly log: Logger,
+    private readonly dataEvents: boolean,
     private readonly onClose: () => void,
   ) {
-    socket.on('data', (chunk: Buffer) => {
-      if (this.state === 'closed' || this.state === 'disconnecting') return; // discard after DISC
-      this.decoder.feed(chunk);
-      this.pump();
-    });
+    if (dataEvents) socket.on('data', (chunk: Buffer) => this.onBytes(chunk, false));
     socket.on('drain', () => this.maybeUnblockBytes());
     socket.on('error', (err) => this.log.debug('NBD connection error', { errno: errnoOf(err), error: err.message }));
     socket.on('close', () => {
@@ -289,7 +341,7 @@ class NbdConnection {
     if (this.state === 'options') { this.endSocket(); return; }
     if (this.draining) return;
     this.draining = true;
-    this.socket.pause();
+    this.pauseReading();
     this.dropCapacityWait();
     this.blocked = null;
     this.pump();
@@ -297,6 +349,35 @@ class NbdConnection {
   }
 
   // ── Reading ──────────────────────────────────────────────────────────────────────────────
+
+  /** Bytes read; transient: `chunk` is overwritten once this returns (a reused read buffer). */
+  onBytes(chunk: Buffer, transient: boolean): void {
+    if (this.state === 'closed' || this.state === 'disconnecting') return; // discard after DISC
+    if (transient) this.decoder.feedTransient(chunk);
+    else this.decoder.feed(chunk);
+    this.pump();
+    if (this.readPaused && this.decoder.buffered >= READ_AHEAD) this.socket.pause();
+  }
+
+  /**
+   * Stop taking requests from the socket. Like a paused net.Socket (which keeps reading into its
+   * buffer up to its high-water mark), up to READ_AHEAD bytes are still read and held in the
+   * decoder, so a client that closes while we wait is noticed; then reading stops.
+   */
+  private pauseReading(): void {
+    this.readPaused = true;
+    if (this.dataEvents || this.decoder.buffered >= READ_AHEAD) this.socket.pause();
+  }
+
+  private resumeReading(): void {
+    this.readPaused = false;
+    this.socket.resume();
+  }
+
+  /** Where the next read should land (a WRITE payload being assembled, or `scratch`). */
+  readTarget(scratch: Buffer): Buffer {
+    return this.decoder.readTarget(scratch);
+  }
 
   private pump(): void {
     if (this.pumping) return;
@@ -327,7 +408,7 @@ class NbdConnection {
 
   private block(reason: Exclude<Blocked, null>): void {
     this.blocked = reason;
-    this.socket.pause();
+    this.pauseReading();
     if (reason === 'capacity') {
       this.unsubscribeCapacity = this.target.onCapacity(() => {
         // Resume outside the target's call stack.
@@ -340,7 +421,7 @@ class NbdConnection {
     this.dropCapacityWait();
     this.blocked = null;
     if (this.state === 'closed') return;
-    if (!this.draining && this.state !== 'disconnecting') this.socket.resume();
+    if (!this.draining && this.state !== 'disconnecting') this.resumeReading();
     this.pump();
     this.maybeFinish();
   }
@@ -465,14 +546,14 @@ class NbdConnection {
       this.state = 'disconnecting';
       this.dropCapacityWait();
       this.blocked = null;
-      this.socket.resume(); // keep reading so the peer's close is seen; data is discarded
+      this.resumeReading(); // keep reading so the peer's close is seen; data is discarded
       this.maybeFinish();
       return;
     }
     if (this.draining) return this.reject(req, 'ESHUTDOWN', 'the NBD endpoint is shutting down');
-    const op = OPS.get(req.type);
+    const op = req.type < OPS.length ? OPS[req.type] : undefined;
     if (op === undefined) return this.reject(req, 'EINVAL', `unsupported command ${cmdName(req.type)}`);
-    const allowed = ALLOWED_FLAGS.get(req.type) ?? 0;
+    const allowed = ALLOWED_FLAGS[req.type] ?? 0;
     if ((req.flags & ~allowed) !== 0) {
       return this.reject(req, 'EINVAL', `invalid flags 0x${req.flags.toString(16)} for ${cmdName(req.type)}`);
     }
@@ -495,18 +576,16 @@ class NbdConnection {
 
     const maxReq = Math.max(1, Math.floor(Math.min(this.target.maxRequest(), MAX_PAYLOAD)));
     const pieces = op === 'flush' ? 1 : Math.ceil(req.length / maxReq);
-    const reply: Reply = {
+    this.inflight++;
+    if (op === 'read' || op === 'write') this.inflightBytes += req.length;
+    this.job = {
       req, op,
-      data: op === 'read' ? new Array<Buffer | null>(pieces).fill(null) : null,
+      data: null,
+      pieces: op === 'read' && pieces > 1 ? new Array<Buffer | null>(pieces).fill(null) : null,
       outstanding: 0,
       unissued: pieces,
       errno: null,
       answered: false,
-    };
-    this.inflight++;
-    if (op === 'read' || op === 'write') this.inflightBytes += req.length;
-    this.job = {
-      reply,
       next: op === 'flush' ? 0 : req.offset,
       end: op === 'flush' ? 0 : req.offset + req.length,
       piece: 0,
@@ -519,7 +598,7 @@ class NbdConnection {
   /** Submit pieces while the target has capacity. true when the job is fully issued. */
   private continueJob(): boolean {
     const job = this.job!;
-    const reply = job.reply;
+    const reply = job;
     while (reply.unissued > 0) {
       if (this.draining || this.state !== 'transmission') {
         this.abandon(reply, 'ESHUTDOWN');
@@ -529,9 +608,9 @@ class NbdConnection {
       const offset = job.next;
       const length = reply.op === 'flush' ? 0 : Math.min(job.pieceSize, job.end - offset);
       const index = job.piece;
-      const payload = reply.op === 'write'
-        ? reply.req.payload!.subarray(offset - reply.req.offset, offset - reply.req.offset + length)
-        : null;
+      const whole = reply.op === 'write' ? reply.req.payload! : null;
+      const payload = whole === null ? null
+        : length === whole.length ? whole : whole.subarray(offset - reply.req.offset, offset - reply.req.offset + length);
       const breq: BlockRequest = { op: reply.op, offset, length, payload, fua: job.fua };
       job.next += length;
       job.piece++;
@@ -570,12 +649,14 @@ class NbdConnection {
     reply.outstanding--;
     if (errno !== null) {
       if (reply.errno === null) reply.errno = errno;
-    } else if (reply.data !== null) {
+    } else if (reply.op === 'read') {
       if (data === null || data.length !== length) {
         this.log.error('BlockTarget returned a short read', { expected: length, got: data?.length ?? null });
         if (reply.errno === null) reply.errno = 'EIO';
+      } else if (reply.pieces !== null) {
+        reply.pieces[index] = data;
       } else {
-        reply.data[index] = data;
+        reply.data = data;
       }
     }
     this.maybeAnswer(reply);
@@ -597,7 +678,11 @@ class NbdConnection {
       });
       this.sendReply(reply.req, reply.errno, `${cmdName(reply.req.type)} failed: ${reply.errno}`);
     } else {
-      this.sendReply(reply.req, null, null, reply.data as Buffer[] | null);
+      this.sendReply(reply.req, null, null, reply.pieces !== null ? reply.pieces as Buffer[] : reply.data);
+      // A WRITE that succeeded: the export has all its bytes, so nothing reads its payload
+      // again (the transaction is complete, never replayed). Failed ones are never released:
+      // a frame stuck in a dead socket's queue could still be written from it.
+      if (reply.op === 'write') releasePayload(reply.req.payload);
     }
     if (this.blocked === 'inflight' && this.inflight < MAX_CONN_INFLIGHT) this.unblock();
     else if (this.blocked === 'bytes') this.maybeUnblockBytes();
@@ -610,7 +695,7 @@ class NbdConnection {
     this.sendReply(req, errno, message);
   }
 
-  private sendReply(req: RequestMessage, errno: string | null, message: string | null, data: Buffer[] | null = null): void {
+  private sendReply(req: RequestMessage, errno: string | null, message: string | null, data: Buffer | Buffer[] | null = null): void {
     const isRead = req.type === Cmd.READ;
     if (errno !== null) {
       const err = toNbdError(errno);
@@ -619,8 +704,10 @@ class NbdConnection {
       return;
     }
     if (isRead && data !== null) {
-      if (this.structured) this.send(encodeOffsetDataChunk(req.cookie, req.offset, data, true));
-      else this.send([encodeSimpleReply(req.cookie, NbdErr.OK), ...data]);
+      const parts = this.structured ? encodeOffsetDataChunk(req.cookie, req.offset, data, true)
+        : Buffer.isBuffer(data) ? [encodeSimpleReply(req.cookie, NbdErr.OK), data] : [encodeSimpleReply(req.cookie, NbdErr.OK), ...data];
+      // Read data goes back to the payload pool once the socket is done with it.
+      this.send(parts, Buffer.isBuffer(data) ? () => releasePayload(data) : () => { for (const d of data) releasePayload(d); });
       return;
     }
     this.send(encodeSimpleReply(req.cookie, NbdErr.OK));
@@ -636,16 +723,24 @@ class NbdConnection {
 
   // ── Writing ──────────────────────────────────────────────────────────────────────────────
 
-  /** Queue bytes; everything queued in one event-loop turn goes out in one writev. */
-  private send(bufs: Buffer | Buffer[]): void {
+  /** Queue bytes; everything queued while handling one event goes out in one writev. */
+  /** written: runs once the socket is done with the bytes (written, or the socket failed) */
+  private send(bufs: Buffer | Buffer[], written?: () => void): void {
     if (this.ended || this.socket.destroyed) return;
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      setImmediate(() => this.uncork());
+      // nextTick, not setImmediate: the replies of one socket event (a burst of IO_RESPONSEs)
+      // still leave in one writev, without an extra zero-timeout epoll_wait per event-loop turn.
+      process.nextTick(() => this.uncork());
     }
-    if (Buffer.isBuffer(bufs)) this.socket.write(bufs);
-    else for (const b of bufs) this.socket.write(b);
+    if (Buffer.isBuffer(bufs)) {
+      this.socket.write(bufs, written);
+    } else {
+      const last = bufs.length - 1;
+      for (let i = 0; i < last; i++) this.socket.write(bufs[i]!);
+      this.socket.write(bufs[last]!, written);
+    }
   }
 
   private uncork(): void {
@@ -660,7 +755,7 @@ class NbdConnection {
     this.uncork();
     this.ended = true;
     if (this.state !== 'closed') this.state = 'disconnecting'; // nothing more is processed
-    this.socket.resume();
+    this.resumeReading();
     this.socket.end();
     setTimeout(() => this.socket.destroy(), END_GRACE_MS).unref();
   }

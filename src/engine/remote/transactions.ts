@@ -182,7 +182,9 @@ export class TransactionTable {
     this.active.set(txn.id, txn);
     this.counters.inflightPeak = Math.max(this.counters.inflightPeak, this.active.size);
     if (this.active.size >= this.capacity()) this.needDrain = true;
-    this.armDeadline(false);
+    // An armed timer is never later than this transaction's deadline (it is armed for an older
+    // one, or for one that already completed: it then fires early, finds nothing and re-arms).
+    if (this.deadlineTimer === null) this.armDeadline(false);
     const id = txn.id;
     if (this.sender && !this.replaying && this.queued.length === 0) {
       // Straight to sent: nothing older is waiting, so id order holds. (During a replay, a
@@ -317,9 +319,8 @@ export class TransactionTable {
       }
     }
     this.active.delete(txn.id);
-    const { id, op, offset, length, attempts } = txn;
+    const { id, op, offset, length, attempts, submittedAt } = txn;
     const done = txn.done!;
-    const ageMs = this.clock.now() - txn.submittedAt;
     txn.id = 0;
     txn.payload = null;
     txn.done = null;
@@ -333,7 +334,7 @@ export class TransactionTable {
     } else {
       this.counters.failed++;
       this.log.warn(`${op} offset=${offset} length=${length} failed: ${errno}${cause ? ` (${cause})` : ''}`,
-        { op, id, errno, attempts, ageMs: Math.round(ageMs) });
+        { op, id, errno, attempts, ageMs: Math.round(this.clock.now() - submittedAt) });
       this.emit('txn-failed', { op, offset, length, errno });
     }
 
@@ -343,10 +344,9 @@ export class TransactionTable {
       this.log.error(`completion callback of ${op} id ${id} threw: ${(err as Error)?.message ?? String(err)}`, { op, id });
     }
 
-    if (this.active.size === 0) {
-      this.cancelDeadline();
-      this.resolveDrain();
-    }
+    // The deadline timer is NOT cancelled when the table empties: at queue depth 1 that would
+    // cancel and re-create a timer per request. It fires once, finds nothing and stops.
+    if (this.active.size === 0) this.resolveDrain();
     this.maybeNotifyCapacity();
   }
 
