@@ -37,7 +37,7 @@ export interface ChannelOptions {
   /** the engine's crypto pool; null = everything inline */
   crypto: FrameCrypto | null;
   /** write one sealed frame (header, payload, tag; empty parts omitted), in sequence order */
-  write: (parts: Buffer[]) => void;
+  write: (parts: Buffer[], written?: () => void) => void;
   /** an opened frame (payload = plaintext, payloadLength = its length, tag empty), in arrival order */
   deliver: (frame: Frame) => void;
   /** a seal/open failure; called once, the channel is closed before it runs */
@@ -115,7 +115,7 @@ export class SealedChannel {
   // ---- sending ----
 
   /** Seal and (in sequence order) write one frame. A no-op once closed. */
-  send(init: FrameInit): void {
+  send(init: FrameInit, done?: () => void): void {
     if (this.closed) return;
     const plain = init.payload ?? EMPTY;
     const suite = this.o.suite;
@@ -126,13 +126,15 @@ export class SealedChannel {
     });
     const seq = this.txSeq++;
     if (this.passthrough) {
-      this.emitParts({ parts: framed(header, plain, EMPTY), bytes: plain.length });
+      if (this.pendingOut === 0) this.o.write(framed(header, plain, EMPTY), done);
+      else this.emitParts({ parts: framed(header, plain, EMPTY), bytes: plain.length });
       return;
     }
     if (plain.length < this.inlineBelow) {
       let sealed: Sealed;
       try {
         sealed = seal(suite, this.o.tx, seq, header, plain);
+        if (sealed.payload.buffer !== plain.buffer) done?.(); // an integrity-only suite may send plain itself
       } catch (err) {
         this.failNow(`sealing frame ${seq} failed: ${(err as Error).message}`);
         return;
@@ -143,7 +145,9 @@ export class SealedChannel {
     const slot: OutSlot = { parts: null, bytes: plain.length };
     this.out.push(slot);
     this.outBytes += plain.length;
-    this.o.crypto!.seal(suite, this.o.tx, seq, header, compact(plain)).then(
+    const job = this.o.crypto!.seal(suite, this.o.tx, seq, header, compact(plain));
+    done?.(); // the pool took a copy (postMessage clones synchronously)
+    job.then(
       (sealed) => {
         if (this.closed) return;
         slot.parts = framed(header, sealed.payload, sealed.tag);

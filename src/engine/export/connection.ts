@@ -25,7 +25,7 @@ import type { Clock, TimerHandle } from '../../util/clock.js';
 import type { Logger } from '../../util/log.js';
 import { errnoNumber, errnoOf } from '../../util/errors.js';
 import {
-  Cmd, Flag, FrameDecoder, HEADER_SIZE, Op, WIRE_VERSION, cmdName, decodeAuth, decodeHeader, decodeHello, encodeAuth,
+  Cmd, Flag, FrameDecoder, releasePayload, HEADER_SIZE, Op, WIRE_VERSION, cmdName, decodeAuth, decodeHeader, decodeHello, encodeAuth,
   encodeFrame, encodeHelloReply, encodeRefusal, opName, type Frame, type FrameInit, type Hello,
 } from '../../protocol/wire.js';
 import {
@@ -45,6 +45,8 @@ export const BLOCK_SIZE = 512;
 export const MAX_HELLO_PAYLOAD = 64 * 1024;
 /** Stop reading while this many response bytes wait in the socket (client not reading). */
 export const OUTPUT_HIGH_WATER = 16 * 1024 * 1024;
+/** Bytes still read and held while reading is paused (user-buffer sockets). */
+const READ_AHEAD = 64 * 1024;
 /** How long a refused or drained connection may linger after our FIN before it is destroyed. */
 export const LINGER_MS = 2000;
 /** Frames being opened (crypto pool) before the socket is paused. */
@@ -127,15 +129,17 @@ export class Connection {
   private reconnected = false;
   private announced = false;
   private closedHandled = false;
+  private corked = false;
+  private readPaused = false;
   private readonly log: Logger;
 
-  constructor(private readonly host: ExportHost, readonly socket: Socket) {
+  constructor(private readonly host: ExportHost, readonly socket: Socket, private readonly userBuffer = false) {
     this.peer = socket.remoteAddress ?? 'unknown';
     const port = socket.remotePort ?? 0;
     this.label = this.peer.includes(':') ? `[${this.peer}]:${port}` : `${this.peer}:${port}`;
     this.log = host.log.child({ peer: this.label });
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (!userBuffer) socket.on('data', (chunk: Buffer) => this.onBytes(chunk, false));
     socket.on('end', () => this.onEnd());
     socket.on('error', (err) => {
       this.closeReason ??= `socket error: ${errnoOf(err) ?? err.message}`;
@@ -169,11 +173,17 @@ export class Connection {
 
   // ---- input ----
 
-  private onData(chunk: Buffer): void {
+  /** Where the next socket read lands (user-buffer sockets): a payload being assembled, or scratch. */
+  readTarget(scratch: Buffer): Buffer {
+    return this.phase === 'hello' ? scratch : this.decoder.readTarget(scratch);
+  }
+
+  /** Bytes read; transient: `chunk` is overwritten once this returns (a reused read buffer). */
+  onBytes(chunk: Buffer, transient: boolean): void {
     if (this.phase === 'closed' || this.phase === 'lingering') return; // fenced/aborted: not one more byte
     if (this.phase === 'hello' && !this.headerChecked) {
       // Check the first header before buffering a large payload from an unknown peer.
-      this.preHeader = this.preHeader ? Buffer.concat([this.preHeader, chunk]) : chunk;
+      this.preHeader = this.preHeader ? Buffer.concat([this.preHeader, chunk]) : (transient ? Buffer.from(chunk) : chunk);
       if (this.preHeader.length >= HEADER_SIZE) {
         const head = this.preHeader.subarray(0, HEADER_SIZE);
         this.preHeader = null;
@@ -186,8 +196,10 @@ export class Connection {
         }
       }
     }
-    this.decoder.feed(chunk);
+    if (transient) this.decoder.feedTransient(chunk);
+    else this.decoder.feed(chunk);
     this.pump();
+    if (this.readPaused && this.decoder.pendingBytes >= READ_AHEAD) this.socket.pause();
   }
 
   private onEnd(): void {
@@ -241,9 +253,15 @@ export class Connection {
       || (this.phase === 'serving' && this.waiting.length === 0 && this.canDispatch()
         && (this.channel === null || this.channel.pendingIn < MAX_PENDING_OPENS));
     if (read) {
-      if (this.socket.isPaused()) this.socket.resume();
-    } else if (!this.socket.isPaused()) {
-      this.socket.pause();
+      if (this.readPaused) {
+        this.readPaused = false;
+        this.socket.resume();
+      }
+    } else if (!this.readPaused) {
+      // like a paused net.Socket: keep reading (up to READ_AHEAD held bytes), so PINGs and the
+      // peer's close are still seen; a user-buffer socket would otherwise stop reading at once
+      this.readPaused = true;
+      if (!this.userBuffer || this.decoder.pendingBytes >= READ_AHEAD) this.socket.pause();
     }
   }
 
@@ -494,7 +512,7 @@ export class Connection {
     this.channel = new SealedChannel({
       suite, tx, rx,
       crypto: host.cryptoPool,
-      write: (parts) => this.writeParts(parts),
+      write: (parts, written) => this.writeParts(parts, written),
       deliver: (frame) => this.onOpened(frame),
       fail: (reason) => this.abort(reason),
       onProgress: () => { if (this.phase === 'serving') this.pump(); },
@@ -616,25 +634,34 @@ export class Connection {
     this.send({
       cmd: Cmd.IO_RESPONSE, op: frame.op, status, id: frame.id, offset: frame.offset, length: frame.length,
       payload: data,
-    });
+    }, data === null ? undefined : () => releasePayload(data));
   }
 
-  /** Send a frame: sealed once the handshake is done, plain before. */
-  private send(init: FrameInit): void {
-    if (this.channel) this.channel.send(init);
-    else this.writeParts(encodeFrame(init));
+  /** Send a frame: sealed once the handshake is done, plain before. done: the payload is no longer needed. */
+  private send(init: FrameInit, done?: () => void): void {
+    if (this.channel) this.channel.send(init, done);
+    else this.writeParts(encodeFrame(init), done);
   }
 
-  private writeParts(parts: Buffer[]): void {
+  /** One writev per event-loop turn: cork on the first write of a turn, uncork on the next tick. */
+  private writeParts(parts: Buffer[], written?: () => void): void {
     const s = this.socket;
     if (s.destroyed || !s.writable) return;
-    if (parts.length === 1) {
-      s.write(parts[0]!);
-      return;
+    if (!this.corked) {
+      this.corked = true;
+      s.cork();
+      process.nextTick(() => this.flushOutput());
     }
-    s.cork();
-    for (const p of parts) s.write(p);
-    s.uncork();
+    const last = parts.length - 1;
+    for (let i = 0; i < last; i++) s.write(parts[i]!);
+    s.write(parts[last]!, written);
+  }
+
+  /** Write what this turn queued. Also before a destroy, which would drop it. */
+  private flushOutput(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.socket.uncork();
   }
 
   // ---- closing ----
@@ -696,6 +723,7 @@ export class Connection {
   }
 
   private destroyNow(): void {
+    this.flushOutput();
     this.phase = 'closed';
     this.waiting = [];
     this.dropCrypto();

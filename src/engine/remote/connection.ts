@@ -166,6 +166,7 @@ export class Connection implements TxnSender {
   private st: ConnState = ConnState.IDLE;
   private socket: WireSocket | null = null;
   private readonly decoder = new FrameDecoder();
+  private readonly scratch = Buffer.allocUnsafe(64 * 1024);
   private handshakeTimer: TimerHandle | null = null;
   private livenessTimer: TimerHandle | null = null;
   private livenessAt = Infinity;
@@ -247,7 +248,18 @@ export class Connection implements TxnSender {
   private openSocket(): void {
     let sock: WireSocket;
     try {
-      sock = (this.opts.socketFactory ?? defaultSocketFactory)(this.opts.host, this.opts.port);
+      if (this.opts.socketFactory) {
+        sock = this.opts.socketFactory(this.opts.host, this.opts.port);
+      } else {
+        // Reads land in one reused scratch buffer, or straight into the payload being assembled:
+        // no 64 KiB allocation per read (GC), large payloads copied once (by the kernel).
+        const s = netConnect({ host: this.opts.host, port: this.opts.port, onread: {
+          buffer: () => this.decoder.readTarget(this.scratch),
+          callback: (n: number, buf: Uint8Array) => { this.onData(buf.subarray(0, n) as Buffer, true); return true; },
+        } });
+        s.setNoDelay(true);
+        sock = s;
+      }
     } catch (err) {
       // report asynchronously like a socket error would be
       queueMicrotask(() => this.fail('link', `connect: ${(err as Error).message}`, codeOf(err)));
@@ -291,11 +303,12 @@ export class Connection implements TxnSender {
     });
   }
 
-  private onData(chunk: Buffer): void {
+  private onData(chunk: Buffer, transient = false): void {
     if (this.st === ConnState.CLOSED) return;
     this.lastByteAt = this.opts.clock.now();
     this.unanswered = 0;
-    this.decoder.feed(chunk);
+    if (transient) this.decoder.feedTransient(chunk);
+    else this.decoder.feed(chunk);
     while (this.st === ConnState.HELLO_SENT || this.st === ConnState.AUTH_SENT || this.st === ConnState.READY) {
       let frame: Frame | null;
       try {
