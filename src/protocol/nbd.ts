@@ -10,7 +10,7 @@
 // Encoders return a Buffer, or a Buffer[] when a data payload should go out with writev
 // without being copied.
 import { DstError } from '../util/errors.js';
-import { allocPayload, ownedCopy } from './wire.js';
+import { StreamBuffer } from './wire.js';
 
 // ── Magic numbers ────────────────────────────────────────────────────────────────────────────
 export const NBD_MAGIC = 0x4e42444d41474943n;            // "NBDMAGIC"
@@ -242,14 +242,9 @@ function badFrame(message: string): DstError {
  */
 export class NbdServerDecoder {
   phase: NbdPhase = 'client-flags';
-  private chunks: Buffer[] = [];
-  private head = 0;          // read position inside chunks[0]
-  private bytes = 0;         // bytes in `chunks` not yet consumed
+  private readonly buf = new StreamBuffer();
   private pending: RequestMessage | null = null;  // header parsed, payload still arriving
   private pendingOption: { option: number; length: number } | null = null;
-  /** a WRITE payload assembled in place (chunks copied straight into it as they are fed) */
-  private dest: Buffer | null = null;
-  private destFilled = 0;
   private readonly maxOptionData: number;
   private readonly maxPayload: number;
 
@@ -259,80 +254,45 @@ export class NbdServerDecoder {
   }
 
   /** bytes buffered and not yet returned as messages */
-  get buffered(): number { return this.bytes + this.destFilled; }
+  get buffered(): number { return this.buf.bytes + this.buf.destFilled; }
 
   feed(chunk: Buffer): void {
-    if (chunk.length === 0) return;
-    const dest = this.dest;
-    if (dest !== null && this.destFilled < dest.length) {
-      // `chunks` is empty while a payload is assembled: the bytes go straight to it
-      const n = Math.min(dest.length - this.destFilled, chunk.length);
-      chunk.copy(dest, this.destFilled, 0, n);
-      this.destFilled += n;
-      if (n === chunk.length) return;
-      chunk = chunk.subarray(n);
-    }
-    this.chunks.push(chunk);
-    this.bytes += chunk.length;
+    this.buf.feed(chunk);
   }
 
   /**
    * Like feed(), for a chunk the caller overwrites once this call returns (a socket read into
-   * one reused buffer). Nothing is kept pointing into `chunk`: bytes of a WRITE payload being
-   * assembled are copied straight into it, a large WRITE whose payload is not all here gets
-   * its buffer at once (so the rest can be read straight into it: readTarget), and any other
-   * remainder is copied into decoder-owned memory.
+   * one reused buffer). Nothing is kept pointing into `chunk`: a large WRITE whose payload is
+   * not all here gets its buffer at once (so the rest can be read straight into it: readTarget),
+   * and any other remainder is copied into decoder-owned memory.
    */
   feedTransient(chunk: Buffer): void {
-    let at = 0;
-    const dest = this.dest;
-    if (dest !== null && chunk.buffer === dest.buffer && chunk.byteOffset === dest.byteOffset + this.destFilled
-      && chunk.length <= dest.length - this.destFilled) {
-      this.destFilled += chunk.length; // read straight into the payload: nothing to copy
-      return;
-    }
-    if (dest !== null && this.destFilled < dest.length) {
-      const n = Math.min(dest.length - this.destFilled, chunk.length);
-      chunk.copy(dest, this.destFilled, 0, n);
-      this.destFilled += n;
-      at = n;
-    }
+    const buf = this.buf;
+    const at = buf.fillTransient(chunk);
     if (at === chunk.length) return;
     const rest = chunk.length - at;
-    if (this.phase === 'transmission' && this.bytes === 0 && this.pending === null && this.dest === null
+    if (this.phase === 'transmission' && buf.bytes === 0 && this.pending === null && buf.dest === null
       && rest >= REQUEST_HEADER_SIZE && chunk.readUInt32BE(at) === NBD_REQUEST_MAGIC
       && chunk.readUInt16BE(at + 6) === Cmd.WRITE) {
       const length = chunk.readUInt32BE(at + 24);
       if (length >= READ_INTO_MIN && length <= this.maxPayload && rest < REQUEST_HEADER_SIZE + length) {
-        // keep the header (parsed by next()), and give the payload its buffer now
-        this.chunks.push(ownedCopy(chunk, at, at + REQUEST_HEADER_SIZE));
-        this.bytes += REQUEST_HEADER_SIZE;
-        const d = allocPayload(length);
-        chunk.copy(d, 0, at + REQUEST_HEADER_SIZE);
-        this.dest = d;
-        this.destFilled = rest - REQUEST_HEADER_SIZE;
+        buf.beginPayload(chunk, at, REQUEST_HEADER_SIZE, length); // next() parses the kept header
         return;
       }
     }
-    this.chunks.push(ownedCopy(chunk, at, chunk.length));
-    this.bytes += rest;
+    buf.keepCopy(chunk, at);
   }
 
-  /**
-   * Where the next socket read should land: the unfilled rest of the WRITE payload being
-   * assembled when at least READ_INTO_MIN bytes of it are missing, else `scratch`.
-   */
+  /** Where the next socket read should land (see StreamBuffer.readTarget). */
   readTarget(scratch: Buffer): Buffer {
-    const dest = this.dest;
-    if (dest !== null && dest.length - this.destFilled >= READ_INTO_MIN) return dest.subarray(this.destFilled);
-    return scratch;
+    return this.buf.readTarget(scratch);
   }
 
   next(): NbdMessage | null {
     switch (this.phase) {
       case 'client-flags': {
-        if (this.bytes < CLIENT_FLAGS_SIZE) return null;
-        const flags = this.take(CLIENT_FLAGS_SIZE).readUInt32BE(0);
+        if (this.buf.bytes < CLIENT_FLAGS_SIZE) return null;
+        const flags = this.buf.take(CLIENT_FLAGS_SIZE).readUInt32BE(0);
         this.phase = 'options';
         return { kind: 'client-flags', flags };
       }
@@ -343,8 +303,8 @@ export class NbdServerDecoder {
 
   private nextOption(): OptionMessage | null {
     if (this.pendingOption === null) {
-      if (this.bytes < OPTION_HEADER_SIZE) return null;
-      const h = this.take(OPTION_HEADER_SIZE);
+      if (this.buf.bytes < OPTION_HEADER_SIZE) return null;
+      const h = this.buf.take(OPTION_HEADER_SIZE);
       const magic = h.readBigUInt64BE(0);
       if (magic !== NBD_IHAVEOPT) throw badFrame(`bad NBD option magic 0x${magic.toString(16)}`);
       const option = h.readUInt32BE(8);
@@ -355,25 +315,16 @@ export class NbdServerDecoder {
       this.pendingOption = { option, length };
     }
     const { option, length } = this.pendingOption;
-    if (this.bytes < length) return null;
+    if (this.buf.bytes < length) return null;
     this.pendingOption = null;
-    return { kind: 'option', option, data: Buffer.from(this.take(length)) };
+    return { kind: 'option', option, data: Buffer.from(this.buf.take(length)) };
   }
 
   private nextRequest(): RequestMessage | null {
     if (this.pending === null) {
-      if (this.bytes < REQUEST_HEADER_SIZE) return null;
+      if (this.buf.bytes < REQUEST_HEADER_SIZE) return null;
       // Parse the header where it lies when it is inside one chunk (the usual case).
-      let h = this.chunks[0]!;
-      let at = this.head;
-      if (h.length - at >= REQUEST_HEADER_SIZE) {
-        this.head += REQUEST_HEADER_SIZE;
-        this.bytes -= REQUEST_HEADER_SIZE;
-        if (this.head === h.length) { this.chunks.shift(); this.head = 0; }
-      } else {
-        h = this.take(REQUEST_HEADER_SIZE);
-        at = 0;
-      }
+      const [h, at] = this.buf.takeInPlace(REQUEST_HEADER_SIZE);
       const magic = h.readUInt32BE(at);
       if (magic !== NBD_REQUEST_MAGIC) {
         throw badFrame(magic === NBD_EXTENDED_REQUEST_MAGIC
@@ -398,56 +349,13 @@ export class NbdServerDecoder {
     }
     const req = this.pending;
     if (req.type === Cmd.WRITE) {
-      const dest = this.dest;
-      if (dest !== null) {
-        if (this.destFilled < dest.length) return null;
-        req.payload = dest;
-        this.dest = null;
-        this.destFilled = 0;
-      } else if (this.bytes >= req.length) {
-        req.payload = this.take(req.length);
-      } else {
-        // The payload is still arriving: read it straight into its own buffer from now on.
-        const buf = allocPayload(req.length);
-        const have = this.bytes;
-        this.copyOut(buf, have);
-        this.dest = buf;
-        this.destFilled = have;
-        return null;
-      }
+      // the payload, or null while it is still arriving (then assembled in its own buffer)
+      const payload = this.buf.payload(req.length);
+      if (payload === null) return null;
+      req.payload = payload;
     }
     this.pending = null;
     return req;
-  }
-
-  /** Copy the next n ≤ bytes buffered bytes into out[0..n) and consume them. */
-  private copyOut(out: Buffer, n: number): void {
-    let filled = 0;
-    while (filled < n) {
-      const c = this.chunks[0]!;
-      const want = Math.min(c.length - this.head, n - filled);
-      c.copy(out, filled, this.head, this.head + want);
-      filled += want;
-      this.head += want;
-      if (this.head === c.length) { this.chunks.shift(); this.head = 0; }
-    }
-    this.bytes -= n;
-  }
-
-  /** Consume n ≤ bytes buffered bytes. Zero-copy when they lie in one chunk. */
-  private take(n: number): Buffer {
-    if (n === 0) return Buffer.alloc(0);
-    const first = this.chunks[0]!;
-    if (first.length - this.head >= n) {
-      const out = first.subarray(this.head, this.head + n);
-      this.head += n;
-      this.bytes -= n;
-      if (this.head === first.length) { this.chunks.shift(); this.head = 0; }
-      return out;
-    }
-    const out = allocPayload(n);
-    this.copyOut(out, n);
-    return out;
   }
 }
 

@@ -236,24 +236,100 @@ export function encodeFrame(f: FrameInit): Buffer[] {
  * the frame's own buffer (the AAD must not alias a chunk the owner may reuse).
  */
 export class FrameDecoder {
+  private readonly buf = new StreamBuffer();
+  /** header decoded; payload and/or tag still to come */
+  private frame: Frame | null = null;
+
+  constructor(private readonly maxPayload = MAX_PAYLOAD) {}
+
+  feed(chunk: Buffer): void {
+    this.buf.feed(chunk);
+  }
+
+  /**
+   * Like feed(), for a chunk the caller overwrites once this call returns: a socket read into
+   * one reused buffer (net.connect's `onread`), which spares an allocation per read. A frame
+   * whose payload is large and incomplete gets that payload's buffer at once (its header copied
+   * aside), so the bulk of a large payload is copied exactly once (or read straight into place).
+   */
+  feedTransient(chunk: Buffer): void {
+    const buf = this.buf;
+    const at = buf.fillTransient(chunk);
+    if (at === chunk.length) return;
+    const rest = chunk.length - at;
+    // A new frame starts here (nothing else buffered): if its payload is large and not all
+    // here, set up its assembly buffer now and copy the payload bytes straight into it.
+    if (buf.bytes === 0 && this.frame === null && buf.dest === null && rest >= HEADER_SIZE) {
+      const payloadLength = chunk.readUInt32BE(at + 40);
+      if (payloadLength >= POOL_MIN && rest < HEADER_SIZE + payloadLength && validHeader(chunk, at, this.maxPayload)) {
+        buf.beginPayload(chunk, at, HEADER_SIZE, payloadLength);
+        return;
+      }
+    }
+    buf.keepCopy(chunk, at);
+  }
+
+  /** Where the next socket read should land (see StreamBuffer.readTarget). */
+  readTarget(scratch: Buffer): Buffer {
+    return this.buf.readTarget(scratch);
+  }
+
+  /** Bytes received but not yet returned as frames (header bytes of a pending frame excluded). */
+  get pendingBytes(): number {
+    return this.buf.bytes + this.buf.destFilled;
+  }
+
+  /** True when no partial frame is buffered (a clean frame boundary). */
+  get atBoundary(): boolean {
+    return this.buf.bytes === 0 && this.frame === null;
+  }
+
+  /** Next complete frame, or null if more bytes are needed. Throws DST_ERR_BAD_FRAME. */
+  next(): Frame | null {
+    const buf = this.buf;
+    let f = this.frame;
+    if (f === null) {
+      if (buf.bytes < HEADER_SIZE) return null;
+      const header = Buffer.allocUnsafe(HEADER_SIZE);
+      buf.copyOut(header, 0, HEADER_SIZE);
+      f = frameOf(header, this.maxPayload);
+      this.frame = f;
+    }
+    if (f.payloadLength > 0 && f.payload.length === 0) {
+      const payload = buf.payload(f.payloadLength);
+      if (payload === null) return null;
+      f.payload = payload;
+    }
+    if (f.tagLength > 0) {
+      if (buf.bytes < f.tagLength) return null;
+      f.tag = buf.take(f.tagLength);
+    }
+    this.frame = null;
+    return f;
+  }
+}
+
+/**
+ * The bytes of one stream, consumed in order by one decoder (the DST frame decoder and the NBD
+ * request decoder share it). Fed chunks are kept as they are (views, no copy); while a large
+ * payload is being received it is filled in place in its own buffer, each byte copied once, or
+ * read straight into it by the socket (readTarget).
+ */
+export class StreamBuffer {
   private chunks: Buffer[] = [];
   /** read offset inside chunks[0] */
   private head = 0;
-  /** bytes in `chunks` not yet consumed */
-  private buffered = 0;
-  /** header decoded; payload and/or tag still to come */
-  private frame: Frame | null = null;
+  /** bytes in the chunks not yet consumed (a payload being assembled excluded) */
+  bytes = 0;
   /** payload being assembled in place, and how much of it is filled */
-  private dest: Buffer | null = null;
-  private destFilled = 0;
-
-  constructor(private readonly maxPayload = MAX_PAYLOAD) {}
+  dest: Buffer | null = null;
+  destFilled = 0;
 
   feed(chunk: Buffer): void {
     if (chunk.length === 0) return;
     const dest = this.dest;
     if (dest !== null && this.destFilled < dest.length) {
-      // `chunks` is empty while a payload is assembled: the bytes go straight to it
+      // the chunks are empty while a payload is assembled: the bytes go straight to it
       const n = Math.min(dest.length - this.destFilled, chunk.length);
       chunk.copy(dest, this.destFilled, 0, n);
       this.destFilled += n;
@@ -261,58 +337,52 @@ export class FrameDecoder {
       chunk = chunk.subarray(n);
     }
     this.chunks.push(chunk);
-    this.buffered += chunk.length;
+    this.bytes += chunk.length;
   }
 
   /**
-   * Like feed(), for a chunk the caller overwrites once this call returns: a socket read into
-   * one reused buffer (net.connect's `onread`), which spares an allocation per read. Nothing is
-   * kept pointing into `chunk`: payload bytes being assembled are copied straight into their
-   * buffer, and a frame whose payload is large and incomplete gets that buffer at once (its
-   * header copied aside), so the bulk of a large payload is copied exactly once; any other
-   * remainder is copied into decoder-owned memory (a slab shared by small frames).
+   * For a chunk the caller reuses after this call: put what belongs to the payload being
+   * assembled into it. Returns the offset of the first byte of `chunk` not consumed.
    */
-  feedTransient(chunk: Buffer): void {
-    let at = 0;
+  fillTransient(chunk: Buffer): number {
     const dest = this.dest;
-    if (dest !== null && chunk.buffer === dest.buffer && chunk.byteOffset === dest.byteOffset + this.destFilled
+    if (dest === null || this.destFilled >= dest.length) return 0;
+    if (chunk.buffer === dest.buffer && chunk.byteOffset === dest.byteOffset + this.destFilled
       && chunk.length <= dest.length - this.destFilled) {
       this.destFilled += chunk.length; // read straight into the payload (readTarget): nothing to copy
-      return;
+      return chunk.length;
     }
-    if (dest !== null && this.destFilled < dest.length) {
-      const n = Math.min(dest.length - this.destFilled, chunk.length);
-      chunk.copy(dest, this.destFilled, 0, n);
-      this.destFilled += n;
-      at = n;
-    }
-    if (at === chunk.length) return;
-    const rest = chunk.length - at;
-    // A new frame starts here (nothing else buffered): if its payload is large and not all
-    // here, set up its assembly buffer now and copy the payload bytes straight into it.
-    if (this.buffered === 0 && this.frame === null && this.dest === null && rest >= HEADER_SIZE) {
-      const payloadLength = chunk.readUInt32BE(at + 40);
-      if (payloadLength >= POOL_MIN && rest < HEADER_SIZE + payloadLength && validHeader(chunk, at, this.maxPayload)) {
-        const header = Buffer.allocUnsafe(HEADER_SIZE);
-        chunk.copy(header, 0, at, at + HEADER_SIZE);
-        this.chunks.push(header);
-        this.buffered += HEADER_SIZE;
-        const d = allocPayload(payloadLength);
-        chunk.copy(d, 0, at + HEADER_SIZE);
-        this.dest = d;
-        this.destFilled = rest - HEADER_SIZE;
-        return;
-      }
-    }
-    this.chunks.push(ownedCopy(chunk, at, chunk.length));
-    this.buffered += rest;
+    const n = Math.min(dest.length - this.destFilled, chunk.length);
+    chunk.copy(dest, this.destFilled, 0, n);
+    this.destFilled += n;
+    return n;
+  }
+
+  /** Keep chunk[from..] in memory this buffer owns (the caller reuses `chunk`). */
+  keepCopy(chunk: Buffer, from: number): void {
+    this.chunks.push(ownedCopy(chunk, from, chunk.length));
+    this.bytes += chunk.length - from;
+  }
+
+  /**
+   * A message starts at chunk[from] with a header of headerSize bytes and a payload of
+   * payloadLength bytes that is not all here: keep the header (the decoder parses it), and give
+   * the payload its buffer now, filled with what is here.
+   */
+  beginPayload(chunk: Buffer, from: number, headerSize: number, payloadLength: number): void {
+    this.chunks.push(ownedCopy(chunk, from, from + headerSize));
+    this.bytes += headerSize;
+    const d = allocPayload(payloadLength);
+    chunk.copy(d, 0, from + headerSize);
+    this.dest = d;
+    this.destFilled = chunk.length - from - headerSize;
   }
 
   /**
    * Where the next socket read should land (net.connect's `onread.buffer` as a function): the
-   * unfilled rest of the payload being assembled when there is one of at least READ_INTO_MIN
-   * bytes, so the kernel copies it straight into place; else `scratch`. Feed what was read
-   * with feedTransient().
+   * unfilled rest of the payload being assembled when at least READ_INTO_MIN bytes of it are
+   * missing, so the kernel copies it straight into place; else `scratch`. Feed what was read
+   * with fillTransient() (through the decoder's feedTransient()).
    */
   readTarget(scratch: Buffer): Buffer {
     const dest = this.dest;
@@ -320,18 +390,47 @@ export class FrameDecoder {
     return scratch;
   }
 
-  /** Bytes received but not yet returned as frames (header bytes of a pending frame excluded). */
-  get pendingBytes(): number {
-    return this.buffered + this.destFilled;
+  /**
+   * The next n-byte payload: a view when it is all buffered in one chunk (else a copy); null
+   * when it is not all here yet — it is then assembled in place and returned by a later call.
+   */
+  payload(n: number): Buffer | null {
+    const dest = this.dest;
+    if (dest !== null) {
+      if (this.destFilled < dest.length) return null;
+      this.dest = null;
+      this.destFilled = 0;
+      return dest;
+    }
+    if (this.bytes >= n) return this.take(n);
+    const d = allocPayload(n);
+    const have = this.bytes;
+    this.copyOut(d, 0, have);
+    this.dest = d;
+    this.destFilled = have;
+    return null;
   }
 
-  /** True when no partial frame is buffered (a clean frame boundary). */
-  get atBoundary(): boolean {
-    return this.buffered === 0 && this.frame === null;
+  /** Consume n ≤ bytes bytes where they lie: [chunk, offset] when in one chunk, else [a copy, 0]. */
+  takeInPlace(n: number): [Buffer, number] {
+    const first = this.chunks[0]!;
+    const at = this.head;
+    if (first.length - at < n) {
+      const out = allocPayload(n);
+      this.copyOut(out, 0, n);
+      return [out, 0];
+    }
+    this.head += n;
+    this.bytes -= n;
+    if (this.head === first.length) {
+      this.chunks.shift();
+      this.head = 0;
+    }
+    return [first, at];
   }
 
-  /** Copy the next n ≤ buffered bytes into out[at..] and consume them. */
-  private copyOut(out: Buffer, at: number, n: number): void {
+  /** Copy the next n ≤ bytes bytes into out[at..] and consume them. */
+  copyOut(out: Buffer, at: number, n: number): void {
     let filled = 0;
     while (filled < n) {
       const c = this.chunks[0]!;
@@ -344,62 +443,14 @@ export class FrameDecoder {
         this.head = 0;
       }
     }
-    this.buffered -= n;
+    this.bytes -= n;
   }
 
-  /** Consume n ≤ buffered bytes: a view when they lie in one chunk, else a copy. */
-  private take(n: number): Buffer {
-    const first = this.chunks[0]!;
-    if (first.length - this.head >= n) {
-      const out = first.subarray(this.head, this.head + n);
-      this.head += n;
-      this.buffered -= n;
-      if (this.head === first.length) {
-        this.chunks.shift();
-        this.head = 0;
-      }
-      return out;
-    }
-    const out = allocPayload(n);
-    this.copyOut(out, 0, n);
-    return out;
-  }
-
-  /** Next complete frame, or null if more bytes are needed. Throws DST_ERR_BAD_FRAME. */
-  next(): Frame | null {
-    let f = this.frame;
-    if (f === null) {
-      if (this.buffered < HEADER_SIZE) return null;
-      const header = Buffer.allocUnsafe(HEADER_SIZE);
-      this.copyOut(header, 0, HEADER_SIZE);
-      f = frameOf(header, this.maxPayload);
-      this.frame = f;
-    }
-    const n = f.payloadLength;
-    if (n > 0 && f.payload.length === 0) {
-      if (this.dest !== null) {
-        if (this.destFilled < n) return null;
-        f.payload = this.dest;
-        this.dest = null;
-        this.destFilled = 0;
-      } else if (this.buffered >= n) {
-        f.payload = this.take(n);
-      } else {
-        // Not all here yet: assemble in place from now on (`chunks` is drained into it).
-        const dest = allocPayload(n);
-        const have = this.buffered;
-        this.copyOut(dest, 0, have);
-        this.dest = dest;
-        this.destFilled = have;
-        return null;
-      }
-    }
-    if (f.tagLength > 0) {
-      if (this.buffered < f.tagLength) return null;
-      f.tag = this.take(f.tagLength);
-    }
-    this.frame = null;
-    return f;
+  /** Consume n ≤ bytes bytes: a view when they lie in one chunk, else a copy. */
+  take(n: number): Buffer {
+    if (n === 0) return EMPTY;
+    const [b, at] = this.takeInPlace(n);
+    return b.length === n ? b : b.subarray(at, at + n);
   }
 }
 
