@@ -1,5 +1,6 @@
 // Real NBD clients (libnbd tools, qemu-img, fio) against the local NBD endpoint over a memory
-// target. Each test skips, naming the tool and its package, when the tool is not installed.
+// target. Each test skips, naming the tool and its package, when the tool is not installed
+// (under CI=true a missing tool fails instead: CI installs them all).
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/util/log.js';
 import { startNbdEndpoint, type NbdEndpoint } from '../../src/engine/remote/nbd-endpoint.js';
+import { requireTool, strictTools } from '../helpers/tools.js';
 import { createMemoryTarget, type MemoryTarget, type MemoryTargetOptions } from '../helpers/memory-target.js';
 
 const run = promisify(execFile);
@@ -22,24 +24,9 @@ const PACKAGES: Record<string, string> = {
   fio: 'fio',
 };
 
-const present = new Map<string, boolean>();
-function has(tool: string): boolean {
-  if (!present.has(tool)) {
-    const r = spawnSync(tool, ['--version'], { stdio: 'ignore' });
-    present.set(tool, r.error === undefined);
-  }
-  return present.get(tool)!;
-}
-
-/** true (and the test is skipped with a message) when a tool is missing */
-function missing(t: TestContext, ...tools: string[]): boolean {
-  for (const tool of tools) {
-    if (!has(tool)) {
-      t.skip(`${tool} not installed (apt-get install ${PACKAGES[tool] ?? tool})`);
-      return true;
-    }
-  }
-  return false;
+/** true when a tool is missing: the test is skipped naming its package (a failure under CI) */
+function missing(t: TestContext, tool: string): boolean {
+  return !requireTool(t, tool, PACKAGES[tool] ?? tool);
 }
 
 interface Served { dir: string; target: MemoryTarget; ep: NbdEndpoint }
@@ -137,7 +124,9 @@ test('fio --ioengine=nbd randrw with crc32c verify', { timeout: 30_000 }, async 
   // fio's nbd engine exists only when fio was built with libnbd
   const help = spawnSync('fio', ['--enghelp=nbd'], { encoding: 'utf8' });
   if (help.status !== 0 || !/uri/.test(help.stdout + help.stderr)) {
-    t.skip('fio has no nbd engine (install a fio built with libnbd)');
+    const msg = 'fio has no nbd engine (install a fio built with libnbd)';
+    if (strictTools()) throw new Error(msg);
+    t.skip(msg);
     return;
   }
   const out = await tool('fio', [
