@@ -124,6 +124,15 @@ class SectionReader {
     return configError(this.file, this.where(key), msg);
   }
 
+  /** Run a value check for `key`; its error is re-raised naming file, section and key. */
+  check<T>(key: string, fn: (where: string) => T): T {
+    try {
+      return fn(this.where(key));
+    } catch (err) {
+      throw this.fail(key, bare(err, this.where(key)));
+    }
+  }
+
   has(key: string): boolean {
     return Object.prototype.hasOwnProperty.call(this.raw, key);
   }
@@ -221,22 +230,14 @@ function parseNodeSection(file: string, section: string, name: string, raw: Raw,
     const v = kind === 'duration' ? r.duration(key) : kind === 'size' ? r.size(key) : r.int(key);
     if (v === undefined) continue;
     patch[field] = v;
-    try {
-      applyPolicy(DEFAULT_POLICY, { [field]: v }, limits, r.where(key));
-    } catch (err) {
-      throw r.fail(key, bare(err, r.where(key)));
-    }
+    r.check(key, (where) => applyPolicy(DEFAULT_POLICY, { [field]: v }, limits, where));
   }
   const policy = applyPolicy(DEFAULT_POLICY, patch, limits, section);
 
   const crypto: CryptoConfig = { ...DEFAULT_CRYPTO };
   const cipher = r.str('cipher');
   if (cipher !== undefined) {
-    try {
-      crypto.cipher = normalizeCipher(cipher, r.where('cipher'));
-    } catch (err) {
-      throw r.fail('cipher', bare(err, r.where('cipher')));
-    }
+    crypto.cipher = r.check('cipher', (where) => normalizeCipher(cipher, where));
   }
   let hmac = false;
   const hash = r.str('hash');
@@ -254,11 +255,7 @@ function parseNodeSection(file: string, section: string, name: string, raw: Raw,
   if (hmac && crypto.hashKeyFile === null) throw r.fail('hash', `${hash} is keyed: add hash-key-file`);
   const threads = r.int('threads');
   if (threads !== undefined) {
-    try {
-      crypto.threads = checkThreads(threads, r.where('threads'));
-    } catch (err) {
-      throw r.fail('threads', bare(err, r.where('threads')));
-    }
+    crypto.threads = r.check('threads', (where) => checkThreads(threads, where));
   }
   try {
     suiteName(crypto, `[${section}]`);
@@ -271,47 +268,22 @@ function parseNodeSection(file: string, section: string, name: string, raw: Raw,
     const disk = r.path('disk');
     if (disk === undefined) throw r.fail('disk', 'missing (required for an export node)');
     const listen = r.required('listen');
-    try {
-      parseHostPort(listen, 'listen address');
-    } catch (err) {
-      throw r.fail('listen', (err as Error).message);
-    }
+    r.check('listen', () => parseHostPort(listen, 'listen address'));
     const acl: AclEntry[] = [];
     for (const line of r.list('allow')) {
-      let e: AclEntry;
-      try {
-        e = parseAllowLine(line, r.where('allow'));
-      } catch (err) {
-        throw r.fail('allow', bare(err, r.where('allow')));
-      }
+      const e = r.check('allow', (where) => parseAllowLine(line, where));
       if (acl.some((a) => a.addr === e.addr)) throw r.fail('allow', `${e.addr} appears twice`);
       acl.push(e);
     }
     return { name, role, size, autostart, policy, crypto, disk, listen, readonly: r.bool('readonly') ?? false, acl };
   }
   const remote = r.required('remote');
-  try {
-    parseHostPort(remote, 'remote address', false);
-  } catch (err) {
-    throw r.fail('remote', (err as Error).message);
-  }
+  r.check('remote', () => parseHostPort(remote, 'remote address', false));
   let exportName: string | null = r.str('export') ?? null;
   if (exportName === '') exportName = null;
-  if (exportName !== null) {
-    try {
-      parseNodeName(exportName, 'export name');
-    } catch (err) {
-      throw r.fail('export', (err as Error).message);
-    }
-  }
+  if (exportName !== null) r.check('export', () => parseNodeName(exportName, 'export name'));
   const nbdListen = r.str('nbd-listen') ?? null;
-  if (nbdListen !== null) {
-    try {
-      parseHostPort(nbdListen, 'NBD listen address');
-    } catch (err) {
-      throw r.fail('nbd-listen', (err as Error).message);
-    }
-  }
+  if (nbdListen !== null) r.check('nbd-listen', () => parseHostPort(nbdListen, 'NBD listen address'));
   return { name, role, size, autostart, policy, crypto, remote, export: exportName, nbdListen };
 }
 
