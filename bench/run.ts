@@ -22,6 +22,10 @@ const ONLY = sysIdx >= 0 ? new Set((args[sysIdx + 1] ?? '').split(',').filter(Bo
 // --workloads a,b: run only these workloads
 const wlIdx = args.indexOf('--workloads');
 const ONLY_WL = wlIdx >= 0 ? new Set((args[wlIdx + 1] ?? '').split(',').filter(Boolean)) : null;
+// --cpu-prof DIR: each dst engine writes a V8 CPU profile there when it stops (bench/README.md)
+const profIdx = args.indexOf('--cpu-prof');
+const PROFILE_DIR = profIdx >= 0 ? args[profIdx + 1] : null;
+const ENGINE_NODE_ARGS = PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [];
 const SIZE = 1024 * 1024 * 1024;
 
 interface Workload { name: string; rw: string; bs: string; iodepth: number }
@@ -91,8 +95,8 @@ async function stopChild(c: ChildProcess): Promise<void> {
 async function setupDst(work: string, file: string, cipher: boolean): Promise<Setup> {
   const dirA = mkdtempSync(join(work, 'r')), dirB = mkdtempSync(join(work, 'e'));
   const sockA = join(dirA, 'dst.sock'), sockB = join(dirB, 'dst.sock');
-  const engA = start(process.execPath, [DST, 'engine', '--socket', sockA, '--state-dir', join(dirA, 'state'), '--no-config', '--log-level', 'warn']);
-  const engB = start(process.execPath, [DST, 'engine', '--socket', sockB, '--state-dir', join(dirB, 'state'), '--no-config', '--log-level', 'warn']);
+  const engA = start(process.execPath, [...ENGINE_NODE_ARGS, DST, 'engine', '--socket', sockA, '--state-dir', join(dirA, 'state'), '--no-config', '--log-level', 'warn']);
+  const engB = start(process.execPath, [...ENGINE_NODE_ARGS, DST, 'engine', '--socket', sockB, '--state-dir', join(dirB, 'state'), '--no-config', '--log-level', 'warn']);
   try {
     return await configureDst(work, file, cipher, engA, engB, sockA, sockB);
   } catch (err) {

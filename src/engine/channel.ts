@@ -17,7 +17,7 @@
 // Suite "none" is a plain pass-through (no tag, nothing to check) so both connections have one
 // send/receive path whatever the suite.
 import { SMALL_FRAME } from './crypto-pool.js';
-import { encodeHeader, type Frame, type FrameInit } from '../protocol/wire.js';
+import { encodeHeader, releasePayload, type Frame, type FrameInit } from '../protocol/wire.js';
 import { open, seal, sealedLength, type DirectionKeys, type Sealed, type Suite } from '../protocol/suites.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -51,6 +51,8 @@ export interface ChannelOptions {
 interface OutSlot {
   parts: Buffer[] | null;
   bytes: number;
+  /** runs once the socket wrote the frame */
+  written: (() => void) | undefined;
 }
 
 interface InSlot {
@@ -114,7 +116,11 @@ export class SealedChannel {
 
   // ---- sending ----
 
-  /** Seal and (in sequence order) write one frame. A no-op once closed. */
+  /**
+   * Seal and (in sequence order) write one frame. A no-op once closed. `done` runs once nothing
+   * reads init.payload any more (sealed, or written when the suite sends it as it is); never if
+   * the frame is dropped, when the payload is simply collected.
+   */
   send(init: FrameInit, done?: () => void): void {
     if (this.closed) return;
     const plain = init.payload ?? EMPTY;
@@ -126,42 +132,50 @@ export class SealedChannel {
     });
     const seq = this.txSeq++;
     if (this.passthrough) {
-      if (this.pendingOut === 0) this.o.write(framed(header, plain, EMPTY), done);
-      else this.emitParts({ parts: framed(header, plain, EMPTY), bytes: plain.length });
+      this.emitParts({ parts: framed(header, plain, EMPTY), bytes: plain.length, written: done });
       return;
     }
     if (plain.length < this.inlineBelow) {
       let sealed: Sealed;
       try {
         sealed = seal(suite, this.o.tx, seq, header, plain);
-        if (sealed.payload.buffer !== plain.buffer) done?.(); // an integrity-only suite may send plain itself
       } catch (err) {
         this.failNow(`sealing frame ${seq} failed: ${(err as Error).message}`);
         return;
       }
-      this.emitParts({ parts: framed(header, sealed.payload, sealed.tag), bytes: plain.length });
+      const sentAsIs = sealed.payload === plain; // an integrity-only suite sends plain itself
+      if (!sentAsIs) done?.();
+      this.emitParts({ parts: framed(header, sealed.payload, sealed.tag), bytes: plain.length, written: sentAsIs ? done : undefined });
       return;
     }
-    const slot: OutSlot = { parts: null, bytes: plain.length };
+    const slot: OutSlot = { parts: null, bytes: plain.length, written: undefined };
     this.out.push(slot);
     this.outBytes += plain.length;
-    const job = this.o.crypto!.seal(suite, this.o.tx, seq, header, compact(plain));
-    done?.(); // the pool took a copy (postMessage clones synchronously)
-    job.then(
+    // the worker reads plain until the job settles: only then may the owner reuse it
+    this.o.crypto!.seal(suite, this.o.tx, seq, header, plain).then(
       (sealed) => {
-        if (this.closed) return;
+        const sentAsIs = sealed.payload === plain;
+        if (!sentAsIs) done?.();
+        if (this.closed) {
+          if (!sentAsIs) releasePayload(sealed.payload);
+          return;
+        }
         slot.parts = framed(header, sealed.payload, sealed.tag);
+        slot.written = sentAsIs ? done : () => releasePayload(sealed.payload);
         this.flushOut();
         this.o.onProgress?.();
       },
-      (err) => this.failNow(`sealing frame ${seq} failed: ${(err as Error)?.message ?? String(err)}`),
+      (err) => {
+        done?.();
+        this.failNow(`sealing frame ${seq} failed: ${(err as Error)?.message ?? String(err)}`);
+      },
     );
   }
 
   /** A frame sealed inline: written at once when nothing waits before it, else queued in order. */
   private emitParts(slot: OutSlot): void {
     if (this.pendingOut === 0) {
-      this.o.write(slot.parts!);
+      this.o.write(slot.parts!, slot.written);
       return;
     }
     this.out.push(slot);
@@ -176,7 +190,7 @@ export class SealedChannel {
       this.outBytes -= slot.bytes;
       const parts = slot.parts;
       slot.parts = null;
-      this.o.write(parts);
+      this.o.write(parts, slot.written);
     }
     if (this.outHead === this.out.length) {
       this.out.length = 0;
@@ -232,9 +246,12 @@ export class SealedChannel {
     }
     const slot: InSlot = { frame, done: false };
     this.inq.push(slot);
-    this.o.crypto!.open(suite, this.o.rx, seq, frame.header, compact(frame.payload), frame.tag).then(
+    this.o.crypto!.open(suite, this.o.rx, seq, frame.header, frame.payload, frame.tag).then(
       (plain) => {
-        if (this.closed) return;
+        if (this.closed) {
+          if (plain !== frame.payload) releasePayload(plain);
+          return;
+        }
         opened(frame, plain);
         slot.done = true;
         this.flushIn();
@@ -286,21 +303,14 @@ export class SealedChannel {
   }
 }
 
-/**
- * A buffer the pool can take cheaply: postMessage clones a view's WHOLE underlying ArrayBuffer
- * (a 1 MiB piece of a 32 MiB request would copy 32 MiB), so a view into a larger buffer is copied
- * to its own compact buffer first.
- */
-function compact(b: Buffer): Buffer {
-  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : Buffer.from(b);
-}
-
 function framed(header: Buffer, payload: Buffer, tag: Buffer): Buffer[] {
   if (payload.length === 0) return tag.length === 0 ? [header] : [header, tag];
   return tag.length === 0 ? [header, payload] : [header, payload, tag];
 }
 
+/** The frame now carries its plaintext; the sealed payload, dead from here on, goes back to the pool. */
 function opened(frame: Frame, plain: Buffer): void {
+  if (plain !== frame.payload) releasePayload(frame.payload);
   frame.payload = plain;
   frame.payloadLength = plain.length;
   frame.tag = EMPTY;

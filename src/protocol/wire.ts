@@ -466,13 +466,17 @@ const EMPTY = Buffer.alloc(0);
 // collected: release is an optimisation, never an obligation. Only buffers lent by the pool
 // and not yet given back are taken back (a WeakSet of their ArrayBuffers), so releasing a
 // foreign buffer, or the same one twice, is a no-op.
+//
+// Pooled buffers are SharedArrayBuffer-backed: the crypto pool's workers seal and open them
+// where they are (postMessage shares a SharedArrayBuffer instead of cloning it), so a 1 MiB
+// frame crosses to a worker and back without a copy or a fresh allocation on the main thread.
 
 /** Smallest payload taken from the pool. */
 export const POOL_MIN = 64 * 1024;
 /** At most this many bytes of free buffers are kept. */
 export const POOL_MAX_FREE = 48 * 1024 * 1024;
-const poolFree = new Map<number, ArrayBuffer[]>();
-const poolLent = new WeakSet<ArrayBuffer>();
+const poolFree = new Map<number, SharedArrayBuffer[]>();
+const poolLent = new WeakSet<ArrayBufferLike>();
 let poolFreeBytes = 0;
 
 /** Size class for n ≥ POOL_MIN: 2^k × {1, 1.25, 1.5, 1.75} (≤ 25 % slack, few classes). */
@@ -489,7 +493,7 @@ export function allocPayload(n: number): Buffer {
   const list = poolFree.get(size);
   let ab = list !== undefined ? list.pop() : undefined;
   if (ab !== undefined) poolFreeBytes -= size;
-  else ab = Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer;
+  else ab = new SharedArrayBuffer(size);
   poolLent.add(ab);
   return Buffer.from(ab, 0, n);
 }
@@ -500,11 +504,11 @@ export function allocPayload(n: number): Buffer {
  */
 export function releasePayload(buf: Buffer | null): void {
   if (buf === null) return;
-  const ab = buf.buffer as ArrayBuffer;
-  if (!poolLent.has(ab)) return;
+  const ab = buf.buffer;
+  if (!(ab instanceof SharedArrayBuffer) || !poolLent.has(ab)) return;
   poolLent.delete(ab);
   const size = ab.byteLength;
-  if (size === 0 || poolFreeBytes + size > POOL_MAX_FREE) return; // detached, or the pool is full
+  if (poolFreeBytes + size > POOL_MAX_FREE) return; // the pool is full
   let list = poolFree.get(size);
   if (list === undefined) {
     list = [];

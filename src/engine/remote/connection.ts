@@ -103,7 +103,7 @@ export interface ConnCloseInfo {
 /** The part of net.Socket a connection uses (tests pass an in-memory fake). */
 export interface WireSocket {
   on(event: string, listener: (...args: any[]) => void): unknown;
-  write(chunk: Buffer): boolean;
+  write(chunk: Buffer, written?: (err?: Error | null) => void): boolean;
   cork(): void;
   uncork(): void;
   end(): void;
@@ -410,7 +410,7 @@ export class Connection implements TxnSender {
     this.channel = new SealedChannel({
       suite: this.suite!, tx, rx,
       crypto: this.opts.cryptoPool ?? null,
-      write: (parts) => this.write(parts),
+      write: (parts, written) => this.write(parts, written),
       deliver: (f) => this.onReadyFrame(f),
       fail: (reason) => this.fail('link', reason, 'EBADMSG'),
     });
@@ -445,8 +445,8 @@ export class Connection implements TxnSender {
     this.channel?.send(init);
   }
 
-  /** One writev per event-loop turn: cork now, uncork on the next tick. */
-  private write(parts: Buffer[]): void {
+  /** One writev per event-loop turn: cork now, uncork on the next tick. written: the socket wrote the last part. */
+  private write(parts: Buffer[], written?: () => void): void {
     const s = this.socket;
     if (!s || this.st === ConnState.CLOSED) return;
     if (!this.corked) {
@@ -457,7 +457,9 @@ export class Connection implements TxnSender {
         s.uncork();
       });
     }
-    for (const p of parts) s.write(p);
+    const last = parts.length - 1;
+    for (let i = 0; i < last; i++) s.write(parts[i]!);
+    s.write(parts[last]!, written);
   }
 
   /** TxnSender: write one IO frame (the table decided flags and ackedBelow). */
