@@ -6,19 +6,15 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { isDstError } from '../../src/util/errors.js';
 import { captureBytes, encodeCaptureRecord, readCapture } from '../../src/faultproxy/capture.js';
-import { FaultProxy } from '../../src/faultproxy/proxy.js';
-import { connectCollector, startSinkServer } from '../helpers/net-testkit.js';
+import { proxiedSink } from '../helpers/proxied-sink.js';
+import { connectCollector } from '../helpers/net-testkit.js';
 
 test('fault-proxy capture records both directions and reads back', { timeout: 5000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'dst-fp-cap-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const cap = join(dir, 'out.cap');
 
-  const server = await startSinkServer();
-  t.after(() => server.close());
-  const proxy = new FaultProxy({ listen: '127.0.0.1:0', target: server.address, capture: cap });
-  const { port } = await proxy.start();
-  t.after(() => proxy.close());
+  const { server, proxy, port } = await proxiedSink(t, { capture: cap });
   assert.equal(proxy.status().capture, cap);
 
   const client = await connectCollector(port);

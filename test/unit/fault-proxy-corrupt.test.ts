@@ -2,8 +2,8 @@
 // corrupt every N flips one bit per N bytes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FaultProxy } from '../../src/faultproxy/proxy.js';
-import { connectCollector, sleep, startSinkServer } from '../helpers/net-testkit.js';
+import { proxiedSink } from '../helpers/proxied-sink.js';
+import { connectCollector, sleep } from '../helpers/net-testkit.js';
 
 function diffBits(a: Buffer, b: Buffer): { offset: number; xor: number }[] {
   assert.equal(a.length, b.length);
@@ -13,11 +13,7 @@ function diffBits(a: Buffer, b: Buffer): { offset: number; xor: number }[] {
 }
 
 test('fault-proxy corrupt offset flips exactly that bit, per connection', { timeout: 5000 }, async (t) => {
-  const server = await startSinkServer();
-  t.after(() => server.close());
-  const proxy = new FaultProxy({ listen: '127.0.0.1:0', target: server.address });
-  const { port } = await proxy.start();
-  t.after(() => proxy.close());
+  const { server, proxy, port } = await proxiedSink(t);
   proxy.corruptAt(10, 'up');
 
   const sent = Buffer.from('0123456789abcdefghijklmnopqrstuv');
@@ -42,11 +38,7 @@ test('fault-proxy corrupt offset flips exactly that bit, per connection', { time
 });
 
 test('fault-proxy corrupt every N flips one bit per N bytes', { timeout: 5000 }, async (t) => {
-  const server = await startSinkServer();
-  t.after(() => server.close());
-  const proxy = new FaultProxy({ listen: '127.0.0.1:0', target: server.address });
-  const { port } = await proxy.start();
-  t.after(() => proxy.close());
+  const { server, proxy, port } = await proxiedSink(t);
   proxy.corruptEvery(100, 'down');
 
   const client = await connectCollector(port);

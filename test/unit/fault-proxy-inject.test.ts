@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isDstError } from '../../src/util/errors.js';
+import { proxiedSink } from '../helpers/proxied-sink.js';
 import { FaultProxy } from '../../src/faultproxy/proxy.js';
 import { connectCollector, startSinkServer } from '../helpers/net-testkit.js';
 
@@ -14,11 +15,7 @@ test('fault-proxy inject delivers the file bytes in DIR', { timeout: 5000 }, asy
   const file = join(dir, 'frame.bin');
   writeFileSync(file, Buffer.from('INJECTED-FRAME\x00\xff', 'latin1'));
 
-  const server = await startSinkServer();
-  t.after(() => server.close());
-  const proxy = new FaultProxy({ listen: '127.0.0.1:0', target: server.address });
-  const { port } = await proxy.start();
-  t.after(() => proxy.close());
+  const { server, proxy, port } = await proxiedSink(t);
 
   await assert.rejects(proxy.inject(file), (e) => isDstError(e, 'DST_ERR_STATE'), 'no live connection');
 

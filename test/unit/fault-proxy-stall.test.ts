@@ -1,15 +1,11 @@
 // stall holds every byte (and FIN) without closing; pass releases them in order.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FaultProxy } from '../../src/faultproxy/proxy.js';
-import { connectCollector, sleep, startSinkServer, waitUntil } from '../helpers/net-testkit.js';
+import { proxiedSink } from '../helpers/proxied-sink.js';
+import { connectCollector, sleep, waitUntil } from '../helpers/net-testkit.js';
 
 test('fault-proxy stall holds bytes; pass releases them in order', { timeout: 5000 }, async (t) => {
-  const server = await startSinkServer();
-  t.after(() => server.close());
-  const proxy = new FaultProxy({ listen: '127.0.0.1:0', target: server.address });
-  const { port } = await proxy.start();
-  t.after(() => proxy.close());
+  const { server, proxy, port } = await proxiedSink(t);
   const client = await connectCollector(port);
   const [sc] = await server.waitConnections(1);
 

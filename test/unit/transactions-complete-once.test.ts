@@ -1,21 +1,10 @@
 // Transaction table: every transaction completes exactly once — reply, deadline, stop — in any order.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeClock } from '../../src/util/clock.js';
-import { silentLogger } from '../../src/util/log.js';
-import { DEFAULT_POLICY, deadlineMs, type Policy } from '../../src/engine/types.js';
-import { TransactionTable, STOP_GRACE_MS, type TxnSender } from '../../src/engine/remote/transactions.js';
+import { deadlineMs } from '../../src/engine/types.js';
+import { STOP_GRACE_MS } from '../../src/engine/remote/transactions.js';
 import type { BlockRequest } from '../../src/engine/remote/target.js';
-
-function setup(over: Partial<Policy> = {}) {
-  const clock = new FakeClock();
-  const policy: Policy = { ...DEFAULT_POLICY, ...over };
-  const events: { event: string; fields: unknown }[] = [];
-  const table = new TransactionTable({ clock, log: silentLogger, policy: () => policy,
-    emit: (event, fields) => events.push({ event, fields }) });
-  const sender: TxnSender = { sendTxn: () => {} };
-  return { clock, policy, table, events, sender };
-}
+import { txnTable as setup } from '../helpers/txn-table.js';
 
 const rd = (): BlockRequest => ({ op: 'read', offset: 8192, length: 512, payload: null, fua: false });
 

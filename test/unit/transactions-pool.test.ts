@@ -1,22 +1,9 @@
 // Transaction table: pool, backpressure, ids, ackedBelow, stats.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeClock } from '../../src/util/clock.js';
-import { silentLogger } from '../../src/util/log.js';
-import { DEFAULT_POLICY, type Policy } from '../../src/engine/types.js';
-import { TransactionTable, MAX_POOL, type Txn, type TxnSender } from '../../src/engine/remote/transactions.js';
+import { MAX_POOL } from '../../src/engine/remote/transactions.js';
 import type { BlockRequest } from '../../src/engine/remote/target.js';
-
-function setup(over: Partial<Policy> = {}) {
-  const clock = new FakeClock();
-  const policy: Policy = { ...DEFAULT_POLICY, ...over };
-  const events: { event: string; fields: unknown }[] = [];
-  const table = new TransactionTable({ clock, log: silentLogger, policy: () => policy,
-    emit: (event, fields) => events.push({ event, fields }) });
-  const sent: { id: number; flags: number; ackedBelow: number; op: string }[] = [];
-  const sender: TxnSender = { sendTxn: (t: Readonly<Txn>, flags, ackedBelow) => { sent.push({ id: t.id, flags, ackedBelow, op: t.op }); } };
-  return { clock, policy, table, events, sent, sender };
-}
+import { txnTable as setup } from '../helpers/txn-table.js';
 
 const rd = (offset = 0, length = 512): BlockRequest => ({ op: 'read', offset, length, payload: null, fua: false });
 const wr = (offset = 0, length = 4): BlockRequest => ({ op: 'write', offset, length, payload: Buffer.alloc(length, 7), fua: false });

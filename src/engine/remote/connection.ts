@@ -331,20 +331,27 @@ export class Connection implements TxnSender {
     }
   }
 
+  /**
+   * A handshake frame is the expected command and not a refusal; otherwise the connection fails
+   * (naming what came, or the export's refusal of `what`) and this returns false.
+   */
+  private handshakeAccepted(frame: Frame, expected: Cmd, what: string): boolean {
+    if (frame.cmd !== expected) {
+      this.fail('link', `handshake: expected ${cmdName(expected)}, got ${cmdName(frame.cmd)}`, 'EPROTO');
+      return false;
+    }
+    if (frame.status === 0) return true;
+    let message = 'refused';
+    try {
+      message = decodeRefusal(frame.payload);
+    } catch { /* keep "refused" */ }
+    const errno = errnoName(frame.status);
+    this.fail(refusalReason(frame.status, message), `export refused ${what}: ${message} (${errno})`, errno);
+    return false;
+  }
+
   private onHandshakeFrame(frame: Frame): void {
-    if (frame.cmd !== Cmd.HELLO_REPLY) {
-      this.fail('link', `handshake: expected HELLO_REPLY, got ${cmdName(frame.cmd)}`, 'EPROTO');
-      return;
-    }
-    if (frame.status !== 0) {
-      let message = 'refused';
-      try {
-        message = decodeRefusal(frame.payload);
-      } catch { /* keep "refused" */ }
-      const errno = errnoName(frame.status);
-      this.fail(refusalReason(frame.status, message), `export refused the HELLO: ${message} (${errno})`, errno);
-      return;
-    }
+    if (!this.handshakeAccepted(frame, Cmd.HELLO_REPLY, 'the HELLO')) return;
     let reply: HelloReply;
     try {
       reply = decodeHelloReply(frame.payload);
@@ -375,19 +382,7 @@ export class Connection implements TxnSender {
 
   /** The export's AUTH: a refusal of our proof, or its own proof (mutual authentication). */
   private onAuthFrame(frame: Frame): void {
-    if (frame.cmd !== Cmd.AUTH) {
-      this.fail('link', `handshake: expected AUTH, got ${cmdName(frame.cmd)}`, 'EPROTO');
-      return;
-    }
-    if (frame.status !== 0) {
-      let message = 'refused';
-      try {
-        message = decodeRefusal(frame.payload);
-      } catch { /* keep "refused" */ }
-      const errno = errnoName(frame.status);
-      this.fail(refusalReason(frame.status, message), `export refused the handshake: ${message} (${errno})`, errno);
-      return;
-    }
+    if (!this.handshakeAccepted(frame, Cmd.AUTH, 'the handshake')) return;
     const keys = this.sessionKeys!;
     let proof: Buffer | null = null;
     try {
