@@ -30,6 +30,7 @@ import { dirname } from 'node:path';
 import net from 'node:net';
 import type { BlockOp, BlockRequest, BlockTarget } from './target.js';
 import type { Logger } from '../../util/log.js';
+import { realClock, type Clock, type TimerHandle } from '../../util/clock.js';
 import { DstError, errnoOf } from '../../util/errors.js';
 import { checkSocketPath } from '../paths.js';
 import {
@@ -50,7 +51,16 @@ export interface NbdEndpointOptions {
   log: Logger;
   /** most simultaneous client connections (default 64) */
   maxConnections?: number;
+  /**
+   * A client that has not finished option negotiation this long after connecting is cut off
+   * (default HANDSHAKE_TIMEOUT_MS), so silent or stuck clients cannot hold the connection slots.
+   */
+  handshakeTimeoutMs?: number;
+  /** timers (default the real clock; tests pass a FakeClock) */
+  clock?: Clock;
 }
+
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export interface NbdEndpoint {
   readonly socketPath: string | null;
@@ -127,7 +137,8 @@ export async function startNbdEndpoint(opts: NbdEndpointOptions): Promise<NbdEnd
       (n, buf) => { conn?.onBytes(buf.subarray(0, n), true); });
     const socket = adopted ?? accepted;
     if (socket.remoteAddress !== undefined) socket.setNoDelay(true);
-    const c = new NbdConnection(socket, target, log.child({ conn: nextId++ }), adopted === null, () => {
+    const handshake = { clock: opts.clock ?? realClock, ms: opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS };
+    const c = new NbdConnection(socket, target, log.child({ conn: nextId++ }), adopted === null, handshake, () => {
       conns.delete(c);
       checkAllClosed();
     });
@@ -309,19 +320,30 @@ class NbdConnection {
   private corked = false;
   /** pauseReading() is in force */
   private readPaused = false;
+  /** cuts the client off if option negotiation is not over in time */
+  private handshakeTimer: TimerHandle | null;
 
   constructor(
     private readonly socket: net.Socket,
     private readonly target: BlockTarget,
     private readonly log: Logger,
     private readonly dataEvents: boolean,
+    handshake: { clock: Clock; ms: number },
     private readonly onClose: () => void,
   ) {
+    this.handshakeTimer = handshake.clock.setTimer(handshake.ms, () => {
+      this.handshakeTimer = null;
+      if (this.state !== 'options') return;
+      this.log.warn('NBD client did not finish the handshake in time; closing it', { timeoutMs: handshake.ms });
+      this.socket.destroy();
+    });
     if (dataEvents) socket.on('data', (chunk: Buffer) => this.onBytes(chunk, false));
     socket.on('drain', () => this.maybeUnblockBytes());
     socket.on('error', (err) => this.log.debug('NBD connection error', { errno: errnoOf(err), error: err.message }));
     socket.on('close', () => {
       this.state = 'closed';
+      this.handshakeTimer?.cancel();
+      this.handshakeTimer = null;
       this.blocked = null;
       this.unsubscribeCapacity?.();
       this.unsubscribeCapacity = null;
@@ -534,6 +556,8 @@ class NbdConnection {
 
   private enterTransmission(): void {
     this.state = 'transmission';
+    this.handshakeTimer?.cancel();
+    this.handshakeTimer = null;
     this.decoder.phase = 'transmission';
     this.log.debug('NBD transmission phase', { structured: this.structured });
   }

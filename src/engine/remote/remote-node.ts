@@ -444,6 +444,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
         socketPath: nbdSocketPath(this.ctx.runtimeDir, cfg.name),
         tcp,
         log: this.log,
+        clock: this.ctx.clock,
       });
       if (gen !== this.generation) {
         await ep.close({ force: true });
