@@ -268,20 +268,37 @@ export class NbdServerDecoder {
    */
   feedTransient(chunk: Buffer): void {
     const buf = this.buf;
-    const at = buf.fillTransient(chunk);
-    if (at === chunk.length) return;
-    const rest = chunk.length - at;
-    if (this.phase === 'transmission' && buf.bytes === 0 && this.pending === null && buf.dest === null
-      && rest >= REQUEST_HEADER_SIZE && chunk.readUInt32BE(at) === NBD_REQUEST_MAGIC
-      && chunk.readUInt16BE(at + 6) === Cmd.WRITE) {
-      const length = chunk.readUInt32BE(at + 24);
-      if (length >= READ_INTO_MIN && length <= this.maxPayload && rest < REQUEST_HEADER_SIZE + length) {
-        buf.beginPayload(chunk, at, REQUEST_HEADER_SIZE, length); // next() parses the kept header
-        return;
-      }
+    if (this.phase !== 'transmission') {
+      const at = buf.fillTransient(chunk);
+      if (at < chunk.length) buf.keepCopy(chunk, at);
+      return;
     }
-    buf.keepCopy(chunk, at);
+    if (buf.dest !== null && buf.destFilled < buf.dest.length) {
+      // a WRITE payload being assembled (nothing after it buffered): what follows its end starts the next request
+      const at = buf.fillTransient(chunk);
+      if (at < chunk.length) buf.keepMessages(chunk, at, this.locate);
+      return;
+    }
+    if (buf.dest !== null || buf.bytes !== 0 || this.pending !== null) {
+      buf.keepCopy(chunk, 0); // a header cut short, or requests not pulled yet
+      return;
+    }
+    // A request starts here (nothing else buffered): a large WRITE not all here gets its buffer now.
+    const write = this.locate(chunk, 0);
+    if (write !== null && write[1] >= READ_INTO_MIN && write[2] > chunk.length) {
+      buf.beginPayload(chunk, 0, REQUEST_HEADER_SIZE, write[1]); // next() parses the kept header
+      return;
+    }
+    buf.keepMessages(chunk, 0, this.locate);
   }
+
+  /** keepMessages' view of the request at `at`: [payload start, payload length, end]. */
+  private readonly locate = (chunk: Buffer, at: number): [number, number, number] | null => {
+    if (chunk.length - at < REQUEST_HEADER_SIZE || chunk.readUInt32BE(at) !== NBD_REQUEST_MAGIC) return null;
+    const length = chunk.readUInt16BE(at + 6) === Cmd.WRITE ? chunk.readUInt32BE(at + 24) : 0;
+    if (length > this.maxPayload) return null;
+    return [at + REQUEST_HEADER_SIZE, length, at + REQUEST_HEADER_SIZE + length];
+  };
 
   /** Where the next socket read should land (see StreamBuffer.readTarget). */
   readTarget(scratch: Buffer): Buffer {

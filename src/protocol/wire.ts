@@ -254,20 +254,45 @@ export class FrameDecoder {
    */
   feedTransient(chunk: Buffer): void {
     const buf = this.buf;
-    const at = buf.fillTransient(chunk);
-    if (at === chunk.length) return;
-    const rest = chunk.length - at;
-    // A new frame starts here (nothing else buffered): if its payload is large and not all
-    // here, set up its assembly buffer now and copy the payload bytes straight into it.
-    if (buf.bytes === 0 && this.frame === null && buf.dest === null && rest >= HEADER_SIZE) {
-      const payloadLength = chunk.readUInt32BE(at + 40);
-      if (payloadLength >= POOL_MIN && rest < HEADER_SIZE + payloadLength && validHeader(chunk, at, this.maxPayload)) {
-        buf.beginPayload(chunk, at, HEADER_SIZE, payloadLength);
-        return;
+    const f = this.frame;
+    if (f === null && buf.bytes === 0 && buf.dest === null) {
+      // A new frame starts here (nothing else buffered): if its payload is large and not all
+      // here, set up its assembly buffer now and copy the payload bytes straight into it.
+      if (chunk.length >= HEADER_SIZE) {
+        const payloadLength = chunk.readUInt32BE(40);
+        if (payloadLength >= POOL_MIN && chunk.length < HEADER_SIZE + payloadLength && validHeader(chunk, 0, this.maxPayload)) {
+          buf.beginPayload(chunk, 0, HEADER_SIZE, payloadLength);
+          return;
+        }
       }
+      buf.keepMessages(chunk, 0, this.locate);
+      return;
     }
-    buf.keepCopy(chunk, at);
+    // Bytes of the frame in progress still to come once its payload is complete (its tag), when
+    // that is known: its header is parsed and the chunk continues its payload or its tag.
+    const assembling = buf.dest !== null && buf.destFilled < buf.dest.length;
+    const tagLeft = f === null ? -1
+      : assembling && buf.bytes === 0 ? f.tagLength
+        : buf.dest === null && f.payload.length === f.payloadLength && buf.bytes < f.tagLength ? f.tagLength - buf.bytes
+          : -1;
+    let at = buf.fillTransient(chunk);
+    if (at === chunk.length) return;
+    if (tagLeft < 0) {
+      buf.keepCopy(chunk, at); // a header cut short, or frames not pulled yet: where the next one starts is not known here
+      return;
+    }
+    const end = Math.min(chunk.length, at + tagLeft);
+    if (end > at) buf.keepRange(chunk, at, end);
+    at = end;
+    if (at < chunk.length) buf.keepMessages(chunk, at, this.locate);
   }
+
+  /** keepMessages' view of the frame at `at`: [payload start, payload length, frame end]. */
+  private readonly locate = (chunk: Buffer, at: number): [number, number, number] | null => {
+    if (chunk.length - at < HEADER_SIZE || !validHeader(chunk, at, this.maxPayload)) return null;
+    const payloadLength = chunk.readUInt32BE(at + 40);
+    return [at + HEADER_SIZE, payloadLength, at + HEADER_SIZE + payloadLength + chunk.readUInt16BE(at + 44)];
+  };
 
   /** Where the next socket read should land (see StreamBuffer.readTarget). */
   readTarget(scratch: Buffer): Buffer {
@@ -360,8 +385,41 @@ export class StreamBuffer {
 
   /** Keep chunk[from..] in memory this buffer owns (the caller reuses `chunk`). */
   keepCopy(chunk: Buffer, from: number): void {
-    this.chunks.push(ownedCopy(chunk, from, chunk.length));
-    this.bytes += chunk.length - from;
+    this.keepRange(chunk, from, chunk.length);
+  }
+
+  /** Keep chunk[from..to) in memory this buffer owns. */
+  keepRange(chunk: Buffer, from: number, to: number): void {
+    this.chunks.push(ownedCopy(chunk, from, to));
+    this.bytes += to - from;
+  }
+
+  /**
+   * keepCopy() for chunk[from..] that starts on a message boundary (the messages before it complete): the
+   * payload of every message wholly inside it that has POOL_MIN bytes or more gets a
+   * payload-pool buffer of its own (one owner, so whoever is done with it can recycle it)
+   * instead of a slice of a shared slab, which at 4 KiB per request was the engines' main
+   * source of garbage. `locate(chunk, at)` describes the message at `at` as [payload start,
+   * payload length, end], or null when it cannot tell (cut short or malformed: the rest is kept
+   * as it is, and the decoder reports it when it gets there).
+   */
+  keepMessages(chunk: Buffer, from: number, locate: (chunk: Buffer, at: number) => [number, number, number] | null): void {
+    let kept = from;
+    for (let at = from; ;) {
+      const m = locate(chunk, at);
+      if (m === null || m[2] > chunk.length) break;
+      const [start, length, end] = m;
+      if (length >= POOL_MIN) {
+        if (start > kept) this.keepRange(chunk, kept, start);
+        const own = allocPayload(length);
+        chunk.copy(own, 0, start, start + length);
+        this.chunks.push(own);
+        this.bytes += length;
+        kept = start + length;
+      }
+      at = end;
+    }
+    if (kept < chunk.length) this.keepRange(chunk, kept, chunk.length);
   }
 
   /**
@@ -471,8 +529,12 @@ const EMPTY = Buffer.alloc(0);
 // where they are (postMessage shares a SharedArrayBuffer instead of cloning it), so a 1 MiB
 // frame crosses to a worker and back without a copy or a fresh allocation on the main thread.
 
-/** Smallest payload taken from the pool. */
-export const POOL_MIN = 64 * 1024;
+/**
+ * Smallest payload taken from the pool. 4 KiB: block-sized reads and writes are the common
+ * case, and at ~60k/s a fresh buffer (or slab) for each drove a full mark-compact every few
+ * hundred ms on the export (bench/README.md); recycled, they allocate nothing.
+ */
+export const POOL_MIN = 4 * 1024;
 /** At most this many bytes of free buffers are kept. */
 export const POOL_MAX_FREE = 48 * 1024 * 1024;
 const poolFree = new Map<number, SharedArrayBuffer[]>();
@@ -518,15 +580,16 @@ export function releasePayload(buf: Buffer | null): void {
   poolFreeBytes += size;
 }
 
-// Small decoder-owned copies (remainders of transient chunks) are cut from shared slabs: one
-// ArrayBuffer per SMALL_SLAB bytes instead of one per copy. A slab is collected once every
-// view cut from it is gone.
+// Decoder-owned copies (remainders of transient chunks) are cut from shared slabs: one
+// ArrayBuffer per SMALL_SLAB bytes instead of one per copy. A slab is collected once every view
+// cut from it is gone. Never from the payload pool: frames are taken from a copy as views, and a
+// pooled buffer must have exactly one owner (releasing one view would recycle the others).
 const SMALL_SLAB = 256 * 1024;
 let smallSlab: Buffer | null = null;
 let smallUsed = 0;
 
 function smallAlloc(n: number): Buffer {
-  if (n > SMALL_SLAB / 4) return allocPayload(n);
+  if (n > SMALL_SLAB / 4) return Buffer.allocUnsafeSlow(n);
   if (smallSlab === null || smallUsed + n > SMALL_SLAB) {
     smallSlab = Buffer.allocUnsafeSlow(SMALL_SLAB);
     smallUsed = 0;

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import {
   Cmd, Op, FrameDecoder, encodeFrame, allocPayload, releasePayload, pooledBytes, POOL_MIN, type Frame,
 } from '../../src/protocol/wire.js';
+import { feedLikeSocket } from '../helpers/socket-feed.js';
 
 const frameArb = fc.record({
   cmd: fc.constantFrom(Cmd.IO, Cmd.IO_RESPONSE, Cmd.PING),
@@ -35,29 +36,17 @@ function check(got: Frame[], want: { cmd: number; op: number; id: number; offset
   });
 }
 
-test('transient chunks (one reused buffer, scribbled over after each feed) decode identically', () => {
+test('transient chunks (one reused buffer, scribbled over after each feed), pulled or not between reads, decode identically', () => {
   fc.assert(fc.property(fc.array(frameArb, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 20 }),
-    fc.integer({ min: 1, max: 70_000 }), (frames, cuts, bufSize) => {
+    fc.integer({ min: 1, max: 70_000 }), fc.array(fc.boolean(), { maxLength: 30 }), (frames, cuts, bufSize, pulls) => {
       const stream = Buffer.concat(frames.flatMap((f) => encodeFrame(f)));
       const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
-      const scratch = Buffer.alloc(bufSize);
       const dec = new FrameDecoder();
       const out: Frame[] = [];
-      let at = 0;
-      const feedUpTo = (end: number): void => {
-        while (at < end) {
-          // like a socket read: into readTarget(), at most its length
-          const target = dec.readTarget(scratch);
-          const n = Math.min(target.length, end - at);
-          stream.copy(target, 0, at, at + n);
-          at += n;
-          dec.feedTransient(target.subarray(0, n));
-          if (target === scratch) scratch.fill(0xee); // the socket reuses it for the next read
-          for (let f = dec.next(); f; f = dec.next()) out.push(f);
-        }
-      };
-      for (const p of [...points, stream.length]) feedUpTo(p);
-      scratch.fill(0xdd);
+      feedLikeSocket(dec, stream, points, Buffer.alloc(bufSize), pulls, () => { for (let f = dec.next(); f; f = dec.next()) out.push(f); });
+      for (const f of out) {
+        if (f.payload.length >= POOL_MIN && f.payload.buffer instanceof SharedArrayBuffer) assert.equal(f.payload.byteOffset, 0, 'a pooled payload starts its own buffer');
+      }
       check(out, frames);
       assert.ok(dec.atBoundary);
       assert.equal(dec.pendingBytes, 0);
@@ -65,7 +54,7 @@ test('transient chunks (one reused buffer, scribbled over after each feed) decod
 });
 
 test('a large payload is read straight into its buffer: readTarget hands out its unfilled rest', () => {
-  const payload = Buffer.alloc(4 * POOL_MIN, 7);
+  const payload = Buffer.alloc(256 * 1024, 7);
   const stream = Buffer.concat(encodeFrame({ cmd: Cmd.IO_RESPONSE, op: Op.READ, id: 5, payload }));
   const scratch = Buffer.alloc(1000);
   const dec = new FrameDecoder();

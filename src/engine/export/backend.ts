@@ -16,7 +16,7 @@
 import fs from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { DstError, errnoOf } from '../../util/errors.js';
-import { allocPayload, releasePayload } from '../../protocol/wire.js';
+import { POOL_MIN, allocPayload, releasePayload } from '../../protocol/wire.js';
 
 /** One backend layer. Promises reject with the real system error (err.code = 'EIO', ...). */
 export interface Backend {
@@ -36,20 +36,18 @@ export interface Backend {
 export const INLINE_MAX = 1024 * 1024;
 
 /**
- * Read buffers up to SLAB_MAX bytes are cut from shared slabs of SLAB_SIZE bytes instead of
- * being one ArrayBuffer each: a 4 KiB read otherwise costs a malloc, an ArrayBuffer with its
- * external-memory accounting and sweeping, and at ~100k reads/s that pressure alone triggers
- * frequent full GCs (profile in bench/README.md). A slab is freed by the GC once every read
- * cut from it is gone (responses are short-lived).
+ * Read buffers under POOL_MIN bytes are cut from shared slabs of SLAB_SIZE bytes instead of
+ * being one ArrayBuffer each (a malloc, external-memory accounting and sweeping per read); a
+ * slab is freed by the GC once every read cut from it is gone. Larger ones come from the
+ * payload pool and go back to it once sent.
  */
-export const SLAB_MAX = 16 * 1024;
 const SLAB_SIZE = 256 * 1024;
 let slab: Buffer | null = null;
 let slabUsed = 0;
 
 /** An uninitialised buffer of n bytes for a read (the caller fills all of it or drops it). */
 function readBuffer(n: number): Buffer {
-  if (n > SLAB_MAX) return allocPayload(n);
+  if (n >= POOL_MIN) return allocPayload(n);
   if (slab === null || slabUsed + n > SLAB_SIZE) {
     slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
     slabUsed = 0;
@@ -267,7 +265,7 @@ export class FileBackend implements Backend {
   }
 
   /**
-   * Buffers of more than SLAB_MAX bytes come from the payload pool: whoever sends the reply may
+   * Buffers of POOL_MIN bytes or more come from the payload pool: whoever sends the reply may
    * give them back with releasePayload() once the socket is done with them.
    */
   read(offset: number, length: number): Promise<Buffer> {
