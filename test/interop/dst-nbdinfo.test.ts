@@ -17,7 +17,7 @@ test('nbdinfo reports size and writable flags through two engines, and lists the
   assert.equal(exp['can_fua'], true);
   assert.equal(exp['can_trim'], true);
   assert.equal(exp['can_zero'], true);
-  assert.equal(exp['can_multi_conn'], false);
+  assert.equal(exp['can_multi_conn'], true);
   const list = await run('nbdinfo', ['--list', '--json', pair.uri]);
   assert.equal(list.code, 0, list.stderr);
   assert.deepEqual(JSON.parse(list.stdout).exports.map((e: { 'export-name': string }) => e['export-name']), [pair.remoteName]);

@@ -67,7 +67,7 @@ test('nbdinfo --json: size, flags, block sizes; read-only export', { timeout: 20
   assert.equal(ex['can_fua'], true);
   assert.equal(ex['can_trim'], true);
   assert.equal(ex['can_zero'], true);
-  assert.equal(ex['can_multi_conn'], false);
+  assert.equal(ex['can_multi_conn'], true);
   assert.equal(ex['block_size_minimum'], 1);
   assert.equal(ex['block_size_preferred'], 4096);
   assert.equal(ex['block_size_maximum'], 32 * MiB);

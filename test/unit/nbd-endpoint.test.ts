@@ -162,8 +162,8 @@ test('handshake, GO with NAME and BLOCK_SIZE, write/read, DISC closes', async (t
   assert.equal(ex.length, 12);
   assert.equal(Number(ex.readBigUInt64BE(2)), 1 << 20);
   const flags = ex.readUInt16BE(10);
-  assert.equal(flags, TxFlag.HAS_FLAGS | TxFlag.SEND_FLUSH | TxFlag.SEND_FUA | TxFlag.SEND_TRIM | TxFlag.SEND_WRITE_ZEROES);
-  assert.equal(flags & (TxFlag.CAN_MULTI_CONN | TxFlag.READ_ONLY | TxFlag.SEND_DF), 0);
+  assert.equal(flags, TxFlag.HAS_FLAGS | TxFlag.SEND_FLUSH | TxFlag.SEND_FUA | TxFlag.SEND_TRIM | TxFlag.SEND_WRITE_ZEROES | TxFlag.CAN_MULTI_CONN);
+  assert.equal(flags & (TxFlag.READ_ONLY | TxFlag.SEND_DF), 0);
   const bs = byInfo.get(Info.BLOCK_SIZE)!;
   assert.deepEqual([bs.length, bs.readUInt32BE(2), bs.readUInt32BE(6), bs.readUInt32BE(10)], [14, 1, 4096, MAX_PAYLOAD]);
   assert.equal(byInfo.get(Info.NAME)!.subarray(2).toString(), 'vol');

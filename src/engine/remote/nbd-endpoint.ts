@@ -485,8 +485,13 @@ class NbdConnection {
     return name === '' || name === this.target.name;
   }
 
+  /**
+   * CAN_MULTI_CONN holds: every connection submits to the same target (one transaction table, one
+   * export), a WRITE is answered only once the export has it, and the export's FLUSH is one
+   * fdatasync of the whole file, so a flush on any connection covers writes answered on all.
+   */
   private txFlags(): number {
-    let f = TxFlag.HAS_FLAGS | TxFlag.SEND_FLUSH | TxFlag.SEND_FUA | TxFlag.SEND_TRIM | TxFlag.SEND_WRITE_ZEROES;
+    let f = TxFlag.HAS_FLAGS | TxFlag.SEND_FLUSH | TxFlag.SEND_FUA | TxFlag.SEND_TRIM | TxFlag.SEND_WRITE_ZEROES | TxFlag.CAN_MULTI_CONN;
     if (!this.target.permissions().includes('w')) f |= TxFlag.READ_ONLY;
     return f;
   }
