@@ -223,9 +223,6 @@ export interface NbdServerDecoderOptions {
   maxPayload?: number;
 }
 
-/** A WRITE payload of at least this many bytes still arriving is read straight into its buffer. */
-const READ_INTO_MIN = 16 * 1024;
-
 function badFrame(message: string): DstError {
   return new DstError('DST_ERR_BAD_FRAME', message, { errno: 'EPROTO' });
 }
@@ -276,20 +273,14 @@ export class NbdServerDecoder {
     if (buf.dest !== null && buf.destFilled < buf.dest.length) {
       // a WRITE payload being assembled (nothing after it buffered): what follows its end starts the next request
       const at = buf.fillTransient(chunk);
-      if (at < chunk.length) buf.keepMessages(chunk, at, this.locate);
+      if (at < chunk.length) buf.keepMessages(chunk, at, this.locate, false);
       return;
     }
     if (buf.dest !== null || buf.bytes !== 0 || this.pending !== null) {
       buf.keepCopy(chunk, 0); // a header cut short, or requests not pulled yet
       return;
     }
-    // A request starts here (nothing else buffered): a large WRITE not all here gets its buffer now.
-    const write = this.locate(chunk, 0);
-    if (write !== null && write[1] >= READ_INTO_MIN && write[2] > chunk.length) {
-      buf.beginPayload(chunk, 0, REQUEST_HEADER_SIZE, write[1]); // next() parses the kept header
-      return;
-    }
-    buf.keepMessages(chunk, 0, this.locate);
+    buf.keepMessages(chunk, 0, this.locate, true); // a request starts here, nothing else is buffered
   }
 
   /** keepMessages' view of the request at `at`: [payload start, payload length, end]. */

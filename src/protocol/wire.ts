@@ -254,27 +254,11 @@ export class FrameDecoder {
    */
   feedTransient(chunk: Buffer): void {
     const buf = this.buf;
-    const f = this.frame;
-    if (f === null && buf.bytes === 0 && buf.dest === null) {
-      // A new frame starts here (nothing else buffered): if its payload is large and not all
-      // here, set up its assembly buffer now and copy the payload bytes straight into it.
-      if (chunk.length >= HEADER_SIZE) {
-        const payloadLength = chunk.readUInt32BE(40);
-        if (payloadLength >= POOL_MIN && chunk.length < HEADER_SIZE + payloadLength && validHeader(chunk, 0, this.maxPayload)) {
-          buf.beginPayload(chunk, 0, HEADER_SIZE, payloadLength);
-          return;
-        }
-      }
-      buf.keepMessages(chunk, 0, this.locate);
+    if (this.frame === null && buf.bytes === 0 && buf.dest === null) {
+      buf.keepMessages(chunk, 0, this.locate, true); // a new frame starts here, nothing else is buffered
       return;
     }
-    // Bytes of the frame in progress still to come once its payload is complete (its tag), when
-    // that is known: its header is parsed and the chunk continues its payload or its tag.
-    const assembling = buf.dest !== null && buf.destFilled < buf.dest.length;
-    const tagLeft = f === null ? -1
-      : assembling && buf.bytes === 0 ? f.tagLength
-        : buf.dest === null && f.payload.length === f.payloadLength && buf.bytes < f.tagLength ? f.tagLength - buf.bytes
-          : -1;
+    const tagLeft = this.tagToCome();
     let at = buf.fillTransient(chunk);
     if (at === chunk.length) return;
     if (tagLeft < 0) {
@@ -284,7 +268,19 @@ export class FrameDecoder {
     const end = Math.min(chunk.length, at + tagLeft);
     if (end > at) buf.keepRange(chunk, at, end);
     at = end;
-    if (at < chunk.length) buf.keepMessages(chunk, at, this.locate);
+    if (at < chunk.length) buf.keepMessages(chunk, at, this.locate, false);
+  }
+
+  /**
+   * Before a chunk is fed: how many of its bytes after the payload in progress finish the frame in
+   * progress (its tag), or -1 when that is not known (no header parsed, or frames not pulled yet).
+   */
+  private tagToCome(): number {
+    const f = this.frame;
+    const buf = this.buf;
+    if (f === null) return -1;
+    if (buf.dest !== null) return buf.destFilled < buf.dest.length && buf.bytes === 0 ? f.tagLength : -1;
+    return f.payload.length === f.payloadLength && buf.bytes < f.tagLength ? f.tagLength - buf.bytes : -1;
   }
 
   /** keepMessages' view of the frame at `at`: [payload start, payload length, frame end]. */
@@ -401,9 +397,19 @@ export class StreamBuffer {
    * instead of a slice of a shared slab, which at 4 KiB per request was the engines' main
    * source of garbage. `locate(chunk, at)` describes the message at `at` as [payload start,
    * payload length, end], or null when it cannot tell (cut short or malformed: the rest is kept
-   * as it is, and the decoder reports it when it gets there).
+   * as it is, and the decoder reports it when it gets there). `front`: nothing else is buffered,
+   * so when the first message's payload is large enough for readTarget (READ_INTO_MIN) and not all
+   * here, it is assembled in place at once (beginPayload) and the rest read straight into it;
+   * smaller ones measured faster through the ordinary path, which pools them too (payload()).
    */
-  keepMessages(chunk: Buffer, from: number, locate: (chunk: Buffer, at: number) => [number, number, number] | null): void {
+  keepMessages(chunk: Buffer, from: number, locate: (chunk: Buffer, at: number) => [number, number, number] | null, front: boolean): void {
+    if (front) {
+      const m = locate(chunk, from);
+      if (m !== null && m[1] >= READ_INTO_MIN && m[0] + m[1] > chunk.length) {
+        this.beginPayload(chunk, from, m[0] - from, m[1]);
+        return;
+      }
+    }
     let kept = from;
     for (let at = from; ;) {
       const m = locate(chunk, at);

@@ -3,7 +3,7 @@
 // dirs are removed), and a check that nothing was left behind: loop devices, mounts, nbdfuse.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { TestContext } from 'node:test';
-import { requireRoot, requireTools, run, strictTools, waitFor } from './tools.js';
+import { requireRoot, requireTools, run, skipOrFail, waitFor } from './tools.js';
 
 /** Root, the fuse method's tools, /dev/fuse, mkfs/fsck/mount. False = skipped. */
 export function requireFuseAttach(t: TestContext): boolean {
@@ -13,10 +13,7 @@ export function requireFuseAttach(t: TestContext): boolean {
     ['umount', 'util-linux'], ['blockdev', 'util-linux'], ['mkfs.ext4', 'e2fsprogs'], ['fsck.ext4', 'e2fsprogs'],
   ])) return false;
   if (!existsSync('/dev/fuse')) {
-    const msg = '/dev/fuse does not exist: load the fuse module (modprobe fuse) or give the container /dev/fuse';
-    if (strictTools()) throw new Error(msg);
-    t.skip(msg);
-    return false;
+    return skipOrFail(t, '/dev/fuse does not exist: load the fuse module (modprobe fuse) or give the container /dev/fuse');
   }
   return true;
 }

@@ -72,7 +72,11 @@ export function strictTools(): boolean {
  */
 export function requireTool(t: TestContext, name: string, pkg: string): boolean {
   if (which(name)) return true;
-  const msg = `${name} not found on PATH: install the Debian package ${pkg} (apt-get install ${pkg}; .ci/run does)`;
+  return skipOrFail(t, `${name} not found on PATH: install the Debian package ${pkg} (apt-get install ${pkg}; .ci/run does)`);
+}
+
+/** Skip the test saying what is missing (`msg`), or fail under CI, where nothing may skip; returns false. */
+export function skipOrFail(t: TestContext, msg: string): false {
   if (strictTools()) throw new Error(msg);
   t.skip(msg);
   return false;
@@ -87,10 +91,7 @@ export function requireTools(t: TestContext, tools: ReadonlyArray<readonly [stri
 /** True when running as root; otherwise skips (or throws under CI) saying why root is needed. */
 export function requireRoot(t: TestContext, why = 'this test needs root'): boolean {
   if (isRoot()) return true;
-  const msg = `${why} (running as uid ${process.getuid?.() ?? '?'})`;
-  if (strictTools()) throw new Error(msg);
-  t.skip(msg);
-  return false;
+  return skipOrFail(t, `${why} (running as uid ${process.getuid?.() ?? '?'})`);
 }
 
 export interface RunOptions {

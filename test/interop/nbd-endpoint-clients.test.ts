@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/util/log.js';
 import { startNbdEndpoint, type NbdEndpoint } from '../../src/engine/remote/nbd-endpoint.js';
-import { requireTool, strictTools } from '../helpers/tools.js';
+import { requireTool, skipOrFail } from '../helpers/tools.js';
 import { createMemoryTarget, type MemoryTarget, type MemoryTargetOptions } from '../helpers/memory-target.js';
 
 const run = promisify(execFile);
@@ -124,9 +124,7 @@ test('fio --ioengine=nbd randrw with crc32c verify', { timeout: 30_000 }, async 
   // fio's nbd engine exists only when fio was built with libnbd
   const help = spawnSync('fio', ['--enghelp=nbd'], { encoding: 'utf8' });
   if (help.status !== 0 || !/uri/.test(help.stdout + help.stderr)) {
-    const msg = 'fio has no nbd engine (install a fio built with libnbd)';
-    if (strictTools()) throw new Error(msg);
-    t.skip(msg);
+    skipOrFail(t, 'fio has no nbd engine (install a fio built with libnbd)');
     return;
   }
   const out = await tool('fio', [

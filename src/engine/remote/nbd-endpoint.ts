@@ -127,6 +127,7 @@ export async function startNbdEndpoint(opts: NbdEndpointOptions): Promise<NbdEnd
   const allClosed = new Promise<void>((resolve) => { closedResolve = resolve; });
   const checkAllClosed = (): void => { if (closing !== null && conns.size === 0) closedResolve?.(); };
 
+  const handshake = { clock: opts.clock ?? realClock, ms: opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS };
   const onConnection = (accepted: net.Socket): void => {
     if (closing !== null) { accepted.destroy(); return; }
     // Reads into buffers we choose (see adoptWithUserBuffer); the plain socket if that fails.
@@ -137,7 +138,6 @@ export async function startNbdEndpoint(opts: NbdEndpointOptions): Promise<NbdEnd
       (n, buf) => { conn?.onBytes(buf.subarray(0, n), true); });
     const socket = adopted ?? accepted;
     if (socket.remoteAddress !== undefined) socket.setNoDelay(true);
-    const handshake = { clock: opts.clock ?? realClock, ms: opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS };
     const c = new NbdConnection(socket, target, log.child({ conn: nextId++ }), adopted === null, handshake, () => {
       conns.delete(c);
       checkAllClosed();
