@@ -1,9 +1,11 @@
 // The export engine is SIGKILLed during a fio --verify write workload and restarted 3 s later:
-// fio sees no I/O error, verification passes, and requests really were replayed.
+// fio sees no I/O error, verification passes, and requests really were replayed. The export is
+// stopped (SIGSTOP) until the remote has writes in flight, then killed: at fio's rate-limited pace
+// a bare SIGKILL often lands between requests, and whether anything is replayed becomes a race.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startPair } from '../helpers/cluster.js';
-import { requireTool, run, sleep } from '../helpers/tools.js';
+import { requireTool, run, sleep, waitFor } from '../helpers/tools.js';
 
 test('SIGKILL the export mid-write, restart after 3 s: no I/O error, verify passes, replayed > 0', async (t) => {
   if (!requireTool(t, 'fio', 'fio')) return;
@@ -13,6 +15,8 @@ test('SIGKILL the export mid-write, restart after 3 s: no I/O error, verify pass
     '--size=48M', '--verify=crc32c', '--verify_state_save=0', '--verify_fatal=1', '--do_verify=1', '--rate=12m', '--output-format=json',
   ], { timeoutMs: 150_000 });
   await sleep(1500);
+  await pair.exp.kill('SIGSTOP');
+  await waitFor('writes in flight to the stopped export', async () => (await pair.show()).stats.inflight > 0);
   await pair.exp.kill('SIGKILL');
   const killedAt = Date.now();
   await sleep(3000);

@@ -67,11 +67,14 @@ export function capturedFrames(capture: string | CaptureRecord[], connection: nu
 }
 
 /**
- * Flip bit 0 of the byte at `offset` of every connection's `dir` stream, once: the rule is turned
- * off (`corrupt off`) as soon as the proxy's corrupted counter moves. Resolves with the number of
- * flips seen when it turned the rule off; rejects (rule off) after timeoutMs without a hit.
+ * Flip bit 0 of the byte at `offset` of connection `connection`'s `dir` stream, once: the rule
+ * (which the proxy applies to every connection) is turned off as soon as the corrupted counter
+ * moves. `hit` resolves with the number of flips seen then, or with 0 when the target connection
+ * carried past `offset` (or closed) without a flip: the byte it aimed at went through untouched,
+ * so the caller's idea of where its frame starts was wrong (other traffic came first). Rejects
+ * (rule off) after timeoutMs with neither.
  */
-export async function corruptOnce(proxy: ProxyHandle, offset: number, dir: 'up' | 'down', timeoutMs = 15_000): Promise<{ arm: () => Promise<void>; hit: Promise<number> }> {
+export async function corruptOnce(proxy: ProxyHandle, connection: number, offset: number, dir: 'up' | 'down', timeoutMs = 15_000): Promise<{ arm: () => Promise<void>; hit: Promise<number> }> {
   const before = (await proxyStatus(proxy)).corrupted;
   let armed!: () => void;
   const armedP = new Promise<void>((r) => { armed = r; });
@@ -84,9 +87,18 @@ export async function corruptOnce(proxy: ProxyHandle, offset: number, dir: 'up' 
         const off = await proxyCtl(proxy, 'corrupt', 'off');
         return off.corrupted - before;
       }
+      const target = s.connectionList.find((c) => c.id === connection);
+      const carried = target ? (dir === 'up' ? target.bytesUp : target.bytesDown) : Infinity;
+      // The counter is read after the connection's bytes in the same status: a flip at offset
+      // would already show in `corrupted`.
+      if (carried > offset) {
+        const off = await proxyCtl(proxy, 'corrupt', 'off');
+        if (off.corrupted > before) return off.corrupted - before;
+        return 0;
+      }
       if (Date.now() > deadline) {
         await proxyCtl(proxy, 'corrupt', 'off');
-        throw new Error(`corruption at ${dir} offset ${offset} never hit within ${timeoutMs} ms: ${JSON.stringify(s)}`);
+        throw new Error(`corruption at ${dir} offset ${offset} of connection ${connection} never hit within ${timeoutMs} ms: ${JSON.stringify(s)}`);
       }
       await sleep(5);
     }
@@ -99,6 +111,14 @@ export async function corruptOnce(proxy: ProxyHandle, offset: number, dir: 'up' 
     },
     hit,
   };
+}
+
+/** The frame of a captured connection's `dir` stream that holds byte `offset`, for messages. */
+export function frameAt(capture: string, connection: number, dir: 'up' | 'down', offset: number): string {
+  const f = capturedFrames(capture, connection, dir).find((x) => offset >= x.offset && offset < x.offset + x.size);
+  if (!f) return `no complete frame at ${dir} offset ${offset} of connection ${connection}`;
+  const h = f.header;
+  return `frame at ${f.offset} (+${offset - f.offset}): cmd ${h.cmd} op ${h.op} flags ${h.flags} id ${h.id} length ${h.length} payload ${h.payloadLength} tag ${h.tagLength}`;
 }
 
 /** Reject with `what` when p does not settle within ms. */
