@@ -139,7 +139,7 @@ export function statusText(chalk: ChalkInstance, s: StatusShow): string {
     `${chalk.bold('dst engine')} ${s.version}, pid ${s.pid}, up ${uptimeText(s.uptimeMs)}`,
     `socket ${s.socket}`,
     `state dir ${s.stateDir}`,
-    `crypto threads ${s.cryptoThreads}`,
+    `crypto threads ${s.cryptoThreads}, cipher ${s.cipherImpl}`,
     `nodes ${s.nodes.length} (${exports} export, ${s.nodes.length - exports} remote)`,
   ].join('\n');
   if (s.nodes.length === 0) return head;

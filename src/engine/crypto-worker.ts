@@ -3,18 +3,23 @@
 import { parentPort } from 'node:worker_threads';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { nativeCipher } from '../protocol/native-cipher.js';
 import { openInto, sealInto, suiteByName, type Suite } from '../protocol/suites.js';
 import type { CryptoJob, CryptoResult } from './crypto-pool.js';
 
-// Every cipher.update() leaves a short-lived buffer behind, and V8 collects those only once
-// ~64 MiB of them are outstanding: per worker that was ~50 MiB of garbage held at all times (the
-// aes-gcm engines peaked at 200–245 MiB RSS). A young-generation collection every GC_EVERY bytes
-// of frames frees them while they are few; it costs ~1 % of the worker's time (bench/README.md).
-// The flag only makes gc() reachable from a fresh context; nothing else changes for the isolate.
-// Without it (a V8 that refuses the flag) the worker simply runs as before.
+// Without the native cipher, every cipher.update() leaves a short-lived buffer behind, and V8
+// collects those only once ~64 MiB of them are outstanding: per worker that was ~50 MiB of garbage
+// held at all times (the aes-gcm engines peaked at 200–245 MiB RSS). A young-generation collection
+// every GC_EVERY bytes of frames frees them while they are few; it costs ~1 % of the worker's time
+// (bench/README.md). The flag only makes gc() reachable from a fresh context; nothing else changes
+// for the isolate. Without it (a V8 that refuses the flag) the worker simply runs as before. The
+// native cipher writes in place and leaves nothing to collect.
 const GC_EVERY = 4 * 1024 * 1024;
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('typeof gc === "function" ? gc : null') as ((o: { type: 'minor' | 'major' }) => void) | null;
+function exposeGc(): ((o: { type: 'minor' | 'major' }) => void) | null {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('typeof gc === "function" ? gc : null') as ((o: { type: 'minor' | 'major' }) => void) | null;
+}
+const gc = nativeCipher === null ? exposeGc() : null;
 let sinceGc = 0;
 // glibc gives freed heap memory back to the kernel once more than trim_threshold (128 KiB) is
 // free at the top of an arena, so every batch of collected temporaries was handed back and its

@@ -24,6 +24,7 @@ import { checkSocketPath, defaultConfigPath } from './paths.js';
 import { Registry, type ExportFactory, type RemoteFactory } from './registry.js';
 import { clearStaleSocket, prepareRuntimeDir, prepareStateDir, resolveGroup } from './runtime-dir.js';
 import { DEFAULT_LIMITS, type ControlApi, type ControlCommand, type Limits } from './types.js';
+import { cipherImplementationText } from '../protocol/native-cipher.js';
 
 export interface EngineOptions {
   socket: string;
@@ -152,7 +153,7 @@ export async function runEngine(opts: EngineOptions): Promise<Engine> {
       throw new DstError('DST_ERR_INVALID', `control socket ${socket}: cannot give it to group ${gid}: ${(err as Error).message}`, { errno: errnoOf(err) });
     }
   }
-  elog.info(`engine ${version} listening on ${socket} (pid ${process.pid}, state dir ${stateDir})`);
+  elog.info(`engine ${version} listening on ${socket} (pid ${process.pid}, state dir ${stateDir}, cipher ${cipherImplementationText})`);
 
   let resolveClosed!: () => void;
   const closed = new Promise<void>((r) => { resolveClosed = r; });

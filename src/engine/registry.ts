@@ -10,6 +10,7 @@ import { dirname, isAbsolute } from 'node:path';
 import { DstError, errnoOf, type DstErrorCode } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { formatDuration, parseHostPort, parseNodeName, type HostPort } from '../util/parse.js';
+import { cipherImplementationText } from '../protocol/native-cipher.js';
 import { AttachManager, type AttachManagerOptions, type AttachMethodArg, type DetachResult } from './attach/manager.js';
 import {
   DEFAULT_CRYPTO, DEFAULT_POLICY, deadlineMs, emptyStats,
@@ -243,6 +244,7 @@ export class Registry {
       stateDir: this.opts.stateDir,
       limits: { ...this.opts.limits },
       cryptoThreads: this.cryptoThreads(),
+      cipherImpl: cipherImplementationText,
       nodes: [...this.nodes.values()].map((e) => ({ name: e.config.name, role: e.config.role, state: e.runtime.state, attachment: this.attachments.show(e.config.name) })),
     };
   }

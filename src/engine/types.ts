@@ -194,6 +194,8 @@ export interface StatusShow {
   stateDir: string;
   limits: Limits;
   cryptoThreads: number;
+  /** what seals and opens frames: "native (OpenSSL …)" or "node:crypto (why not native)" */
+  cipherImpl: string;
   nodes: { name: string; role: Role; state: NodeState; attachment: AttachmentShow | null }[];
 }
 

@@ -183,6 +183,7 @@ export const statusShowSchema = objectSchema<StatusShow>('status', {
   limits: { attr: 6, type: t.object(limitsSchema) },
   cryptoThreads: { attr: 7, type: t.u32 },
   nodes: { attr: 8, type: t.array(t.object(statusNodeSchema)) },
+  cipherImpl: { attr: 9, type: t.string },
 });
 
 export const eventRecordSchema = objectSchema<EventRecord>('event', {

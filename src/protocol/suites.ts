@@ -14,8 +14,9 @@
 //  - none: no tag.
 // The header that is authenticated already carries the sealed payload and tag lengths, so the
 // sender computes them first with sealedLength()/tagLength.
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual, type CipherGCM, type DecipherGCM } from 'node:crypto';
 import { DstError } from '../util/errors.js';
+import { nativeCipher, type NativeCipherId } from './native-cipher.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -36,9 +37,11 @@ export interface Suite {
 
 const HASHES: readonly HashAlg[] = ['sha256', 'sha512', 'blake2b512'];
 const DIGEST_LEN: Record<Exclude<HashAlg, 'none'>, number> = { sha256: 32, sha512: 64, blake2b512: 64 };
-const NODE_CIPHER: Record<Exclude<CipherAlg, 'none'>, string> = {
+type Cipher = Exclude<CipherAlg, 'none'>;
+const NODE_CIPHER: Record<Cipher, string> = {
   'aes-gcm': 'aes-256-gcm', 'chacha20-poly1305': 'chacha20-poly1305', 'aes-cbc': 'aes-256-cbc', 'aes-ctr': 'aes-256-ctr',
 };
+const NATIVE_ID: Record<Cipher, NativeCipherId> = { 'aes-gcm': 0, 'chacha20-poly1305': 1, 'aes-cbc': 2, 'aes-ctr': 3 };
 
 /** Kernel-style names of the original utility → ours. */
 const CIPHER_ALIASES: Record<string, CipherAlg> = {
@@ -169,17 +172,36 @@ export interface Sealed {
 }
 
 // Node's cipher.update() returns a fresh buffer per call (allocated, then re-allocated to the
-// exact length, zero-filled, and copied). Feeding it pieces of this size and copying each into the
-// caller's buffer keeps those temporaries cache-resident instead of a fresh 1 MiB pair per frame
-// (16 KiB measured best of 16 KiB … 1 MiB in `npm run bench`, bench/README.md).
+// exact length, zero-filled, and copied). Without the native cipher, feeding it pieces of this size
+// and copying each into the caller's buffer keeps those temporaries cache-resident instead of a
+// fresh 1 MiB pair per frame (16 KiB measured best of 16 KiB … 1 MiB, bench/README.md).
 const PIECE = 16 * 1024;
 
-type Stream = { update(data: Buffer): Buffer; final(): Buffer };
+/** AEAD extras: `aad` is authenticated; `tag` (16 bytes) is written when encrypting, checked when decrypting. */
+interface Aead { aad: Buffer; tag: Buffer }
 
-/** Run `input` through the cipher into out[at..]; returns the offset after the last byte written. */
-function streamInto(c: Stream, input: Buffer, out: Buffer, at: number): number {
+/**
+ * Run `input` through `cipher` into out[at..] (room for the output; + 16 bytes to decrypt aes-cbc); returns the
+ * offset after the last byte written. Throws when an AEAD tag does not verify or CBC padding is bad.
+ * The native cipher writes in place; node:crypto's output is copied over piece by piece.
+ */
+function cipherInto(cipher: Cipher, encrypt: boolean, key: Buffer, iv: Buffer, input: Buffer, out: Buffer, at: number, aead: Aead | null): number {
+  if (nativeCipher) {
+    const end = nativeCipher.crypt(NATIVE_ID[cipher], encrypt, key, iv, aead?.aad ?? null, input, out, at, aead?.tag ?? null);
+    if (end < 0) throw new Error(`${cipher}: ${aead ? 'tag does not verify' : 'bad padding'}`);
+    return end;
+  }
+  const name = NODE_CIPHER[cipher] as 'aes-256-gcm';
+  const opts = aead ? { authTagLength: 16 } : undefined;
+  const c = encrypt ? createCipheriv(name, key, iv, opts) : createDecipheriv(name, key, iv, opts);
+  if (aead) {
+    c.setAAD(aead.aad);
+    if (!encrypt) (c as DecipherGCM).setAuthTag(aead.tag);
+  }
   for (let i = 0; i < input.length; i += PIECE) at += c.update(input.subarray(i, Math.min(i + PIECE, input.length))).copy(out, at);
-  return at + c.final().copy(out, at);
+  at += c.final().copy(out, at);
+  if (aead && encrypt) (c as CipherGCM).getAuthTag().copy(aead.tag);
+  return at;
 }
 
 /**
@@ -191,20 +213,19 @@ export function sealInto(suite: Suite, keys: DirectionKeys, seq: number, header:
   switch (suite.cipher) {
     case 'aes-gcm':
     case 'chacha20-poly1305': {
-      const c = createCipheriv(NODE_CIPHER[suite.cipher] as 'aes-256-gcm', keys.enc, aeadNonce(seq), { authTagLength: 16 });
-      c.setAAD(header);
-      streamInto(c, plain, out, 0);
-      return c.getAuthTag();
+      const tag = Buffer.allocUnsafe(16);
+      cipherInto(suite.cipher, true, keys.enc, aeadNonce(seq), plain, out, 0, { aad: header, tag });
+      return tag;
     }
     case 'aes-cbc': {
       const iv = randomBytes(16);
       iv.copy(out, 0);
-      streamInto(createCipheriv('aes-256-cbc', keys.enc, iv), plain, out, 16);
+      cipherInto('aes-cbc', true, keys.enc, iv, plain, out, 16, null);
       return macTag(suite, keys.mac, [seqBytes(seq), header, out]);
     }
     case 'aes-ctr': {
       const seqB = seqBytes(seq);
-      streamInto(createCipheriv('aes-256-ctr', keys.enc, Buffer.concat([seqB, Buffer.alloc(8)])), plain, out, 0);
+      cipherInto('aes-ctr', true, keys.enc, Buffer.concat([seqB, Buffer.alloc(8)]), plain, out, 0, null);
       return macTag(suite, keys.mac, [seqB, header, out]);
     }
     case 'none':
@@ -234,11 +255,8 @@ export function openInto(suite: Suite, keys: DirectionKeys, seq: number, header:
   switch (suite.cipher) {
     case 'aes-gcm':
     case 'chacha20-poly1305': {
-      const d = createDecipheriv(NODE_CIPHER[suite.cipher] as 'aes-256-gcm', keys.enc, aeadNonce(seq), { authTagLength: 16 });
-      d.setAAD(header);
-      d.setAuthTag(tag);
       try {
-        return streamInto(d, payload, out, 0);
+        return cipherInto(suite.cipher, false, keys.enc, aeadNonce(seq), payload, out, 0, { aad: header, tag });
       } catch {
         throw mismatch();
       }
@@ -246,11 +264,11 @@ export function openInto(suite: Suite, keys: DirectionKeys, seq: number, header:
     case 'aes-cbc': {
       if (!macOk()) throw mismatch();
       if (payload.length < 32 || payload.length % 16) throw macError('CBC payload is not IV plus whole blocks');
-      return streamInto(createDecipheriv('aes-256-cbc', keys.enc, payload.subarray(0, 16)), payload.subarray(16), out, 0);
+      return cipherInto('aes-cbc', false, keys.enc, payload.subarray(0, 16), payload.subarray(16), out, 0, null);
     }
     case 'aes-ctr': {
       if (!macOk()) throw mismatch();
-      return streamInto(createDecipheriv('aes-256-ctr', keys.enc, Buffer.concat([seqBytes(seq), Buffer.alloc(8)])), payload, out, 0);
+      return cipherInto('aes-ctr', false, keys.enc, Buffer.concat([seqBytes(seq), Buffer.alloc(8)]), payload, out, 0, null);
     }
     case 'none':
       if (suite.hash !== 'none' && !macOk()) throw mismatch();
