@@ -194,7 +194,7 @@ export interface StatusShow {
   stateDir: string;
   limits: Limits;
   cryptoThreads: number;
-  /** what seals and opens frames: "native (OpenSSL …)" or "node:crypto (why not native)" */
+  /** what seals and opens frames: "native (OpenSSL …)" or "node:crypto: why not native" */
   cipherImpl: string;
   nodes: { name: string; role: Role; state: NodeState; attachment: AttachmentShow | null }[];
 }

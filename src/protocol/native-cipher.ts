@@ -29,7 +29,7 @@ function load(): { cipher: NativeCipher | null; impl: CipherImplementation } {
     const cipher = createRequire(import.meta.url)('../../../build/Release/dst_cipher.node') as NativeCipher;
     return { cipher, impl: { kind: 'native', detail: cipher.openssl } };
   } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'not built (npm install builds it)' : (e as Error).message;
+    const why = (e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'not built, npm install builds it' : (e as Error).message;
     return { cipher: null, impl: { kind: 'node', detail: `native cipher ${why}` } };
   }
 }
@@ -38,5 +38,5 @@ const loaded = load();
 
 export const nativeCipher: NativeCipher | null = loaded.cipher;
 export const cipherImplementation: CipherImplementation = loaded.impl;
-/** For status and logs: "native (OpenSSL 3.0.19 …)" or "node:crypto (why not native)". */
-export const cipherImplementationText = `${loaded.impl.kind === 'native' ? 'native' : 'node:crypto'} (${loaded.impl.detail})`;
+/** For status and logs: "native (OpenSSL 3.0.19 …)" or "node:crypto: why not native". */
+export const cipherImplementationText = loaded.impl.kind === 'native' ? `native (${loaded.impl.detail})` : `node:crypto: ${loaded.impl.detail}`;
