@@ -29,7 +29,7 @@ function load(): { cipher: NativeCipher | null; impl: CipherImplementation } {
     const cipher = createRequire(import.meta.url)('../../../build/Release/dst_cipher.node') as NativeCipher;
     return { cipher, impl: { kind: 'native', detail: cipher.openssl } };
   } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'not built, npm install builds it' : (e as Error).message;
+    const why = (e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'not built, npm install builds it' : `failed to load: ${(e as Error).message}`;
     return { cipher: null, impl: { kind: 'node', detail: `native cipher ${why}` } };
   }
 }
