@@ -78,10 +78,10 @@ function positions(shape: Shape): [string, number][] {
 
 /**
  * One flip aimed at the next IO (up) or IO_RESPONSE (down) frame on the live connection, for a
- * write or read of block `blockNo`. Returns false (reason appended to `misses`) when the flip
- * missed the frame; else checks rejection, reconnect, replay and the block's content, and returns true.
+ * write or read of block `blockNo`. Returns what the flip hit instead when it missed the frame;
+ * else checks rejection, reconnect, replay and the block's content, and returns null.
  */
-async function tamperCase(s: Setup, dir: 'up' | 'down', at: number, blockNo: number, label: string, misses: string[]): Promise<boolean> {
+async function tamperCase(s: Setup, dir: 'up' | 'down', at: number, blockNo: number, label: string): Promise<string | null> {
   const { pair, nbd, image, cap } = s;
   const proxy = pair.proxy!;
   const offset = blockNo * BS;
@@ -115,10 +115,7 @@ async function tamperCase(s: Setup, dir: 'up' | 'down', at: number, blockNo: num
     assert.ok(got.equals(data), `${label}: the reader got corrupt data`);
     hits = await within(flip.hit, 20_000, `${label}: the flip`);
   }
-  if (hits === 0) {
-    misses.push(frameAt(cap, conn.id, dir, aimedAt));
-    return false;
-  }
+  if (hits === 0) return frameAt(cap, conn.id, dir, aimedAt);
   const st1 = await proxyStatus(proxy);
   assert.ok(st1.accepted > st0.accepted, `${label}: the tampered connection was closed and a new one made (proxy accepted ${st0.accepted} → ${st1.accepted})`);
   assert.ok(!st1.connectionList.some((c) => c.id === conn.id), `${label}: connection ${conn.id} is closed`);
@@ -134,7 +131,7 @@ async function tamperCase(s: Setup, dir: 'up' | 'down', at: number, blockNo: num
   // Through dst and in the export's file, the block holds exactly what was written.
   assert.ok((await nbd.read(offset, BS)).equals(data), `${label}: read back through dst`);
   assert.ok(readFileAt(pair.disk, offset, BS).equals(data), `${label}: the export's file at ${offset}`);
-  return true;
+  return null;
 }
 
 async function tamperRound(s: Setup, suite: string, fields: 'all' | 'some'): Promise<void> {
@@ -157,7 +154,8 @@ async function tamperRound(s: Setup, suite: string, fields: 'all' | 'some'): Pro
     // The flip then misses, the request goes through clean, and the case is tried again on a
     // fresh block. Every case must hit once.
     const misses: string[] = [];
-    while (!(await tamperCase(s, dir, at, block++, label, misses))) {
+    for (let miss = await tamperCase(s, dir, at, block++, label); miss !== null; miss = await tamperCase(s, dir, at, block++, label)) {
+      misses.push(miss);
       if (misses.length >= 3) assert.fail(`${label}: the flip missed its frame ${misses.length} times: ${misses.join('; ')}`);
     }
   }

@@ -10,10 +10,11 @@ import { DstError } from '../../src/util/errors.js';
 import { clearStaleSocket, prepareRuntimeDir, prepareStateDir, resolveGroup } from '../../src/engine/runtime-dir.js';
 import { runEngine, type Engine } from '../../src/engine/engine.js';
 import { controlRequest, clientVersion } from '../../src/netlink/client.js';
+import { isRoot, requireRoot } from '../helpers/tools.js';
 import type { NodeConfig } from '../../src/engine/types.js';
 import { FakeRuntime } from './registry-fakes.js';
 
-const isRoot = process.getuid?.() === 0;
+const root = isRoot();
 const mode = (p: string): number => statSync(p).mode & 0o777;
 
 function rejectsWith(p: Promise<unknown>, code: string, re: RegExp): Promise<void> {
@@ -45,7 +46,7 @@ describe('runtime dir', () => {
     await prepareRuntimeDir(d, null);
     assert.equal(mode(d), 0o700);
     await prepareRuntimeDir(d, null); // existing, fine
-    const gid = isRoot ? 4242 : process.getgid!();
+    const gid = root ? 4242 : process.getgid!();
     const g = join(dir, 'g');
     await prepareRuntimeDir(g, gid);
     assert.equal(mode(g), 0o750);
@@ -68,7 +69,8 @@ describe('runtime dir', () => {
     await rejectsWith(prepareRuntimeDir(join(dir, 'link'), null), 'DST_ERR_INVALID', /symbolic link/);
   });
 
-  it('refuses a dir owned by another user', { skip: isRoot ? false : 'needs root to chown' }, async () => {
+  it('refuses a dir owned by another user', async (t) => {
+    if (!requireRoot(t, 'chown to another user needs root')) return;
     const d = join(dir, 'other');
     mkdirSync(d, { mode: 0o700 });
     chownSync(d, 65534, 65534);
@@ -142,7 +144,7 @@ describe('runEngine', () => {
   });
 
   it('uses 0660 and the group with --group', async () => {
-    const gid = isRoot ? 4243 : process.getgid!();
+    const gid = root ? 4243 : process.getgid!();
     const e = await start({ group: String(gid) });
     assert.equal(mode(e.socket), 0o660);
     assert.equal(statSync(e.socket).gid, gid);
