@@ -12,9 +12,18 @@
  * types or lengths) throws.
  *   cipher: 0 aes-256-gcm, 1 chacha20-poly1305, 2 aes-256-cbc, 3 aes-256-ctr
  *   aad, tag: AEAD only (null otherwise); tag is written when encrypting, checked when decrypting
+ *
+ * mallocTrim() -> boolean: glibc's malloc_trim(0), true when it gave memory back to the kernel.
+ * Why here: after a burst of large requests is freed, glibc keeps the pages of its heap (its mmap
+ * threshold grows with the blocks it frees, so later large blocks come from the heap too) and an
+ * export's RSS stays up; src/engine/reclaim.ts calls this after a connection with such a burst
+ * closed. It is in this addon only because this is the addon dst builds. Not glibc: absent.
  */
 #include <limits.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <node_api.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -97,6 +106,15 @@ static napi_value crypt(napi_env env, napi_callback_info info) {
   return result;
 }
 
+#ifdef __GLIBC__
+static napi_value trim(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  napi_get_boolean(env, malloc_trim(0) == 1, &result);
+  return result;
+}
+#endif
+
 static void finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
@@ -113,6 +131,13 @@ NAPI_MODULE_INIT() {
     return NULL;
   }
   napi_value fn, version;
+#ifdef __GLIBC__
+  napi_value trim_fn;
+  if (napi_create_function(env, "mallocTrim", NAPI_AUTO_LENGTH, trim, NULL, &trim_fn) != napi_ok ||
+      napi_set_named_property(env, exports, "mallocTrim", trim_fn) != napi_ok) {
+    return NULL;
+  }
+#endif
   if (napi_set_instance_data(env, inst, finalize, NULL) != napi_ok ||
       napi_create_function(env, "crypt", NAPI_AUTO_LENGTH, crypt, inst, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "crypt", fn) != napi_ok ||

@@ -1,9 +1,10 @@
 // The in-place cipher (native/cipher.c), when it was built: it runs a frame's payload through
 // OpenSSL straight into the caller's buffer, where node:crypto's cipher.update() allocates and
 // copies per call. Loading a module is the only side effect here; suites.ts decides when to use it.
+// The same addon carries mallocTrim (glibc only), which src/engine/reclaim.ts calls.
 //
-// DST_NATIVE_CIPHER=0 turns it off (node:crypto everywhere), for comparing the two and for a
-// machine where the addon misbehaves.
+// DST_NATIVE_CIPHER=0 turns the cipher off (node:crypto everywhere), for comparing the two and
+// for a machine where the addon misbehaves; mallocTrim stays available.
 import { createRequire } from 'node:module';
 
 export type NativeCipherId = 0 | 1 | 2 | 3;
@@ -15,6 +16,11 @@ export interface NativeCipher {
   readonly openssl: string;
 }
 
+interface Addon extends NativeCipher {
+  /** glibc malloc_trim(0): true when memory went back to the kernel; absent on other C libraries */
+  mallocTrim?: () => boolean;
+}
+
 export interface CipherImplementation {
   /** 'native': native/cipher.c; 'node': node:crypto */
   kind: 'native' | 'node';
@@ -22,20 +28,25 @@ export interface CipherImplementation {
   detail: string;
 }
 
-function load(): { cipher: NativeCipher | null; impl: CipherImplementation } {
-  if (process.env.DST_NATIVE_CIPHER === '0') return { cipher: null, impl: { kind: 'node', detail: 'DST_NATIVE_CIPHER=0' } };
+function load(): { cipher: NativeCipher | null; impl: CipherImplementation; trim: (() => boolean) | null } {
+  const off = process.env.DST_NATIVE_CIPHER === '0';
+  let addon: Addon;
   try {
     // dist/src/protocol/ → the package root, where node-gyp puts build/
-    const cipher = createRequire(import.meta.url)('../../../build/Release/dst_cipher.node') as NativeCipher;
-    return { cipher, impl: { kind: 'native', detail: cipher.openssl } };
+    addon = createRequire(import.meta.url)('../../../build/Release/dst_cipher.node') as Addon;
   } catch (e) {
     const why = (e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'not built, npm install builds it' : `failed to load: ${(e as Error).message}`;
-    return { cipher: null, impl: { kind: 'node', detail: `native cipher ${why}` } };
+    return { cipher: null, impl: { kind: 'node', detail: off ? 'DST_NATIVE_CIPHER=0' : `native cipher ${why}` }, trim: null };
   }
+  const trim = addon.mallocTrim ?? null;
+  if (off) return { cipher: null, impl: { kind: 'node', detail: 'DST_NATIVE_CIPHER=0' }, trim };
+  return { cipher: addon, impl: { kind: 'native', detail: addon.openssl }, trim };
 }
 
 const loaded = load();
 
+/** glibc malloc_trim(0) from the addon (true: memory went back to the kernel); null when unavailable. */
+export const mallocTrim: (() => boolean) | null = loaded.trim;
 export const nativeCipher: NativeCipher | null = loaded.cipher;
 export const cipherImplementation: CipherImplementation = loaded.impl;
 /** For status and logs: "native (OpenSSL 3.0.19 …)" or "node:crypto: why not native". */

@@ -43,8 +43,13 @@ import { validateIo } from './validate.js';
 export const BLOCK_SIZE = 512;
 /** A HELLO is small: refuse a first frame announcing more than this before anything is allocated. */
 export const MAX_HELLO_PAYLOAD = 64 * 1024;
-/** Stop reading while this many response bytes wait in the socket (client not reading). */
-export const OUTPUT_HIGH_WATER = 16 * 1024 * 1024;
+/**
+ * Bytes in flight a connection may have (READ data being read and its reply being sealed or in the
+ * socket's buffer, WRITE payloads being written) before it stops dispatching and reading: a client
+ * that never reads its replies, or floods large writes, costs at most about this much (a single
+ * larger request still goes alone). See the worst-case memory formula in dst(8) LIMITS.
+ */
+export const MAX_BYTES_IN_FLIGHT = 32 * 1024 * 1024;
 /** Bytes still read and held while reading is paused (user-buffer sockets). */
 const READ_AHEAD = 64 * 1024;
 /** How long a refused or drained connection may linger after our FIN before it is destroyed. */
@@ -117,6 +122,8 @@ export class Connection {
   private session: Session<Connection> | null = null;
   private granted = 0;
   private inflight = 0;
+  /** requestBytes() of the calls issued to the backend and not answered yet */
+  private callBytes = 0;
   private waiting: Frame[] = [];
   private drainWaiters: (() => void)[] = [];
   private closeReason: string | null = null;
@@ -224,7 +231,7 @@ export class Connection {
   private pump(): void {
     for (;;) {
       if (this.phase === 'serving') {
-        while (this.waiting.length > 0 && this.canDispatch()) this.dispatch(this.waiting.shift()!);
+        while (this.waiting.length > 0 && this.canDispatch(this.waiting[0]!)) this.dispatch(this.waiting.shift()!);
         if (this.phase !== 'serving') break;
         if (this.channel && this.channel.pendingIn >= MAX_PENDING_OPENS) break;
       } else if (this.phase !== 'hello' && this.phase !== 'auth') {
@@ -243,15 +250,29 @@ export class Connection {
     this.updateReading();
   }
 
-  private canDispatch(): boolean {
-    return this.inflight < this.host.limits.maxInflightPerConnection
-      && this.socket.writableLength + (this.channel?.pendingOutBytes ?? 0) < OUTPUT_HIGH_WATER;
+  /** Bytes in flight: backend calls' data, and replies not yet handed to the kernel. */
+  private committedBytes(): number {
+    return this.callBytes + this.socket.writableLength + (this.channel?.pendingOutBytes ?? 0);
+  }
+
+  /** May `frame` be dispatched now (or, without a frame, is there room for one more at all)? */
+  private canDispatch(frame?: Frame): boolean {
+    if (this.inflight >= this.host.limits.maxInflightPerConnection) return false;
+    const committed = this.committedBytes();
+    if (committed === 0) return true; // alone, whatever its size
+    return committed < MAX_BYTES_IN_FLIGHT && committed + (frame ? requestBytes(frame) : 0) <= MAX_BYTES_IN_FLIGHT;
+  }
+
+  /** Read more only while what is in flight and what is being opened leave room. */
+  private roomToRead(): boolean {
+    const opening = this.channel ? this.channel.pendingInBytes : 0;
+    return this.canDispatch() && (this.channel === null || this.channel.pendingIn < MAX_PENDING_OPENS)
+      && (opening === 0 || this.committedBytes() + opening < MAX_BYTES_IN_FLIGHT);
   }
 
   private updateReading(): void {
     const read = this.phase === 'hello' || this.phase === 'auth' || this.phase === 'lingering'
-      || (this.phase === 'serving' && this.waiting.length === 0 && this.canDispatch()
-        && (this.channel === null || this.channel.pendingIn < MAX_PENDING_OPENS));
+      || (this.phase === 'serving' && this.waiting.length === 0 && this.roomToRead());
     if (read) {
       if (this.readPaused) {
         this.readPaused = false;
@@ -297,7 +318,7 @@ export class Connection {
         this.send({ cmd: Cmd.PONG, id: frame.id });
         return;
       case Cmd.IO:
-        if (this.waiting.length === 0 && this.canDispatch()) this.dispatch(frame);
+        if (this.waiting.length === 0 && this.canDispatch(frame)) this.dispatch(frame);
         else this.waiting.push(frame);
         return;
       case Cmd.CLOSE:
@@ -580,6 +601,7 @@ export class Connection {
       dedup.prune(frame.ackedBelow);
     }
     this.inflight++;
+    this.callBytes += requestBytes(frame);
     const token = host.beginCall();
     this.run(frame).then(
       (data) => this.finish(frame, token, 0, data),
@@ -618,6 +640,7 @@ export class Connection {
       this.session.dedup.record(frame.id, status);
     }
     this.inflight--;
+    this.callBytes -= requestBytes(frame);
     this.respond(frame, status, status === 0 ? data : null);
     if (this.inflight === 0) {
       const waiters = this.drainWaiters;
@@ -776,6 +799,11 @@ export function suiteMismatchMessage(client: string, node: string, ours: string)
   if (client === 'none') return `${m} (crypto is configured on the export only)`;
   if (ours === 'none') return `${m} (crypto is configured on the client only)`;
   return m;
+}
+
+/** Data bytes a request holds while it runs: a READ's reply, a WRITE's payload (others: a header). */
+function requestBytes(frame: Frame): number {
+  return frame.op === Op.READ ? frame.length : frame.payload.length;
 }
 
 function wipeKeys(k: SessionKeys): void {

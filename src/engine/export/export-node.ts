@@ -25,6 +25,7 @@ import { SessionTable } from './dedup.js';
 import { loadIdentity } from './identity.js';
 import { Connection, refuseSocket, type CallToken, type ExportHost } from './connection.js';
 import type { FrameCrypto } from '../channel.js';
+import { MemoryReclaimer } from '../reclaim.js';
 
 /** How long a stop drains before connections are destroyed (DESIGN §4). */
 export const DRAIN_MS = 10_000;
@@ -104,6 +105,7 @@ class ExportNode implements NodeRuntime, ExportHost {
   private stopping: Promise<void> | null = null;
   private forceDrain: (() => void) | null = null;
   private readonly acl: AclCache;
+  private readonly reclaimer: MemoryReclaimer;
   private readonly switches: TestSwitches;
   private heldExecutedBefore = 0;
   private readonly stats = { inflightPeak: 0, completed: 0, replayed: 0, failed: 0, reconnects: 0, bytesRead: 0, bytesWritten: 0 };
@@ -115,6 +117,7 @@ class ExportNode implements NodeRuntime, ExportHost {
     this.clock = ctx.clock;
     this.limits = ctx.limits;
     this.cryptoPool = ctx.cryptoPool;
+    this.reclaimer = new MemoryReclaimer(this.clock, this.log);
     this.switches = testSwitchesFromEnv(opts.env ?? process.env);
     this.fencing = !this.switches.noFencing;
     if (!this.fencing) this.log.warn('DST_TEST_NO_FENCING=1: fencing and dedup are OFF (tests only)', { op: 'create' });
@@ -257,6 +260,7 @@ class ExportNode implements NodeRuntime, ExportHost {
 
   connectionClosed(conn: Connection): void {
     this.conns.delete(conn);
+    this.reclaimer.schedule(); // the large buffers it used may now be given back
     this.checkIdle();
   }
 
