@@ -24,12 +24,13 @@ import { randomBytes } from 'node:crypto';
 import type { Clock, TimerHandle } from '../../util/clock.js';
 import type { Logger } from '../../util/log.js';
 import { errnoNumber, errnoOf } from '../../util/errors.js';
+import { peerText } from '../../util/escape.js';
 import {
   Cmd, Flag, FrameDecoder, releasePayload, HEADER_SIZE, Op, WIRE_VERSION, cmdName, decodeAuth, decodeHeader, decodeHello, encodeAuth,
   encodeFrame, encodeHelloReply, encodeRefusal, opName, type Frame, type FrameInit, type Hello,
 } from '../../protocol/wire.js';
 import {
-  authProof, deriveSessionKeys, keyId, proofsEqual, type DirectionKeys, type SessionKeys, type Suite,
+  authProof, deriveSessionKeys, keyId, proofsEqual, suiteByName, type DirectionKeys, type SessionKeys, type Suite,
 } from '../../protocol/suites.js';
 import { NO_KEYS, SealedChannel, type FrameCrypto } from '../channel.js';
 import { configSuite, loadNodeKey, readKeyFile } from '../keys.js';
@@ -362,7 +363,7 @@ export class Connection {
       return this.refuse('EPROTO', `protocol version ${hello.version} is not supported by node ${node} (it speaks ${WIRE_VERSION})`);
     }
     if (hello.exportName !== '' && hello.exportName !== node) {
-      return this.refuse('ENOENT', `no export ${JSON.stringify(hello.exportName)} here: node ${node} serves "" and "${node}"`);
+      return this.refuse('ENOENT', `no export "${peerText(hello.exportName)}" here: node ${node} serves "" and "${node}"`);
     }
     const entry = host.aclEntry(this.peer);
     if (!entry || entry.perm === 'none') {
@@ -793,12 +794,24 @@ export class Connection {
   }
 }
 
-/** The refusal message of a suite mismatch: names both suites, and says when crypto is on one side only. */
+/**
+ * The refusal message of a suite mismatch: names both suites (the client's escaped, it is peer
+ * text), says when crypto is on one side only, and says when the client's is no suite at all.
+ */
 export function suiteMismatchMessage(client: string, node: string, ours: string): string {
-  const m = `suite mismatch: client offers ${client}, export ${node} uses ${ours}`;
+  const m = `suite mismatch: client asked for "${peerText(client)}", export ${node} uses ${ours}`;
+  if (!knownSuite(client)) return `${m} (the client's is not a suite name: names are lowercase, e.g. none, aes-gcm, aes-ctr+hmac-sha256)`;
   if (client === 'none') return `${m} (crypto is configured on the export only)`;
   if (ours === 'none') return `${m} (crypto is configured on the client only)`;
   return m;
+}
+
+function knownSuite(name: string): boolean {
+  try {
+    return suiteByName(name).name === name;
+  } catch {
+    return false;
+  }
 }
 
 /** Data bytes a request holds while it runs: a READ's reply, a WRITE's payload (others: a header). */

@@ -32,6 +32,7 @@ import type { BlockOp, BlockRequest, BlockTarget } from './target.js';
 import type { Logger } from '../../util/log.js';
 import { realClock, type Clock, type TimerHandle } from '../../util/clock.js';
 import { DstError, errnoOf } from '../../util/errors.js';
+import { peerText } from '../../util/escape.js';
 import { checkSocketPath } from '../paths.js';
 import {
   NbdServerDecoder, type NbdMessage, type RequestMessage,
@@ -502,7 +503,7 @@ class NbdConnection {
       case Opt.EXPORT_NAME: {
         const name = data.toString('utf8');
         if (!this.exportNameOk(name)) {
-          this.log.warn('NBD client asked for an unknown export, dropping the connection', { export: name });
+          this.log.warn('NBD client asked for an unknown export, dropping the connection', { export: peerText(name) });
           this.socket.destroy();
           return;
         }
@@ -532,7 +533,7 @@ class NbdConnection {
           return;
         }
         if (!this.exportNameOk(info.name)) {
-          this.send(encodeOptionError(option, Rep.ERR_UNKNOWN, `unknown export "${info.name}"; this server has "${this.target.name}"`));
+          this.send(encodeOptionError(option, Rep.ERR_UNKNOWN, `unknown export "${peerText(info.name)}"; this server has "${this.target.name}"`));
           return;
         }
         this.send(encodeInfoExport(option, this.target.size(), this.txFlags()));
