@@ -1,4 +1,4 @@
-// A HELLO whose string fields (export name, suite) hold a newline, a carriage return, NUL and ANSI
+// A HELLO whose string fields (export name, suite), and an NBD export name, hold a newline, a carriage return, NUL and ANSI
 // escape bytes and a made-up log line: the export refuses it as any bad HELLO; no log line starts
 // with text the peer sent, the log holds no raw NUL, ESC or CR, the auth-failed event is valid JSON
 // with the bytes escaped, and nothing else changes (the node serves, a good client does verified I/O).
@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { constants } from 'node:os';
 import { startPair } from '../helpers/cluster.js';
 import { WireClient } from '../helpers/wire-client.js';
+import { NbdClient } from '../helpers/nbd-client.js';
 import { blockContent, checkBlock } from '../helpers/blocks.js';
 import { Op } from '../../src/protocol/wire.js';
 
@@ -52,6 +53,13 @@ test('control bytes in HELLO strings are escaped in logs, events and refusals; n
   const peerLines = lines.filter((l) => l.includes('FORGED'));
   assert.ok(peerLines.length >= 2, 'both refusals are logged');
   for (const line of peerLines) assert.match(line, /^\d{4}-\d\d-\d\dT[\d:.]+Z (debug|info|warn|error) node vol/, `logged by the engine: ${line}`);
+
+  // the remote's NBD endpoint: an unknown export name comes back escaped in NBD_REP_ERR_UNKNOWN
+  await assert.rejects(NbdClient.connect(pair.socket, NASTY), (err: Error) => {
+    assert.ok(!RAW_CONTROL.test(err.message), `NBD error carries raw control bytes: ${JSON.stringify(err.message)}`);
+    assert.ok(err.message.includes(`unknown export "x\\n${FORGED}\\r`), err.message);
+    return true;
+  });
 
   // nothing else changed: still listening, a good client does verified I/O, the remote is ready
   assert.equal((await pair.exp.show(pair.exportName)).state, 'listening');
