@@ -1,4 +1,4 @@
-// mallocTrim (native/cipher.c): after large blocks from glibc's heap are freed, with live small
+// mallocTrim (native/cipher.c): after blocks from glibc's heap are freed, with live small
 // blocks between them (so free() alone cannot shrink the heap), it gives their pages back: the RSS
 // of a fresh process drops by most of what was freed. Under CI the addon must be built.
 import { test } from 'node:test';
@@ -10,16 +10,17 @@ import { skipOrFail } from '../helpers/tools.js';
 
 const MODULE = fileURLToPath(new URL('../../src/protocol/native-cipher.js', import.meta.url));
 
-// Runs in a child (--expose-gc): a 24 MiB block raises glibc's mmap threshold, so the 2 MiB
-// blocks that follow come from its heap; 64-byte blocks kept alive between them pin the heap top.
+// Runs in a child (--expose-gc): 64 KiB blocks (under glibc's smallest mmap threshold, so they
+// always come from its heap), each followed by a 64-byte block kept alive (so free() cannot shrink
+// the heap from its top); the collection may free them on a background thread: give it a moment.
 const SCRIPT = `
 import { readFileSync } from 'node:fs';
 const { mallocTrim } = await import(${JSON.stringify(MODULE)});
 const rss = () => Number(/VmRSS:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) / 1024;
-let big = Buffer.alloc(24 << 20, 1); big = null; gc();
 const keep = []; let blocks = [];
-for (let i = 0; i < 48; i++) { blocks.push(Buffer.alloc(2 << 20, 1)); keep.push(Buffer.allocUnsafeSlow(64)); }
+for (let i = 0; i < 768; i++) { blocks.push(Buffer.alloc(64 << 10, 1)); keep.push(Buffer.allocUnsafeSlow(64)); }
 blocks = null; gc(); gc();
+await new Promise((resolve) => setTimeout(resolve, 200));
 const freed = rss();
 const gaveBack = mallocTrim();
 console.log(JSON.stringify({ freed, trimmed: rss(), gaveBack, kept: keep.length }));

@@ -16,9 +16,10 @@
 // delivered in order). The whole handshake, AUTH included, is bounded by the HELLO timeout.
 //
 // Reading is pull-style: socket chunks are fed to a FrameDecoder and frames are pulled while the
-// connection may take them. At the per-connection in-flight cap (or when responses pile up
-// unread) the socket is paused; frames already received are still pulled, so PINGs among them
-// are answered at once, and IO frames wait in `waiting` until a backend call finishes.
+// connection may take them. At the per-connection in-flight cap, or at MAX_BYTES_IN_FLIGHT of
+// data in flight (replies piling up unread, large writes), the socket is paused; frames already
+// received are still pulled, so PINGs among them are answered at once, and IO frames wait in
+// `waiting` until a backend call finishes or the socket drains.
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Clock, TimerHandle } from '../../util/clock.js';
@@ -800,7 +801,7 @@ export class Connection {
  */
 export function suiteMismatchMessage(client: string, node: string, ours: string): string {
   const m = `suite mismatch: client asked for "${peerText(client)}", export ${node} uses ${ours}`;
-  if (!knownSuite(client)) return `${m} (the client's is not a suite name: names are lowercase, e.g. none, aes-gcm, aes-ctr+hmac-sha256)`;
+  if (!knownSuite(client)) return `${m} (that is not a suite name; suite names are lowercase, e.g. none, aes-gcm, aes-ctr+hmac-sha256)`;
   if (client === 'none') return `${m} (crypto is configured on the export only)`;
   if (ours === 'none') return `${m} (crypto is configured on the client only)`;
   return m;
