@@ -679,7 +679,13 @@ export class Connection {
     }
     const last = parts.length - 1;
     for (let i = 0; i < last; i++) s.write(parts[i]!);
-    s.write(parts[last]!, written);
+    // A request waiting for room in MAX_BYTES_IN_FLIGHT may be waiting for these bytes to leave:
+    // 'drain' only fires after a write that filled the socket's buffer, so look again here
+    // (not after a failed write: the socket is going, nothing more is dispatched for it).
+    s.write(parts[last]!, (err) => {
+      written?.();
+      if (!err && this.waiting.length > 0) this.pump();
+    });
   }
 
   /** Write what this turn queued. Also before a destroy, which would drop it. */
