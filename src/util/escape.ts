@@ -7,9 +7,10 @@
 // cannot break a line: escaping is idempotent (a backslash is not escaped), so text escaped at
 // its source passes the second time unchanged.
 //
-// Escapes: \n \r \t, \xHH for other C0 controls and DEL, \u{HHHH} for C1
-// controls and the Unicode line and paragraph separators (what terminals and JSON consumers
-// treat as a line break). Everything else, other Unicode included, is kept as it is.
+// Escapes: \n \r \t, \xHH for other C0 controls and DEL, \u{HHHH} for C1 controls, the
+// Unicode line and paragraph separators (what some consumers treat as a line break) and the
+// bidirectional marks and overrides (which make a line read differently from its bytes).
+// Everything else, other Unicode included, is kept as it is.
 
 /** Longest peer string kept (characters, after escaping); the rest is cut and counted. */
 export const PEER_TEXT_MAX = 256;
@@ -17,7 +18,7 @@ export const PEER_TEXT_MAX = 256;
 export const PEER_MESSAGE_MAX = 1024;
 
 // eslint-disable-next-line no-control-regex
-const SPECIAL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/u;
+const SPECIAL = /[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]/u;
 
 function escapeChar(c: string): string {
   switch (c) {
@@ -52,7 +53,7 @@ export function peerText(s: string, max = PEER_TEXT_MAX): string {
 }
 
 /** Does `s` need quoting as a log field value (empty, spaces, quotes, `=`, anything escaped)? */
-const BARE = /^[!#-<>-[\]-~\u00a0-\u2027\u202a-\uffff]+$/u;
+const BARE = /^[!#-<>-[\]-~\u00a0-\u200d\u2010-\u2027\u202f-\u2065\u206a-\uffff]+$/u;
 
 /** A log field value: bare when it is one plain word, else "…" with controls, `"` and `\` escaped. */
 export function quoteText(s: string): string {

@@ -8,12 +8,14 @@ import { PEER_TEXT_MAX, escapeText, peerText, quoteText } from '../../src/util/e
 import { createLogger } from '../../src/util/log.js';
 
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/u;
+const CONTROL = /[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]/u;
 
 test('escapeText: each kind of control character has its escape; other text is kept', () => {
   assert.equal(escapeText('a\nb\rc\td'), 'a\\nb\\rc\\td');
   assert.equal(escapeText('\0\x1b[31m\x7f'), '\\x00\\x1b[31m\\x7f');
   assert.equal(escapeText('\u0085\u2028\u2029'), '\\u{85}\\u{2028}\\u{2029}');
+  assert.equal(escapeText('a\u202eb\u2066c'), 'a\\u{202e}b\\u{2066}c');
+  assert.equal(quoteText('a\u202eb'), '"a\\u{202e}b"');
   assert.equal(escapeText('plain – ünïcode ✓ and \\ backslash'), 'plain – ünïcode ✓ and \\ backslash');
 });
 
