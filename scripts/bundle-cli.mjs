@@ -35,11 +35,13 @@ const separateFiles = {
 };
 
 /**
- * string-width builds an Intl.Segmenter when its module is evaluated (~10 ms, a sixth of a
- * `dst --version`), though yargs measures text only to lay out help. Importers get a stand-in that
- * require()s it on the first call: esbuild evaluates a require()d module only then.
+ * string-width builds an Intl.Segmenter when its module is evaluated and loads ICU's segmentation
+ * data on its first use (~10 ms, then ~40 ms: more than the rest of a `dst status`), though yargs
+ * measures its help text (it lays it out before running any command). Importers get a stand-in:
+ * printable ASCII is one column a character, which string-width would answer too; anything else
+ * goes to string-width, require()d on that first call (esbuild evaluates a require()d module only then).
  */
-const LAZY_STRING_WIDTH = 'export default function stringWidth(text, options) { return require("string-width").default(text, options); }';
+const LAZY_STRING_WIDTH = 'export default function stringWidth(text, options) { return typeof text === "string" && /^[\\x20-\\x7e]*$/.test(text) ? text.length : require("string-width").default(text, options); }';
 const lazyStringWidth = {
   name: 'lazy-string-width',
   setup(b) {
