@@ -35,9 +35,9 @@ const separateFiles = {
 };
 
 /**
- * string-width builds an Intl.Segmenter when its module is evaluated and loads ICU's segmentation
- * data on its first use (~10 ms, then ~40 ms: more than the rest of a `dst status`), though yargs
- * measures its help text (it lays it out before running any command). Importers get a stand-in:
+ * string-width builds an Intl.Segmenter when its module is evaluated, with ICU's segmentation data
+ * (~10 ms, a sixth of a `dst --version`), and yargs measures the matched command's help text before
+ * running it (so every `dst status` paid it too). Importers get a stand-in:
  * printable ASCII is one column a character, which string-width would answer too; anything else
  * goes to string-width, require()d on that first call (esbuild evaluates a require()d module only then).
  */
