@@ -14,7 +14,7 @@ export type NativeCipherId = 0 | 1 | 2 | 3;
  * The addon: node-gyp builds binding.gyp's target `dst_cipher` into build/Release/ of the package
  * root (three levels above dist/src/protocol/). The one place that names the file.
  */
-export const NATIVE_CIPHER_PATH = fileURLToPath(new URL('../../../build/Release/dst_cipher.node', import.meta.url));
+const NATIVE_CIPHER_PATH = fileURLToPath(new URL('../../../build/Release/dst_cipher.node', import.meta.url));
 
 /** crypt()'s result when the input does not authenticate: an AEAD tag that does not verify, bad CBC padding. */
 export const CRYPT_REJECTED = -1;
@@ -41,7 +41,7 @@ function load(): { cipher: NativeCipher | null; impl: CipherImplementation } {
     const cipher = createRequire(import.meta.url)(NATIVE_CIPHER_PATH) as NativeCipher;
     return { cipher, impl: { kind: 'native', detail: cipher.openssl } };
   } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'not built, npm install builds it' : `failed to load: ${(e as Error).message}`;
+    const why = (e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? `not built (no ${NATIVE_CIPHER_PATH}; npm run install builds it)` : `failed to load: ${(e as Error).message}`;
     return { cipher: null, impl: { kind: 'node', detail: `native cipher ${why}` } };
   }
 }
