@@ -88,6 +88,7 @@ export function nodeBlock(chalk: ChalkInstance, n: NodeShow): string {
     `resend-timeout ${formatDuration(p.resendTimeoutMs)}, max-resends ${p.maxResends} (deadline ${formatDuration(p.deadlineMs)})`,
     `ping-interval ${formatDuration(p.pingIntervalMs)}, reconnect-delay ${formatDuration(p.reconnectDelayMs)}`,
     `max-inflight ${p.maxInflight}, max-request ${formatSize(p.maxRequest)}`,
+    `max-handshakes-per-addr ${p.maxHandshakesPerAddr}, max-conns-per-addr ${p.maxConnsPerAddr}`,
   ]]);
   const s = n.stats;
   rows.push(['stats', [

@@ -18,6 +18,8 @@ export const POLICY_KEYS: Readonly<Record<keyof Policy, string>> = Object.freeze
   reconnectDelayMs: 'reconnect-delay',
   maxInflight: 'max-inflight',
   maxRequest: 'max-request',
+  maxHandshakesPerAddr: 'max-handshakes-per-addr',
+  maxConnsPerAddr: 'max-conns-per-addr',
 });
 
 /** Longest accepted duration: one day (keeps timers and deadlines far from overflow). */
@@ -53,6 +55,8 @@ export function applyPolicy(base: Policy, patch: Partial<Policy>, limits: Limits
         out[field] = checkInt(where, key, v, 1, limits.maxInflightCap); break;
       case 'maxRequest':
         out[field] = checkInt(where, key, v, MIN_MAX_REQUEST, limits.maxRequestCap); break;
+      case 'maxHandshakesPerAddr': case 'maxConnsPerAddr':
+        out[field] = checkInt(where, key, v, 1, limits.maxConnectionsPerExport); break;
     }
   }
   return out;

@@ -76,6 +76,8 @@ ping-interval = 500ms
 reconnect-delay = 1m
 max-inflight = 128
 max-request = 4M
+max-handshakes-per-addr = 4
+max-conns-per-addr = 16
 
 [node "r2"]
 role = "remote"
@@ -88,7 +90,8 @@ remote = "[::1]:1"
     assert.equal(r.nbdListen, '127.0.0.1:10809');
     assert.equal(r.size, 1 << 30);
     assert.deepEqual(r.crypto, { cipher: 'aes-cbc', hash: 'sha512', cipherKeyFile: '/k/c', hashKeyFile: '/k/h', threads: 2 });
-    assert.deepEqual(r.policy, { resendTimeoutMs: 2000, maxResends: 3, pingIntervalMs: 500, reconnectDelayMs: 60_000, maxInflight: 128, maxRequest: 4 << 20 });
+    assert.deepEqual(r.policy, { resendTimeoutMs: 2000, maxResends: 3, pingIntervalMs: 500, reconnectDelayMs: 60_000, maxInflight: 128, maxRequest: 4 << 20,
+      maxHandshakesPerAddr: 4, maxConnsPerAddr: 16 });
     assert.equal(c.nodes[1]!.name, 'r2');
     assert.equal((c.nodes[1] as RemoteConfig).export, null);
   });

@@ -161,6 +161,11 @@ export class Connection {
     return this.inflight;
   }
 
+  /** Not past the handshake yet (counted against max-handshakes-per-addr). */
+  get handshaking(): boolean {
+    return this.phase === 'hello' || this.phase === 'handshake' || this.phase === 'auth';
+  }
+
   get isClosed(): boolean {
     return this.phase === 'closed';
   }
@@ -782,7 +787,7 @@ function wipeKeys(k: SessionKeys): void {
   for (const b of [k.clientToServer.enc, k.clientToServer.mac, k.serverToClient.enc, k.serverToClient.mac, k.confirm]) b.fill(0);
 }
 
-/** Refuse a connection before any HELLO (connection cap): a HELLO_REPLY refusal, then close. */
+/** Refuse a connection at accept (ACL, connection caps): a HELLO_REPLY refusal, then close. */
 export function refuseSocket(socket: Socket, errno: string, message: string, clock: Clock): void {
   socket.on('error', () => {});
   socket.on('data', () => {}); // discard

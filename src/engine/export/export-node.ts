@@ -11,7 +11,7 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Clock } from '../../util/clock.js';
 import type { Logger } from '../../util/log.js';
 import { DstError, errnoOf } from '../../util/errors.js';
-import { formatHostPort, parseHostPort } from '../../util/parse.js';
+import { formatHostPort, normalizePeerAddress, parseHostPort } from '../../util/parse.js';
 import { Op } from '../../protocol/wire.js';
 import { makeSuite } from '../../protocol/suites.js';
 import type {
@@ -21,6 +21,7 @@ import { FileBackend, type Backend } from './backend.js';
 import { adoptWithUserBuffer } from '../remote/nbd-endpoint.js';
 import { HoldWriteFilter, testSwitchesFromEnv, type TestSwitches } from './filters.js';
 import { AclCache } from './acl.js';
+import { ReportLimiter, addrCapExceeded, type AdmittedPeer } from '../admission.js';
 import { SessionTable } from './dedup.js';
 import { loadIdentity } from './identity.js';
 import { Connection, refuseSocket, type CallToken, type ExportHost } from './connection.js';
@@ -104,6 +105,8 @@ class ExportNode implements NodeRuntime, ExportHost {
   private stopping: Promise<void> | null = null;
   private forceDrain: (() => void) | null = null;
   private readonly acl: AclCache;
+  /** refusals at accept are logged (and acl-denied emitted) at most once per address per 10 s */
+  private readonly reports: ReportLimiter;
   private readonly switches: TestSwitches;
   private heldExecutedBefore = 0;
   private readonly stats = { inflightPeak: 0, completed: 0, replayed: 0, failed: 0, reconnects: 0, bytesRead: 0, bytesWritten: 0 };
@@ -124,6 +127,7 @@ class ExportNode implements NodeRuntime, ExportHost {
         op: 'dedup', session: s.hex, dropped,
       }),
     });
+    this.reports = new ReportLimiter(this.clock);
     this.acl = new AclCache((entry, error) => this.log.warn('ignoring an ACL entry', { op: 'acl', addr: entry.addr, error }));
   }
 
@@ -385,15 +389,35 @@ class ExportNode implements NodeRuntime, ExportHost {
     this.setState('listening'); // (an empty ACL at start is warned about by the registry's node start)
   }
 
+  /**
+   * Admission before cost: who the peer is is decided here, before it gets a connection slot, a
+   * HELLO timer or a read. Denied by the ACL (or covered by no entry) → EACCES; over a per-address
+   * cap or the node's cap → EBUSY. Either way one HELLO_REPLY refusal, written without reading.
+   */
   private onConnection(socket: Socket): void {
     if (this._state !== 'listening') {
       socket.destroy();
       return;
     }
-    if (this.conns.size >= this.limits.maxConnectionsPerExport) {
-      const max = this.limits.maxConnectionsPerExport;
-      this.log.warn('connection refused: too many connections', { op: 'accept', peer: socket.remoteAddress, max });
-      refuseSocket(socket, 'EBUSY', `node ${this.name} already has ${max} connections (the limit)`, this.clock);
+    const addr = normalizePeerAddress(socket.remoteAddress ?? 'unknown');
+    const entry = this.aclEntry(addr);
+    if (entry === null || entry.perm === 'none') {
+      const message = `address ${addr} is not allowed by node ${this.name}`;
+      const report = this.reports.take(`deny ${addr}`);
+      if (report !== null) {
+        this.log.warn('connection refused: address not allowed', { op: 'accept', addr, suppressed: report.suppressed });
+        this.emit('acl-denied', report.suppressed > 0 ? { addr, count: report.suppressed } : { addr });
+      }
+      refuseSocket(socket, 'EACCES', message, this.clock);
+      return;
+    }
+    const max = this.limits.maxConnectionsPerExport;
+    const over = addrCapExceeded(this.admitted(), addr, this.config().policy)
+      ?? (this.conns.size >= max ? `node ${this.name} already has ${max} connections (the limit)` : null);
+    if (over !== null) {
+      const report = this.reports.take(`busy ${addr}`);
+      if (report !== null) this.log.warn(`connection refused: ${over}`, { op: 'accept', addr, suppressed: report.suppressed });
+      refuseSocket(socket, 'EBUSY', over, this.clock);
       return;
     }
     // Reads into buffers the connection chooses (no 64 KiB allocation per read); plain socket if not possible.
@@ -405,6 +429,10 @@ class ExportNode implements NodeRuntime, ExportHost {
     conn = new Connection(this, adopted ?? socket, adopted !== null);
     this.conns.add(conn);
     if (adopted === null) socket.resume();
+  }
+
+  private *admitted(): Iterable<AdmittedPeer> {
+    for (const c of this.conns) yield { addr: normalizePeerAddress(c.peer), handshaking: c.handshaking };
   }
 
   private async doStop(force: boolean): Promise<void> {
