@@ -141,6 +141,7 @@ export function statusText(chalk: ChalkInstance, s: StatusShow): string {
     `socket ${s.socket}`,
     `state dir ${s.stateDir}`,
     `crypto threads ${s.cryptoThreads}, cipher ${s.cipherImpl}`,
+    `disk lock ${s.diskLock}`,
     `nodes ${s.nodes.length} (${exports} export, ${s.nodes.length - exports} remote)`,
   ].join('\n');
   if (s.nodes.length === 0) return head;

@@ -202,6 +202,8 @@ export interface StatusShow {
   cryptoThreads: number;
   /** what seals and opens frames: "native (OpenSSL …)" or "node:crypto: why not native" */
   cipherImpl: string;
+  /** how one disk, one export is kept across processes: "flock (native addon)" or "off: why" */
+  diskLock: string;
   nodes: { name: string; role: Role; state: NodeState; attachment: AttachmentShow | null }[];
 }
 

@@ -186,6 +186,7 @@ export const statusShowSchema = objectSchema<StatusShow>('status', {
   cryptoThreads: { attr: 7, type: t.u32 },
   nodes: { attr: 8, type: t.array(t.object(statusNodeSchema)) },
   cipherImpl: { attr: 9, type: t.string },
+  diskLock: { attr: 10, type: t.string },
 });
 
 export const eventRecordSchema = objectSchema<EventRecord>('event', {

@@ -24,6 +24,7 @@ import { AclCache } from './acl.js';
 import { ReportLimiter, addrCapExceeded, type AdmittedPeer } from '../admission.js';
 import { SessionTable } from './dedup.js';
 import { loadIdentity } from './identity.js';
+import { diskLockText, lockDisk } from './disk-lock.js';
 import { Connection, refuseSocket, type CallToken, type ExportHost } from './connection.js';
 import type { FrameCrypto } from '../channel.js';
 
@@ -321,6 +322,15 @@ class ExportNode implements NodeRuntime, ExportHost {
       if (err instanceof DstError) throw err;
       throw new DstError(errno === 'ENOENT' ? 'DST_ERR_NOT_FOUND' : 'DST_ERR_IO',
         `node ${this.name}: cannot open disk ${cfg.disk}: ${msg}`, { errno, cause: err });
+    }
+    // one disk, one export across processes: hold the disk's lock while serving (closing the fd drops it)
+    try {
+      if (!await lockDisk(disk.fd, cfg.disk, this.name)) this.log.warn(`disk lock ${diskLockText}`, { op: 'start', disk: cfg.disk });
+    } catch (err) {
+      await disk.close();
+      this.log.error('disk is served elsewhere', { op: 'start', disk: cfg.disk, error: (err as Error).message });
+      this.setState('failed', `disk ${cfg.disk}: ${(err as Error).message}`);
+      throw err;
     }
     const diskSize = disk.info.size;
     if (cfg.size !== null && cfg.size > diskSize) {
