@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import { startEngine } from '../helpers/engine.js';
@@ -50,10 +51,13 @@ test('a flood from outside the ACL never sending HELLO takes no slot from an all
   t.after(() => client.close());
   assert.equal((await client.hello()).status, 0, 'the allowed client gets in during the flood');
 
+  const baseFds = readdirSync(`/proc/${exp.pid}/fd`).length;
+  let maxFds = 0;
   const start = Date.now();
   let id = 1;
   let rounds = 0;
   while (Date.now() - start < RUN_MS) {
+    maxFds = Math.max(maxFds, readdirSync(`/proc/${exp.pid}/fd`).length);
     const block = rounds % 256;
     const w = await client.io(Op.WRITE, id++, block * BLOCK, BLOCK, blockContent(block, rounds + 1));
     assert.equal(w?.status, 0, `write of block ${block} at round ${rounds}`);
@@ -70,6 +74,8 @@ test('a flood from outside the ACL never sending HELLO takes no slot from an all
   }
   stopped = true;
   assert.ok(opened > FLOOD, `the flood re-opened its sockets (${opened} opened)`);
+  // refused sockets still lingering to read their refusal are bounded (64), whatever the flood's rate
+  assert.ok(maxFds <= baseFds + 64 + 8, `engine descriptors stay bounded: ${maxFds} at most, ${baseFds} before the client`);
 
   const stranger = await WireClient.connect(listen!, '127.0.0.2');
   t.after(() => stranger.close());
@@ -80,5 +86,5 @@ test('a flood from outside the ACL never sending HELLO takes no slot from an all
   const named = exp.log().split('\n').filter((l) => l.includes('127.0.0.2'));
   assert.ok(named.length <= 20, `at most 20 log lines name 127.0.0.2 (${named.length}, ${opened} connections):\n${named.slice(0, 30).join('\n')}`);
   assert.ok(named.length >= 1, 'the refusal is logged');
-  t.diagnostic(`flood: ${opened} connections refused, ${rounds} verified write+read rounds, ${named.length} log lines`);
+  t.diagnostic(`flood: ${opened} connections refused, ${rounds} verified write+read rounds, ${named.length} log lines, fds ${baseFds} → max ${maxFds}`);
 });

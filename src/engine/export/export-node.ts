@@ -30,6 +30,8 @@ import type { FrameCrypto } from '../channel.js';
 
 /** How long a stop drains before connections are destroyed (DESIGN §4). */
 export const DRAIN_MS = 10_000;
+/** Refused sockets allowed to linger at once; beyond, a refused socket is closed once its refusal is written. */
+const MAX_LINGERING_REFUSALS = 64;
 /** Errors that mean the disk itself is gone (device unplugged, medium removed). */
 const DISK_GONE = new Set(['ENODEV', 'ENXIO', 'ENOMEDIUM']);
 
@@ -108,6 +110,8 @@ class ExportNode implements NodeRuntime, ExportHost {
   private readonly acl: AclCache;
   /** refusals at accept are logged (and acl-denied emitted) at most once per address per 10 s */
   private readonly reports: ReportLimiter;
+  /** refused sockets given LINGER_MS to read their refusal */
+  private lingering = 0;
   private readonly switches: TestSwitches;
   private heldExecutedBefore = 0;
   private readonly stats = { inflightPeak: 0, completed: 0, replayed: 0, failed: 0, reconnects: 0, bytesRead: 0, bytesWritten: 0 };
@@ -418,7 +422,7 @@ class ExportNode implements NodeRuntime, ExportHost {
         this.log.warn('connection refused: address not allowed', { op: 'accept', addr, suppressed: report.suppressed });
         this.emit('acl-denied', report.suppressed > 0 ? { addr, count: report.suppressed } : { addr });
       }
-      refuseSocket(socket, 'EACCES', message, this.clock);
+      this.refuseAtAccept(socket, 'EACCES', message);
       return;
     }
     const max = this.limits.maxConnectionsPerExport;
@@ -427,7 +431,7 @@ class ExportNode implements NodeRuntime, ExportHost {
     if (over !== null) {
       const report = this.reports.take(`busy ${addr}`);
       if (report !== null) this.log.warn(`connection refused: ${over}`, { op: 'accept', addr, suppressed: report.suppressed });
-      refuseSocket(socket, 'EBUSY', over, this.clock);
+      this.refuseAtAccept(socket, 'EBUSY', over);
       return;
     }
     // Reads into buffers the connection chooses (no 64 KiB allocation per read); plain socket if not possible.
@@ -439,6 +443,16 @@ class ExportNode implements NodeRuntime, ExportHost {
     conn = new Connection(this, adopted ?? socket, adopted !== null);
     this.conns.add(conn);
     if (adopted === null) socket.resume();
+  }
+
+  /** Refuse at accept; the refused sockets lingering to read their refusal are bounded. */
+  private refuseAtAccept(socket: Socket, errno: string, message: string): void {
+    const linger = this.lingering < MAX_LINGERING_REFUSALS;
+    if (linger) {
+      this.lingering++;
+      socket.once('close', () => { this.lingering--; });
+    }
+    refuseSocket(socket, errno, message, linger ? this.clock : null);
   }
 
   private *admitted(): Iterable<AdmittedPeer> {
