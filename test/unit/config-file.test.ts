@@ -186,8 +186,9 @@ describe('config: save and load', () => {
   it('load is all-or-nothing and refuses names that already exist', async () => {
     const d1 = rig.disk('d1.img', 1 << 20);
     await rig.registry.add({ name: 'vol', role: 'export', size: null, disk: d1, listen: '127.0.0.1:0' });
-    const text = (names: string[], disk = d1): string => names.map((n) =>
-      `[node "${n}"]\nrole = export\ndisk = "${disk}"\nlisten = "127.0.0.1:0"\nautostart = true\n`).join('\n');
+    // one disk per export (one disk, one export)
+    const text = (names: string[], disk?: string): string => names.map((n) =>
+      `[node "${n}"]\nrole = export\ndisk = "${disk ?? rig.disk(`${n}.img`, 1 << 20)}"\nlisten = "127.0.0.1:0"\nautostart = true\n`).join('\n');
 
     const before = rig.snapshot();
     await assert.rejects(rig.registry.load(parseConfigText(text(['a', 'vol']), F).nodes, `config load ${F}`, { start: true }),
