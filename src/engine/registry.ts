@@ -389,7 +389,6 @@ export class Registry {
     }
 
     this.checkListenClash(c, batch, where);
-    await this.checkDiskClash(c, batch, where);
     try {
       await testBind(hp);
     } catch (err) {
@@ -400,6 +399,7 @@ export class Registry {
       if (errno === 'EACCES') throw new DstError('DST_ERR_INVALID', `${where}: listen ${c.listen}: permission denied (EACCES); ports below 1024 need privileges`, { errno });
       throw new DstError('DST_ERR_INVALID', `${where}: listen ${c.listen}: ${(err as Error).message}`, { errno, cause: err });
     }
+    await this.checkDiskClash(c, batch, where);
     return { diskSize, mustCreate };
   }
 
