@@ -269,13 +269,13 @@ export class Registry {
     }
   }
 
-  /** Check a listen address against every other node (configured, pending, or in this batch). */
   /** The export nodes other than `c`: stored, being added, and the rest of a config batch. */
   private otherExports(c: ExportConfig, batch: NodeConfig[]): ExportConfig[] {
     const all = [...[...this.nodes.values()].map((e) => e.config), ...this.pending.values(), ...batch];
     return all.filter((o): o is ExportConfig => o !== c && o.name !== c.name && o.role === 'export');
   }
 
+  /** Check a listen address against every other node (configured, pending, or in this batch). */
   private checkListenClash(c: ExportConfig, batch: NodeConfig[], where: string): void {
     const mine = parseHostPort(c.listen);
     for (const o of this.otherExports(c, batch)) {

@@ -116,6 +116,9 @@ function ipBytes(ip: string): Buffer {
   return out;
 }
 
+/** The first 12 bytes of an IPv4-mapped IPv6 address (::ffff:0:0/96). */
+const V4_MAPPED = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+
 /** "10.0.0.0/8", "192.0.2.7", "::1", "fd00::/8" → Cidr. Host bits beyond the prefix are cleared. */
 export function parseCidr(text: unknown, what = 'ACL address'): Cidr {
   const s = normalizePeerAddress(String(text ?? '').trim());
@@ -142,9 +145,6 @@ export function parseCidr(text: unknown, what = 'ACL address'): Cidr {
 export function coversV4Mapped(c: Cidr): boolean {
   return c.family === 6 && c.prefix < 96 && prefixEquals(c.bytes, V4_MAPPED, c.prefix);
 }
-
-/** The first 12 bytes of an IPv4-mapped IPv6 address (::ffff:0:0/96). */
-const V4_MAPPED = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
 
 /** Do the first `bits` bits of a and b agree? */
 function prefixEquals(a: Buffer, b: Buffer, bits: number): boolean {
