@@ -31,7 +31,8 @@ export interface ConfigSnapshot {
 const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
 
 const COMMON_KEYS = ['role', 'size', 'autostart', 'cipher', 'hash', 'cipher-key-file', 'hash-key-file', 'threads',
-  'resend-timeout', 'max-resends', 'ping-interval', 'reconnect-delay', 'max-inflight', 'max-request'] as const;
+  'resend-timeout', 'max-resends', 'ping-interval', 'reconnect-delay', 'max-inflight', 'max-request',
+  'max-handshakes-per-addr', 'max-conns-per-addr'] as const;
 const EXPORT_KEYS = ['disk', 'listen', 'readonly', 'allow'] as const;
 const REMOTE_KEYS = ['remote', 'export', 'nbd-listen'] as const;
 const ENGINE_KEYS = ['log-level'] as const;
@@ -44,6 +45,8 @@ const POLICY_FROM_KEY: Record<string, { field: keyof Policy; kind: 'duration' | 
   'reconnect-delay': { field: 'reconnectDelayMs', kind: 'duration' },
   'max-inflight': { field: 'maxInflight', kind: 'int' },
   'max-request': { field: 'maxRequest', kind: 'size' },
+  'max-handshakes-per-addr': { field: 'maxHandshakesPerAddr', kind: 'int' },
+  'max-conns-per-addr': { field: 'maxConnsPerAddr', kind: 'int' },
 };
 
 /** ini's own section/key line pattern (ini/lib/ini.js decode). */

@@ -11,6 +11,7 @@ import { DstError, errnoOf, type DstErrorCode } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { formatDuration, parseHostPort, parseNodeName, type HostPort } from '../util/parse.js';
 import { cipherImplementationText } from '../protocol/native-cipher.js';
+import { diskId, diskLockText, sameDisk } from './export/disk-lock.js';
 import { AttachManager, type AttachManagerOptions, type AttachMethodArg, type DetachResult } from './attach/manager.js';
 import {
   DEFAULT_CRYPTO, DEFAULT_POLICY, deadlineMs, emptyStats,
@@ -245,6 +246,7 @@ export class Registry {
       limits: { ...this.opts.limits },
       cryptoThreads: this.cryptoThreads(),
       cipherImpl: cipherImplementationText,
+      diskLock: diskLockText,
       nodes: [...this.nodes.values()].map((e) => ({ name: e.config.name, role: e.config.role, state: e.runtime.state, attachment: this.attachments.show(e.config.name) })),
     };
   }
@@ -267,14 +269,31 @@ export class Registry {
     }
   }
 
+  /** The export nodes other than `c`: stored, being added, and the rest of a config batch. */
+  private otherExports(c: ExportConfig, batch: NodeConfig[]): ExportConfig[] {
+    const all = [...[...this.nodes.values()].map((e) => e.config), ...this.pending.values(), ...batch];
+    return all.filter((o): o is ExportConfig => o !== c && o.name !== c.name && o.role === 'export');
+  }
+
   /** Check a listen address against every other node (configured, pending, or in this batch). */
   private checkListenClash(c: ExportConfig, batch: NodeConfig[], where: string): void {
     const mine = parseHostPort(c.listen);
-    const others = [...[...this.nodes.values()].map((e) => e.config), ...this.pending.values(), ...batch];
-    for (const o of others) {
-      if (o === c || o.name === c.name || o.role !== 'export') continue;
+    for (const o of this.otherExports(c, batch)) {
       if (portsClash(mine, parseHostPort(o.listen))) {
         throw new DstError('DST_ERR_BUSY', `${where}: listen ${c.listen}: port already used by node ${o.name}`, { errno: 'EADDRINUSE' });
+      }
+    }
+  }
+
+  /** One disk, one export: refuse a disk that is the same file (any path, symlink, hard link) as another export's. */
+  private async checkDiskClash(c: ExportConfig, batch: NodeConfig[], where: string): Promise<void> {
+    const mine = await diskId(c.disk);
+    if (mine === null) return; // not there yet: checked again at start
+    for (const o of this.otherExports(c, batch)) {
+      const theirs = await diskId(o.disk);
+      if (theirs !== null && sameDisk(mine, theirs)) {
+        throw new DstError('DST_ERR_BUSY', `${where}: disk ${c.disk}${mine.real !== c.disk ? ` (${mine.real})` : ''} is the same file as the disk ${o.disk} of node ${o.name}: one disk, one export`,
+          { errno: 'EBUSY' });
       }
     }
   }
@@ -380,6 +399,7 @@ export class Registry {
       if (errno === 'EACCES') throw new DstError('DST_ERR_INVALID', `${where}: listen ${c.listen}: permission denied (EACCES); ports below 1024 need privileges`, { errno });
       throw new DstError('DST_ERR_INVALID', `${where}: listen ${c.listen}: ${(err as Error).message}`, { errno, cause: err });
     }
+    await this.checkDiskClash(c, batch, where);
     return { diskSize, mustCreate };
   }
 
@@ -561,6 +581,7 @@ export class Registry {
         { node: name, op: 'node start' });
     }
     try {
+      if (e.config.role === 'export') await this.checkDiskClash(e.config, [], where);
       await e.runtime.start();
     } catch (err) {
       this.log.error(`start failed: ${(err as Error).message}`, { node: name, op: 'node start', errno: errnoOf(err) });

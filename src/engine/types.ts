@@ -30,6 +30,10 @@ export interface Policy {
   reconnectDelayMs: number;
   maxInflight: number;
   maxRequest: number;
+  /** connections from one peer address still in the handshake (export and NBD TCP listener) */
+  maxHandshakesPerAddr: number;
+  /** connections from one peer address in all */
+  maxConnsPerAddr: number;
 }
 
 /** DESIGN §11 */
@@ -40,6 +44,8 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   reconnectDelayMs: 1000,
   maxInflight: 64,
   maxRequest: 1024 * 1024,
+  maxHandshakesPerAddr: 8,
+  maxConnsPerAddr: 32,
 });
 
 /** Deadline of one transaction: resend-timeout × (max-resends + 1). */
@@ -196,6 +202,8 @@ export interface StatusShow {
   cryptoThreads: number;
   /** what seals and opens frames: "native (OpenSSL …)" or "node:crypto: why not native" */
   cipherImpl: string;
+  /** how one disk, one export is kept across processes: "flock (native addon)" or "off: why" */
+  diskLock: string;
   nodes: { name: string; role: Role; state: NodeState; attachment: AttachmentShow | null }[];
 }
 

@@ -99,6 +99,8 @@ export const policyShowSchema = objectSchema<PolicyShow>('policy', {
   maxInflight: { attr: 5, type: t.u32 },
   maxRequest: { attr: 6, type: t.u32 },
   deadlineMs: { attr: 7, type: t.u64 },
+  maxHandshakesPerAddr: { attr: 8, type: t.u32 },
+  maxConnsPerAddr: { attr: 9, type: t.u32 },
 });
 
 export const statsSchema = objectSchema<Stats>('stats', {
@@ -184,6 +186,7 @@ export const statusShowSchema = objectSchema<StatusShow>('status', {
   cryptoThreads: { attr: 7, type: t.u32 },
   nodes: { attr: 8, type: t.array(t.object(statusNodeSchema)) },
   cipherImpl: { attr: 9, type: t.string },
+  diskLock: { attr: 10, type: t.string },
 });
 
 export const eventRecordSchema = objectSchema<EventRecord>('event', {
@@ -246,6 +249,8 @@ const nodeSetArgs = objectSchema<ControlApi['node-set']['args']>('node-set-args'
   reconnectDelayMs: { attr: 5, type: t.u32, presence: 'optional' },
   maxInflight: { attr: 6, type: t.u32, presence: 'optional' },
   maxRequest: { attr: 7, type: t.u32, presence: 'optional' },
+  maxHandshakesPerAddr: { attr: 8, type: t.u32, presence: 'optional' },
+  maxConnsPerAddr: { attr: 9, type: t.u32, presence: 'optional' },
 });
 const securityAddArgs = objectSchema<ControlApi['security-add']['args']>('security-add-args', {
   name: { attr: 1, type: t.string },
