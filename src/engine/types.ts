@@ -197,6 +197,8 @@ export interface StatusShow {
   /** what seals and opens frames: "native (OpenSSL …)" or "node:crypto: why not native" */
   cipherImpl: string;
   nodes: { name: string; role: Role; state: NodeState; attachment: AttachmentShow | null }[];
+  /** the config file (null: --no-config), whether changes are saved to it, whether what runs differs from it */
+  config: { file: string | null; autosave: boolean; unsaved: boolean };
 }
 
 // ---- events (DESIGN §6) ----
@@ -319,7 +321,7 @@ export interface ControlApi {
   'crypto-clear': { args: { name: string }; result: CryptoShow };
   'status': { args: Record<string, never>; result: StatusShow };
   'config-show': { args: Record<string, never>; result: { text: string } };
-  'config-save': { args: { file: string | null }; result: { file: string } };
+  'config-save': { args: { file: string | null; force?: boolean }; result: { file: string } };
   'config-load': { args: { file: string }; result: { nodes: string[] } };
   /** turns the connection into an event stream; first record is `subscribed` */
   'subscribe': { args: { node: string | null }; result: EventRecord };
