@@ -108,8 +108,9 @@ export class ConfigStore implements ChangeGate {
     return this.exclusive(async () => {
       if (!this.opts.autosave) return apply();
       const before = this.saved;
+      let wrote: boolean;
       try {
-        await this.write(op, this.opts.render(preview()), false);
+        wrote = await this.write(op, this.opts.render(preview()), false);
       } catch (err) {
         throw new DstError((err as DstError).code ?? 'DST_ERR_IO', `${op}: not done: ${bareOp(err, op)}`, { errno: errnoOf(err), cause: err });
       }
@@ -117,7 +118,7 @@ export class ConfigStore implements ChangeGate {
       try {
         result = await apply();
       } catch (err) {
-        await this.restore(op, before);
+        if (wrote) await this.restore(op, before);
         throw err;
       }
       await this.saveApplied(op);
@@ -164,18 +165,19 @@ export class ConfigStore implements ChangeGate {
   }
 
   /** config save to the engine's own file; `force` overwrites a file changed behind the engine's back. */
-  saveNow(op: string, force: boolean): Promise<void> {
-    return this.exclusive(() => this.write(op, this.opts.render(this.opts.current()), force, true));
+  async saveNow(op: string, force: boolean): Promise<void> {
+    await this.exclusive(() => this.write(op, this.opts.render(this.opts.current()), force, true));
   }
 
-  /** Write `text` unless the file already holds it; refuse a file changed behind our back. */
-  private async write(op: string, text: string, force: boolean, always = false): Promise<void> {
-    if (!always && text === this.saved.rendered) return;
+  /** Write `text` unless the file already holds it (false); refuse a file changed behind our back. */
+  private async write(op: string, text: string, force: boolean, always = false): Promise<boolean> {
+    if (!always && text === this.saved.rendered) return false;
     const file = this.opts.file;
     if (!force && this.opts.autosave) await this.checkUnchanged(op);
     await writeFileAtomic(file, text, { where: op, fault: this.opts.fault ?? null });
     this.saved = { bytes: text, hash: sha256(text), rendered: text };
     this.opts.log.debug(`saved ${file}`, { op });
+    return true;
   }
 
   private async checkUnchanged(op: string): Promise<void> {
