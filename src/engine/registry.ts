@@ -545,13 +545,14 @@ export class Registry {
         sizes.push(await this.validateConfig(c, w, null, configs));
       }
       for (const c of configs) this.reserveCheckAgain(c, `${where}: node ${c.name}`);
+      // started inside the change, so the ports they bind are saved with it
       await this.gate.grant(where, () => this.snapshotWith(...configs), async () => {
         configs.forEach((c, i) => this.commit(c, sizes[i]!, c.autostart));
+        if (opts.start) await this.startWanted(names);
       });
     } finally {
       for (const n of names) this.pending.delete(n);
     }
-    if (opts.start) await this.startWanted(names);
     return names;
   }
 
@@ -737,15 +738,17 @@ export class Registry {
    * (`where` names the command in errors, `op` in logs).
    */
   private async replace(e: Entry, c: NodeConfig, where: string, kind: 'grant' | 'revoke'): Promise<void> {
+    // autostart and a pinned port belong to start/stop, which may have run while this change waited
+    const next = (): NodeConfig => ({ ...c, autostart: e.config.autostart, ...(e.config.role === 'export' ? { listen: e.config.listen } : {}) }) as NodeConfig;
     const apply = async (): Promise<void> => {
-      e.config = deepFreeze(c);
+      e.config = deepFreeze(next());
       try {
         e.runtime.configChanged();
       } catch (err) {
         this.log.error(`applying the change failed: ${(err as Error).message}`, { node: c.name, op: where.slice(0, where.lastIndexOf(' ')), errno: errnoOf(err) });
       }
     };
-    if (kind === 'grant') await this.gate.grant(where, () => this.snapshotWith(c), apply);
+    if (kind === 'grant') await this.gate.grant(where, () => this.snapshotWith(next()), apply);
     else await this.gate.revoke(where, apply);
   }
 
