@@ -33,7 +33,7 @@ export function engineArgs(o: EngineOpts, socket: string, abs: (p: string) => st
     logLevel: o.logLevel ?? null,
     logFormat: o.logFormat,
     handleSignals: true,
-    ...(o.autosave === false ? { autosave: false as const } : {}),
+    ...(o.autosave === undefined ? {} : { autosave: o.autosave }),
   };
 }
 

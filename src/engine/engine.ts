@@ -39,7 +39,7 @@ export interface EngineOptions {
    * file). Default: required unless `config` is the default path.
    */
   configRequired?: boolean;
-  /** false: --no-autosave (changes are saved only by `dst config save`); default: the file's [engine] autosave, else true */
+  /** --[no-]autosave (false: changes are saved only by `dst config save`); null/undefined: the file's [engine] autosave, else true */
   autosave?: boolean | null;
   /** --group NAME|GID: runtime dir 0750 and socket 0660 owned by that group */
   group: string | null;
@@ -141,7 +141,7 @@ export async function runEngine(opts: EngineOptions): Promise<Engine> {
   // The loaded nodes are what the file holds; from now on changes go through the store.
   const store = configFile === null ? null : new ConfigStore({
     file: configFile,
-    autosave: opts.autosave !== false && parsed.engine.autosave !== false,
+    autosave: opts.autosave ?? parsed.engine.autosave ?? true,
     loaded: parsed.text,
     current: () => registry.snapshot(),
     render: (nodes) => formatConfig({ ...parsed.engine, nodes }),
