@@ -29,6 +29,7 @@ export const DIRECT_GATE: ChangeGate = {
   revoke: (_op, apply) => apply(),
 };
 
+/** The DST_TEST_SAVE_CRASH test hook (see SaveFault), read once when the engine starts. */
 export function saveFaultFromEnv(env: NodeJS.ProcessEnv = process.env): SaveFault {
   const v = env.DST_TEST_SAVE_CRASH;
   if (v === undefined || v === '') return null;
