@@ -150,7 +150,7 @@ export class ConfigStore implements ChangeGate {
     try {
       await this.write(op, this.opts.render(this.opts.current()), false);
     } catch (err) {
-      this.opts.log.error(`applied but not saved: ${(err as Error).message}`, { op, errno: errnoOf(err) });
+      this.opts.log.error(`applied but not saved: ${bareOp(err, op)}`, { op, errno: errnoOf(err) });
       throw new DstError((err as DstError).code ?? 'DST_ERR_IO',
         `${op}: applied but NOT saved to ${this.opts.file}: ${bareOp(err, op)}; dst status shows config.unsaved until a later save succeeds`,
         { errno: errnoOf(err), cause: err });
