@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, unlink } from 'node:fs/promises';
 import { writeFileAtomic, type SaveFault } from './atomic-file.js';
+import { bare } from './config.js';
 import { DstError, errnoOf } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { NodeConfig } from './types.js';
@@ -113,7 +114,7 @@ export class ConfigStore implements ChangeGate {
       try {
         wrote = await this.write(op, this.opts.render(preview()), false);
       } catch (err) {
-        throw new DstError((err as DstError).code ?? 'DST_ERR_IO', `${op}: not done: ${bareOp(err, op)}`, { errno: errnoOf(err), cause: err });
+        throw new DstError((err as DstError).code ?? 'DST_ERR_IO', `${op}: not done: ${bare(err, op)}`, { errno: errnoOf(err), cause: err });
       }
       let result: T;
       try {
@@ -150,9 +151,9 @@ export class ConfigStore implements ChangeGate {
     try {
       await this.write(op, this.opts.render(this.opts.current()), false);
     } catch (err) {
-      this.opts.log.error(`applied but not saved: ${bareOp(err, op)}`, { op, errno: errnoOf(err) });
+      this.opts.log.error(`applied but not saved: ${bare(err, op)}`, { op, errno: errnoOf(err) });
       throw new DstError((err as DstError).code ?? 'DST_ERR_IO',
-        `${op}: applied but NOT saved to ${this.opts.file}: ${bareOp(err, op)}; dst status shows config.unsaved until a later save succeeds`,
+        `${op}: applied but NOT saved to ${this.opts.file}: ${bare(err, op)}; dst status shows config.unsaved until a later save succeeds`,
         { errno: errnoOf(err), cause: err });
     }
   }
@@ -206,10 +207,4 @@ export class ConfigStore implements ChangeGate {
       this.opts.log.error(`cannot restore ${file} after a failed change: ${(err as Error).message}`, { op, errno: errnoOf(err) });
     }
   }
-}
-
-/** The message of `err` without a leading "<op>: ". */
-function bareOp(err: unknown, op: string): string {
-  const msg = (err as Error)?.message ?? String(err);
-  return msg.startsWith(op + ': ') ? msg.slice(op.length + 2) : msg;
 }

@@ -62,8 +62,8 @@ function configError(file: string, where: string, msg: string, errno: string | n
   return new DstError('DST_ERR_CONFIG', `config ${file || '(text)'}: ${where ? where + ': ' : ''}${msg}`, { errno });
 }
 
-/** Strip "<where>: " prefixes that validators add, so our message names file/section/key once. */
-function bare(err: unknown, prefix: string): string {
+/** Strip "<where>: " prefixes that validators add, so our message names file/section/key (or the operation) once. */
+export function bare(err: unknown, prefix: string): string {
   const msg = (err as Error)?.message ?? String(err);
   return msg.startsWith(prefix + ': ') ? msg.slice(prefix.length + 2) : msg;
 }
