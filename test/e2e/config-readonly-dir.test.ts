@@ -2,7 +2,8 @@
 // done at all and says which file it could not save; a change that revokes access (security del)
 // takes effect anyway — the client is refused on its next request — and exits 1 saying it was
 // NOT saved, until a later save succeeds. Root ignores directory permissions, so the directory is
-// made immutable with chattr +i.
+// made immutable with chattr +i or, where the filesystem has no such flag (tmpfs), bind-mounted
+// onto itself read-only.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,8 +17,23 @@ import type { NodeShow, StatusShow } from '../../src/engine/types.js';
 
 const EPERM = 1;
 
+/** Make `dir` unwritable even for root; returns how to undo it, or why it cannot be done here. */
+async function makeReadOnly(dir: string): Promise<{ undo: () => Promise<void> } | { why: string }> {
+  const chattr = await run('chattr', ['+i', dir]);
+  if (chattr.code === 0) return { undo: async () => { await run('chattr', ['-i', dir]); } };
+  const bind = await run('mount', ['--bind', dir, dir]);
+  if (bind.code !== 0) return { why: `chattr +i: ${chattr.stderr.trim()}; mount --bind: ${bind.stderr.trim()}` };
+  const ro = await run('mount', ['-o', 'remount,bind,ro', dir]);
+  const undo = async (): Promise<void> => { await run('umount', [dir]); };
+  if (ro.code !== 0) {
+    await undo();
+    return { why: `chattr +i: ${chattr.stderr.trim()}; mount -o remount,bind,ro: ${ro.stderr.trim()}` };
+  }
+  return { undo };
+}
+
 test('read-only config dir: node add refused naming the file; security del revokes anyway', async (t) => {
-  if (!requireRoot(t, 'making a directory unwritable for root (chattr +i) needs root')) return;
+  if (!requireRoot(t, 'making a directory unwritable for root (chattr +i, mount) needs root')) return;
   if (!requireTool(t, 'chattr', 'e2fsprogs')) return;
   const rem = await startEngine(t);
   const etc = join(rem.dir, 'etc');
@@ -37,12 +53,14 @@ test('read-only config dir: node add refused naming the file; security del revok
   await c.write(0, blockContent(0, 1));
   const before = readFileSync(conf, 'utf8');
 
-  const ro = await run('chattr', ['+i', etc]);
-  if (ro.code !== 0) {
-    skipOrFail(t, `chattr +i ${etc} failed (the filesystem may not support it): ${ro.stderr.trim()}`);
+  const ro = await makeReadOnly(etc);
+  if ('why' in ro) {
+    skipOrFail(t, `cannot make ${etc} read-only for root here: ${ro.why}`);
     return;
   }
-  onCleanup(t, async () => { await run('chattr', ['-i', etc]); });
+  let undone = false;
+  const undo = async (): Promise<void> => { if (!undone) { undone = true; await ro.undo(); } };
+  onCleanup(t, undo);
 
   const add = await exp.dstFail(['node', 'add', 'vol2', '--disk', disk, '--listen', '127.0.0.1:0'], 1);
   assert.ok(add.error?.message.includes(conf), `names the file: ${add.error?.message}`);
@@ -58,7 +76,7 @@ test('read-only config dir: node add refused naming the file; security del revok
   assert.equal((await exp.dstJson<StatusShow>(['status'])).config.unsaved, true);
   assert.equal(readFileSync(conf, 'utf8'), before, 'the file is as it was');
 
-  await run('chattr', ['-i', etc]);
+  await undo();
   await exp.dstJson(['config', 'save']);
   assert.equal((await exp.dstJson<StatusShow>(['status'])).config.unsaved, false, 'a later save clears unsaved');
   assert.doesNotMatch(readFileSync(conf, 'utf8'), /allow\[\]/, 'the revocation is saved now');
