@@ -205,6 +205,8 @@ export interface StatusShow {
   /** how one disk, one export is kept across processes: "flock (native addon)" or "off: why" */
   diskLock: string;
   nodes: { name: string; role: Role; state: NodeState; attachment: AttachmentShow | null }[];
+  /** the config file (null: --no-config), whether changes are saved to it, whether what runs differs from it */
+  config: { file: string | null; autosave: boolean; unsaved: boolean };
 }
 
 // ---- events (DESIGN §6) ----
@@ -327,7 +329,7 @@ export interface ControlApi {
   'crypto-clear': { args: { name: string }; result: CryptoShow };
   'status': { args: Record<string, never>; result: StatusShow };
   'config-show': { args: Record<string, never>; result: { text: string } };
-  'config-save': { args: { file: string | null }; result: { file: string } };
+  'config-save': { args: { file: string | null; force?: boolean }; result: { file: string } };
   'config-load': { args: { file: string }; result: { nodes: string[] } };
   /** turns the connection into an event stream; first record is `subscribed` */
   'subscribe': { args: { node: string | null }; result: EventRecord };

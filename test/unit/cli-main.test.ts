@@ -435,6 +435,7 @@ function statusFixture(): StatusShow {
     cryptoThreads: 4,
     cipherImpl: 'node:crypto: DST_NATIVE_CIPHER=0', diskLock: 'flock (native addon)',
     nodes: [{ name: 'vol', role: 'export', state: 'listening', attachment: null }],
+    config: { file: '/etc/dst/dst.conf', autosave: true, unsaved: false },
   };
 }
 

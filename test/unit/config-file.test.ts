@@ -5,7 +5,8 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { DstError } from '../../src/util/errors.js';
-import { formatConfig, parseConfigText, readConfigFile, writeConfigFile } from '../../src/engine/config.js';
+import { formatConfig, parseConfigText, readConfigFile } from '../../src/engine/config.js';
+import { writeFileAtomic as writeConfigFile } from '../../src/engine/atomic-file.js';
 import { DEFAULT_POLICY, type ExportConfig, type NodeConfig, type RemoteConfig } from '../../src/engine/types.js';
 import { HEX_KEY, makeRig, type TestRig } from './registry-fakes.js';
 

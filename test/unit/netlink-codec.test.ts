@@ -78,6 +78,7 @@ const status: StatusShow = {
     { name: 'vol', role: 'export', state: 'listening', attachment: null },
     { name: 'vol-r', role: 'remote', state: 'ready', attachment: { device: '/dev/loop3', method: 'fuse', state: 'attaching' } },
   ],
+  config: { file: null, autosave: false, unsaved: true },
 };
 const events: EventRecord[] = [
   { seq: 1, ts: 1_700_000_000_000, node: null, event: 'subscribed' },
