@@ -170,6 +170,11 @@ export class Connection {
     return this.inflight;
   }
 
+  /** Not past the handshake yet (counted against max-handshakes-per-addr). */
+  get handshaking(): boolean {
+    return this.phase === 'hello' || this.phase === 'handshake' || this.phase === 'auth';
+  }
+
   get isClosed(): boolean {
     return this.phase === 'closed';
   }
@@ -830,12 +835,20 @@ function wipeKeys(k: SessionKeys): void {
   for (const b of [k.clientToServer.enc, k.clientToServer.mac, k.serverToClient.enc, k.serverToClient.mac, k.confirm]) b.fill(0);
 }
 
-/** Refuse a connection before any HELLO (connection cap): a HELLO_REPLY refusal, then close. */
-export function refuseSocket(socket: Socket, errno: string, message: string, clock: Clock): void {
+/**
+ * Refuse a connection at accept (ACL, connection caps): a HELLO_REPLY refusal, then close. With a
+ * clock the peer gets LINGER_MS to read it (input discarded); without, the socket is destroyed as
+ * soon as the refusal is written (no timer: used when too many refused sockets already linger).
+ */
+export function refuseSocket(socket: Socket, errno: string, message: string, clock: Clock | null): void {
   socket.on('error', () => {});
+  for (const p of encodeFrame({ cmd: Cmd.HELLO_REPLY, status: errnoNumber(errno), payload: encodeRefusal(message) })) socket.write(p);
+  if (clock === null) {
+    socket.destroySoon();
+    return;
+  }
   socket.on('data', () => {}); // discard
   socket.on('end', () => socket.destroy());
-  for (const p of encodeFrame({ cmd: Cmd.HELLO_REPLY, status: errnoNumber(errno), payload: encodeRefusal(message) })) socket.write(p);
   socket.end();
   const t = clock.setTimer(LINGER_MS, () => socket.destroy());
   socket.on('close', () => t.cancel());
