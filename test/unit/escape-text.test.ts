@@ -10,13 +10,26 @@ import { createLogger } from '../../src/util/log.js';
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]/u;
 
-test('escapeText: each kind of control character has its escape; other text is kept', () => {
-  assert.equal(escapeText('a\nb\rc\td'), 'a\\nb\\rc\\td');
-  assert.equal(escapeText('\0\x1b[31m\x7f'), '\\x00\\x1b[31m\\x7f');
-  assert.equal(escapeText('\u0085\u2028\u2029'), '\\u{85}\\u{2028}\\u{2029}');
-  assert.equal(escapeText('a\u202eb\u2066c'), 'a\\u{202e}b\\u{2066}c');
-  assert.equal(quoteText('a\u202eb'), '"a\\u{202e}b"');
-  assert.equal(escapeText('plain – ünïcode ✓ and \\ backslash'), 'plain – ünïcode ✓ and \\ backslash');
+// escapeText: each kind of control character has its escape, other text is kept as it is.
+// quoteText: one plain word stays bare; anything else is quoted with ", \ and controls escaped.
+const EXPECTED: readonly [(s: string) => string, string, string][] = [
+  [escapeText, 'a\nb\rc\td', 'a\\nb\\rc\\td'],
+  [escapeText, '\0\x1b[31m\x7f', '\\x00\\x1b[31m\\x7f'],
+  [escapeText, '\u0085\u2028\u2029', '\\u{85}\\u{2028}\\u{2029}'],
+  [escapeText, 'a\u202eb\u2066c', 'a\\u{202e}b\\u{2066}c'],
+  [escapeText, 'plain – ünïcode ✓ and \\ backslash', 'plain – ünïcode ✓ and \\ backslash'],
+  [quoteText, '127.0.0.1:10809', '127.0.0.1:10809'],
+  [quoteText, '/srv/vol.img', '/srv/vol.img'],
+  [quoteText, '', '""'],
+  [quoteText, 'peer closed', '"peer closed"'],
+  [quoteText, 'a=b', '"a=b"'],
+  [quoteText, 'say "hi"\n', '"say \\"hi\\"\\n"'],
+  [quoteText, 'back\\slash', '"back\\\\slash"'],
+  [quoteText, 'a\u202eb', '"a\\u{202e}b"'],
+];
+
+test('escapeText and quoteText: the escape of each kind of character, bare words and quoted values', () => {
+  for (const [fn, input, expected] of EXPECTED) assert.equal(fn(input), expected, `${fn.name}(${JSON.stringify(input)})`);
 });
 
 test('escaped text never holds a control character, and escaping it again changes nothing', () => {
@@ -37,16 +50,6 @@ test('peerText caps the length (whole escapes, never a broken one) and says how 
     assert.ok(!CONTROL.test(p));
     assert.ok(p.replace(/…\(\+\d+\)$/, '').length <= max, `${p.length} > ${max}`);
   }));
-});
-
-test('quoteText: one plain word stays bare; anything else is quoted with ", \\ and controls escaped', () => {
-  assert.equal(quoteText('127.0.0.1:10809'), '127.0.0.1:10809');
-  assert.equal(quoteText('/srv/vol.img'), '/srv/vol.img');
-  assert.equal(quoteText(''), '""');
-  assert.equal(quoteText('peer closed'), '"peer closed"');
-  assert.equal(quoteText('a=b'), '"a=b"');
-  assert.equal(quoteText('say "hi"\n'), '"say \\"hi\\"\\n"');
-  assert.equal(quoteText('back\\slash'), '"back\\\\slash"');
 });
 
 test('text log: one line per call whatever the message and fields hold; string values quoted alike', () => {
