@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { startEngine } from '../helpers/engine.js';
 import { NbdClient, NbdError } from '../helpers/nbd-client.js';
 import { blockContent } from '../helpers/blocks.js';
-import { onCleanup } from '../helpers/tmp.js';
 import { requireRoot, requireTool, run, skipOrFail } from '../helpers/tools.js';
 import type { NodeShow, StatusShow } from '../../src/engine/types.js';
 
@@ -43,6 +42,8 @@ test('read-only config dir: node add refused naming the file; security del revok
   const exp = await startEngine(t, { config: conf });
   const disk = join(exp.dir, 'disk.img');
   writeFileSync(disk, Buffer.alloc(4 * 1024 * 1024));
+  const disk2 = join(exp.dir, 'disk2.img'); // its own disk: one disk serves one export
+  writeFileSync(disk2, Buffer.alloc(4 * 1024 * 1024));
   await exp.dstJson(['node', 'add', 'vol', '--disk', disk, '--listen', '127.0.0.1:0']);
   await exp.dstJson(['security', 'add', 'vol', '--addr', '127.0.0.1', '--perm', 'rw']);
   const listen = (await exp.dstJson<NodeShow>(['node', 'start', 'vol'])).listen!;
@@ -58,26 +59,32 @@ test('read-only config dir: node add refused naming the file; security del revok
     skipOrFail(t, `cannot make ${etc} read-only for root here: ${ro.why}`);
     return;
   }
+  // undone in `finally`, before the test's directories are removed (an immutable or read-only
+  // directory cannot be removed, and a failed assertion must not leave it behind)
   let undone = false;
   const undo = async (): Promise<void> => { if (!undone) { undone = true; await ro.undo(); } };
-  onCleanup(t, undo);
-
-  const add = await exp.dstFail(['node', 'add', 'vol2', '--disk', disk, '--listen', '127.0.0.1:0'], 1);
-  assert.ok(add.error?.message.includes(conf), `names the file: ${add.error?.message}`);
-  assert.match(add.error!.message, /not done/);
-  assert.deepEqual((await exp.dstJson<NodeShow[]>(['node', 'list'])).map((n) => n.name), ['vol'], 'vol2 was not added');
-
-  const del = await exp.dstFail(['security', 'del', 'vol', '--addr', '127.0.0.1'], 1);
-  assert.ok(del.error?.message.includes(conf), `names the file: ${del.error?.message}`);
-  assert.match(del.error!.message, /applied but NOT saved/);
-  assert.deepEqual(await exp.dstJson(['security', 'list', 'vol']), [], 'the entry is gone');
-  await assert.rejects(c.write(4096, blockContent(1, 1)), (err: unknown) => err instanceof NbdError && err.errno === EPERM,
-    'the revoked client is refused on its next request');
-  assert.equal((await exp.dstJson<StatusShow>(['status'])).config.unsaved, true);
-  assert.equal(readFileSync(conf, 'utf8'), before, 'the file is as it was');
-
-  await undo();
+  try {
+    await refusedWhileReadOnly();
+  } finally {
+    await undo();
+  }
   await exp.dstJson(['config', 'save']);
   assert.equal((await exp.dstJson<StatusShow>(['status'])).config.unsaved, false, 'a later save clears unsaved');
   assert.doesNotMatch(readFileSync(conf, 'utf8'), /allow\[\]/, 'the revocation is saved now');
+
+  async function refusedWhileReadOnly(): Promise<void> {
+    const add = await exp.dstFail(['node', 'add', 'vol2', '--disk', disk2, '--listen', '127.0.0.1:0'], 1);
+    assert.ok(add.error?.message.includes(conf), `names the file: ${add.error?.message}`);
+    assert.match(add.error!.message, /not done/);
+    assert.deepEqual((await exp.dstJson<NodeShow[]>(['node', 'list'])).map((n) => n.name), ['vol'], 'vol2 was not added');
+
+    const del = await exp.dstFail(['security', 'del', 'vol', '--addr', '127.0.0.1'], 1);
+    assert.ok(del.error?.message.includes(conf), `names the file: ${del.error?.message}`);
+    assert.match(del.error!.message, /applied but NOT saved/);
+    assert.deepEqual(await exp.dstJson(['security', 'list', 'vol']), [], 'the entry is gone');
+    await assert.rejects(c.write(4096, blockContent(1, 1)), (err: unknown) => err instanceof NbdError && err.errno === EPERM,
+      'the revoked client is refused on its next request');
+    assert.equal((await exp.dstJson<StatusShow>(['status'])).config.unsaved, true);
+    assert.equal(readFileSync(conf, 'utf8'), before, 'the file is as it was');
+  }
 });

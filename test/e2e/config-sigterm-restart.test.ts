@@ -12,10 +12,12 @@ test('SIGTERM and restart: running nodes start again, port-0 export on the same 
   const eng = await startEngine(t, { ownConfig: true });
   const disk = join(eng.dir, 'disk.img');
   writeFileSync(disk, Buffer.alloc(1024 * 1024));
+  const idleDisk = join(eng.dir, 'idle.img'); // its own disk: one disk serves one export
+  writeFileSync(idleDisk, Buffer.alloc(1024 * 1024));
   await eng.dstJson(['node', 'add', 'vol', '--disk', disk, '--listen', '127.0.0.1:0']);
   await eng.dstJson(['security', 'add', 'vol', '--addr', '127.0.0.1', '--perm', 'rw']);
   const started = await eng.dstJson<NodeShow>(['node', 'start', 'vol']);
-  await eng.dstJson(['node', 'add', 'idle', '--disk', disk, '--listen', '127.0.0.1:0', '--readonly']);
+  await eng.dstJson(['node', 'add', 'idle', '--disk', idleDisk, '--listen', '127.0.0.1:0', '--readonly']);
   await eng.dstJson(['node', 'add', 'rem', '--remote', '127.0.0.1:9']);
   await eng.dstJson(['node', 'start', 'rem', '--wait', '0']).catch(() => {}); // keeps trying: counts as started
 
