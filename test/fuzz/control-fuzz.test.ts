@@ -14,9 +14,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startPair } from '../helpers/cluster.js';
 import { NbdClient } from '../helpers/nbd-client.js';
-import {
-  ClassCounter, RawPeer, RssWatch, fuzzConfig, mutate, runCases, verifyLegit, writeLegit, type Rng,
-} from '../helpers/fuzz.js';
+import { ClassCounter, RawPeer, fuzzConfig, fuzzEngine, mutate, type Rng } from '../helpers/fuzz.js';
 import {
   GENL_VERSION, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_MIN_LEN, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
   formatGenlMessage, parseError,
@@ -25,7 +23,6 @@ import { DST_CMD, DST_FAMILY_ID, FAMILY } from '../../src/netlink/family.js';
 import { encodeObject } from '../../src/netlink/schema.js';
 
 const MiB = 1024 * 1024;
-const LEGIT_BLOCKS = 64;
 const CASE_MS = 250;
 const DECOY = 'fz';
 const REAL = Buffer.from('vol');
@@ -159,31 +156,17 @@ test('control socket fuzz: the engine rejects what it must, keeps serving, loses
   const pair = await startPair(t, { size: 16 * MiB });
   const legit = await NbdClient.connect(pair.socket);
   t.after(() => legit.close());
-  await writeLegit(legit, 0, LEGIT_BLOCKS, 1);
   const before = await pair.rem.show('vol');
-  const rss = new RssWatch(pair.rem.pid);
   const counter = new ClassCounter();
-  let batch = 0;
-  await runCases({
-    what: 'control fuzz', config, concurrency: 8,
+  const figures = await fuzzEngine({
+    what: 'control fuzz', config, concurrency: 8, engine: pair.rem, legit,
     run: (rng) => controlCase(pair.rem.socket, counter, rng),
-    check: async () => {
-      assert.equal(pair.rem.exited, false, `the engine exited: ${JSON.stringify(pair.rem.exitStatus)}`);
-      rss.sample();
-      if (++batch % 5 === 0) {
-        assert.equal((await pair.rem.status()).pid, pair.rem.pid, 'the engine answers dst status');
-        await verifyLegit(legit, 0, LEGIT_BLOCKS, 1, 'during the fuzz');
-      }
-    },
+    alsoCheck: async () => assert.equal((await pair.rem.status()).pid, pair.rem.pid, 'the engine answers dst status'),
   });
-  await verifyLegit(legit, 0, LEGIT_BLOCKS, 1, 'after the fuzz');
-  await writeLegit(legit, 0, LEGIT_BLOCKS, 2);
-  await verifyLegit(legit, 0, LEGIT_BLOCKS, 2, 'a new write after the fuzz');
   const after = await pair.rem.show('vol');
   assert.equal(after.state, 'ready');
   assert.deepEqual(after.policy, before.policy, 'the legitimate node\'s policy is unchanged');
   assert.deepEqual((await pair.rem.dstJson<{ name: string }[]>(['node', 'list'])).map((n) => n.name), ['vol'], 'no node was added');
-  const figures = await rss.assertBounded('control fuzz', 96 * MiB, 48 * MiB);
   t.diagnostic(`${config.cases} cases from seed ${config.seed}; ${figures}; ${counter.summary()}`);
   if (config.cases >= 100) counter.assertReached(EXPECTED, `control fuzz (seed ${config.seed})`);
 });

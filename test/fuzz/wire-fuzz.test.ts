@@ -18,9 +18,7 @@ import { startPair } from '../helpers/cluster.js';
 import { makeKeyFile } from '../helpers/keys.js';
 import { NbdClient } from '../helpers/nbd-client.js';
 import { tmpDir } from '../helpers/tmp.js';
-import {
-  ClassCounter, RawPeer, RssWatch, fuzzConfig, mutate, runCases, verifyLegit, writeLegit, type Rng,
-} from '../helpers/fuzz.js';
+import { ClassCounter, RawPeer, fuzzConfig, fuzzEngine, mutate, type Rng } from '../helpers/fuzz.js';
 import {
   Access, Cmd, HEADER_SIZE, MAX_PAYLOAD, Op, WIRE_VERSION, decodeHeader, decodeHelloReply, encodeAuth, encodeFrame,
   encodeHeader, encodeHello, type FrameInit, type Hello,
@@ -31,7 +29,6 @@ import { errnoName } from '../../src/util/errors.js';
 const MiB = 1024 * 1024;
 const SIZE = 16 * MiB;
 const FUZZ_FLOOR = 8 * MiB;
-const LEGIT_BLOCKS = 64;
 const FUZZ_ADDR = '127.0.0.3';
 const CASE_MS = 3000;
 
@@ -286,24 +283,12 @@ for (const suiteName of ['none', 'aes-gcm'] as const) {
     await pair.exp.dstJson(['security', 'add', pair.exportName, '--addr', FUZZ_ADDR, '--perm', 'rw']);
     const legit = await NbdClient.connect(pair.socket);
     t.after(() => legit.close());
-    await writeLegit(legit, 0, LEGIT_BLOCKS, 1);
-    const rss = new RssWatch(pair.exp.pid);
     const ctx: Ctx = { port: Number(pair.listen.split(':').pop()), suite: suiteByName(suiteName), key: key?.key ?? null, counter: new ClassCounter() };
-    let batch = 0;
-    await runCases({
-      what: `wire fuzz (${suiteName})`, config, concurrency: 4,
+    const figures = await fuzzEngine({
+      what: `wire fuzz (${suiteName})`, config, concurrency: 4, engine: pair.exp, legit,
       run: (rng) => wireCase(ctx, rng),
-      check: async () => {
-        assert.equal(pair.exp.exited, false, `the export engine exited: ${JSON.stringify(pair.exp.exitStatus)}`);
-        rss.sample();
-        if (++batch % 8 === 0) await verifyLegit(legit, 0, LEGIT_BLOCKS, 1, 'during the fuzz');
-      },
     });
-    await verifyLegit(legit, 0, LEGIT_BLOCKS, 1, 'after the fuzz');
-    await writeLegit(legit, 0, LEGIT_BLOCKS, 2);
-    await verifyLegit(legit, 0, LEGIT_BLOCKS, 2, 'a new write after the fuzz');
     assert.equal((await pair.show()).state, 'ready', 'the legitimate remote node stayed ready');
-    const figures = await rss.assertBounded(`wire fuzz (${suiteName})`, 96 * MiB, 48 * MiB);
     ctx.counter.addLines(pair.exp.log(), (l) => l.includes(FUZZ_ADDR), LOG_CLASSES);
     t.diagnostic(`${config.cases} cases from seed ${config.seed}; ${figures}; ${ctx.counter.summary()}`);
     if (config.cases >= 100) ctx.counter.assertReached(EXPECTED[suiteName]!, `wire fuzz (${suiteName}, seed ${config.seed})`);

@@ -1,7 +1,7 @@
 // Shared pieces of the fuzz suite (test/fuzz/): a seeded PRNG and byte mutators, the case runner
 // (batches, seed printed on failure), a raw socket for hostile peers, a per-class counter of the
-// rejection paths reached, RSS sampling of an engine process, and the legitimate client's
-// deterministic blocks.
+// rejection paths reached, RSS sampling of an engine process, the legitimate client's
+// deterministic blocks, and fuzzEngine, the frame every fuzz file runs its cases in.
 //
 // Every case draws from its own PRNG seeded with `seed + i`, so one case replays alone:
 //   DST_FUZZ_SEED=<case seed> DST_FUZZ_CASES=1 node --test dist/test/fuzz/<file>.test.js
@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { blocksContent, checkBlocks, DEFAULT_BLOCK_SIZE } from './blocks.js';
+import type { Engine } from './engine.js';
 
 export interface FuzzConfig {
   cases: number;
@@ -269,4 +270,47 @@ export async function verifyLegit(io: LegitIo, first: number, count: number, ver
   const versions = checkBlocks(data, first);
   const wrong = versions.findIndex((v) => v !== version);
   assert.equal(wrong, -1, `${what}: block ${first + wrong} is at version ${versions[wrong]}, expected ${version}`);
+}
+
+export interface FuzzEngineOptions {
+  what: string;
+  config: FuzzConfig;
+  concurrency: number;
+  /** the engine under fuzz (a separate process: its RSS is sampled) */
+  engine: Engine;
+  /** the legitimate client: its blocks (0..LEGIT_BLOCKS) are written before and checked during and after */
+  legit: LegitIo;
+  run(rng: Rng, caseSeed: number): Promise<void>;
+  /** more checks every few batches (e.g. the control socket still answers) */
+  alsoCheck?: () => Promise<void>;
+}
+
+export const LEGIT_BLOCKS = 64;
+const CHECK_EVERY = 6;
+
+/**
+ * The frame of every fuzz file: legitimate blocks written, the cases run while the engine is
+ * checked alive (and the blocks verified every few batches), then the blocks verified, rewritten and
+ * verified again, and the engine's RSS bounded (peak ≤ baseline + 96 MiB, back within 48 MiB of the
+ * baseline within 5 s). Returns the RSS figures.
+ */
+export async function fuzzEngine(o: FuzzEngineOptions): Promise<string> {
+  await writeLegit(o.legit, 0, LEGIT_BLOCKS, 1);
+  const rss = new RssWatch(o.engine.pid);
+  let batch = 0;
+  await runCases({
+    what: o.what, config: o.config, concurrency: o.concurrency, run: o.run,
+    check: async () => {
+      assert.equal(o.engine.exited, false, `the engine exited: ${JSON.stringify(o.engine.exitStatus)}`);
+      rss.sample();
+      if (++batch % CHECK_EVERY === 0) {
+        await verifyLegit(o.legit, 0, LEGIT_BLOCKS, 1, 'during the fuzz');
+        await o.alsoCheck?.();
+      }
+    },
+  });
+  await verifyLegit(o.legit, 0, LEGIT_BLOCKS, 1, 'after the fuzz');
+  await writeLegit(o.legit, 0, LEGIT_BLOCKS, 2);
+  await verifyLegit(o.legit, 0, LEGIT_BLOCKS, 2, 'a new write after the fuzz');
+  return rss.assertBounded(o.what, 96 * MiB, 48 * MiB);
 }
