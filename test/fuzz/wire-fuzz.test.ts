@@ -108,12 +108,15 @@ function helloFields(ctx: Ctx): Hello {
   };
 }
 
+/** Peer text meant to forge a log line or garble a terminal (newline, CR, NUL, ESC). */
+const PEER_TEXT = ['x\n2026-01-01T00:00:00.000Z error node vol: FORGED', 'a\r\nb', 'nul\0byte', '\x1b[31mred\x1b[0m'];
+
 /** A HELLO whose fields are drawn from edge values (each field right most of the time). */
 function fuzzedHello(ctx: Ctx, rng: Rng): Hello {
   const h = helloFields(ctx);
   if (rng.chance(0.2)) h.version = rng.pick([0, 1, 3, 255]);
-  if (rng.chance(0.2)) h.exportName = rng.pick(['vol', 'other', 'x'.repeat(300), rng.bytes(8).toString('latin1')]);
-  if (rng.chance(0.2)) h.suite = rng.pick(['none', 'aes-gcm', 'NONE', 'chacha20-poly1305', 'aes-cbc+hmac-sha256', '', rng.bytes(6).toString('latin1')]);
+  if (rng.chance(0.2)) h.exportName = rng.pick(['vol', 'other', 'x'.repeat(300), rng.bytes(8).toString('latin1'), rng.pick(PEER_TEXT)]);
+  if (rng.chance(0.2)) h.suite = rng.pick(['none', 'aes-gcm', 'NONE', 'chacha20-poly1305', 'aes-cbc+hmac-sha256', '', rng.bytes(6).toString('latin1'), rng.pick(PEER_TEXT)]);
   if (rng.chance(0.2)) h.access = rng.int(256);
   if (rng.chance(0.1)) h.keyId = rng.chance(0.5) ? rng.bytes(8) : null;
   return h;
