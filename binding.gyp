@@ -4,6 +4,11 @@
       "target_name": "dst_cipher",
       "sources": ["native/cipher.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"]
+    },
+    {
+      "target_name": "dst_flock",
+      "sources": ["native/flock.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"]
     }
   ]
 }

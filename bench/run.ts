@@ -1,13 +1,17 @@
-// `npm run bench [-- --quick] [-- --json FILE]`: dst against nbdkit, same topology, same run.
+// `npm run bench [-- --quick] [-- --repeat N] [-- --json FILE]`: dst against nbdkit, same topology,
+// same run, and the CLI's start-up (bench/startup.ts).
 //   client (fio --ioengine=nbd) → unix socket → local hop → TCP loopback → export hop → 1 GiB file on tmpfs
 // dst: two engine processes (remote node, export node). Peers: nbdkit file server + nbdkit nbd
-// client-side hop; the same with --filter=retry; and TLS-PSK on the TCP hop. Cases alternate.
+// client-side hop; the same with --filter=retry; and TLS-PSK on the TCP hop. Cases alternate:
+// for each workload, N rounds (--repeat N, default 1) of every system; each row is the median of its N runs.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { medianRows, parseRepeat, type Row } from './stats.js';
+import { measureStartup, startupText, type Startup } from './startup.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DST = join(ROOT, 'bin', 'dst');
@@ -36,8 +40,6 @@ const WORKLOADS: Workload[] = [
   { name: 'randread-4k-qd32', rw: 'randread', bs: '4k', iodepth: 32 },
   { name: 'randread-4k-qd1', rw: 'randread', bs: '4k', iodepth: 1 },
 ];
-
-interface Row { system: string; workload: string; mibps: number; iops: number; p50us: number; p99us: number; rssMiB: { remote: number; export: number } | null }
 
 function need(tool: string, pkg: string): void {
   try { execFileSync('which', [tool], { stdio: 'ignore' }); } catch {
@@ -172,8 +174,12 @@ function fio(uri: string, w: Workload): Omit<Row, 'system' | 'rssMiB'> {
 }
 
 async function main(): Promise<void> {
+  const repeat = parseRepeat(args);
   need('fio', 'fio');
   need('nbdkit', 'nbdkit');
+  // first, while nothing else of the bench runs
+  const startup = measureStartup(DST);
+  process.stderr.write(`${startupText(startup)}\n`);
   const work = mkdtempSync('/dev/shm/dst-bench-');
   const file = join(work, 'disk.img');
   process.stderr.write(`writing the 1 GiB backing file on tmpfs (${file})\n`);
@@ -188,13 +194,13 @@ async function main(): Promise<void> {
     { name: 'nbdkit-retry', setup: () => setupNbdkit(work, file, 'retry') },
     { name: 'nbdkit-tls', setup: () => setupNbdkit(work, file, 'tls') },
   ].filter((s) => ONLY === null || ONLY.has(s.name));
-  const rows: Row[] = [];
+  const runs: Row[] = [];
   try {
     for (const w of WORKLOADS) {
       if (ONLY_WL !== null && !ONLY_WL.has(w.name)) continue;
-      for (const s of systems) {
+      for (let round = 1; round <= repeat; round++) for (const s of systems) {
         if (s.name.includes('tls') || s.name === 'dst-aes-gcm') if (!w.name.includes('1M')) continue;
-        process.stderr.write(`${s.name} ${w.name} ...\n`);
+        process.stderr.write(`${s.name} ${w.name}${repeat > 1 ? ` (run ${round}/${repeat})` : ''} ...\n`);
         let setup: Setup;
         try {
           setup = await s.setup();
@@ -204,7 +210,7 @@ async function main(): Promise<void> {
         }
         try {
           const r = fio(setup.uri, w);
-          rows.push({ system: s.name, ...r, rssMiB: setup.rss() });
+          runs.push({ system: s.name, ...r, rssMiB: setup.rss() });
         } catch (err) {
           process.stderr.write(`${s.name} ${w.name} failed: ${(err as Error).message}\n`);
         } finally {
@@ -216,13 +222,15 @@ async function main(): Promise<void> {
     for (const c of children) await stopChild(c);
     rmSync(work, { recursive: true, force: true });
   }
-  printTable(rows);
-  if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ rows }, null, 2));
+  const rows = medianRows(runs);
+  printTable(rows, repeat, startup);
+  if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ repeat, rows, runs, startup }, null, 2));
 }
 
-function printTable(rows: Row[]): void {
+function printTable(rows: Row[], repeat: number, startup: Startup): void {
   const pad = (s: string, n: number): string => s.padEnd(n);
   const num = (n: number, d = 0): string => n.toFixed(d).padStart(10);
+  if (repeat > 1) console.log(`median of ${repeat} interleaved runs per row`);
   console.log(`${pad('system', 14)}${pad('workload', 20)}${'MiB/s'.padStart(10)}${'IOPS'.padStart(10)}${'p50 µs'.padStart(10)}${'p99 µs'.padStart(10)}  RSS MiB (remote/export)`);
   for (const r of rows) {
     console.log(`${pad(r.system, 14)}${pad(r.workload, 20)}${num(r.mibps, 1)}${num(r.iops)}${num(r.p50us)}${num(r.p99us)}  ${r.rssMiB ? `${r.rssMiB.remote.toFixed(0)}/${r.rssMiB.export.toFixed(0)}` : '-'}`);
@@ -238,6 +246,7 @@ function printTable(rows: Row[]): void {
     if (g && tls) console.log(`  ${pad(w.name, 20)} dst-aes-gcm / nbdkit-tls = ${(g.iops / tls.iops).toFixed(2)}`);
     if (g && d) console.log(`  ${pad(w.name, 20)} dst-aes-gcm / dst = ${(g.iops / d.iops).toFixed(2)}`);
   }
+  console.log(`\n${startupText(startup)}`);
 }
 
 main().catch(async (err) => {

@@ -7,19 +7,33 @@
  * node binary exports it; the headers come with Node's), writing into the pooled buffer.
  * Everything above the cipher (nonces, AAD, HMAC, framing) stays in src/protocol/suites.ts.
  *
- * crypt(cipher, encrypt, key, iv, aad, input, output, at, tag) -> bytes written, or -1 when an
- * AEAD tag does not verify (or OpenSSL refuses the input: bad CBC padding). Misuse (wrong
- * types or lengths) throws.
+ * crypt(cipher, encrypt, key, iv, aad, input, output, at, tag) -> bytes written, or
+ *   -1 (REJECTED) the input does not authenticate: an AEAD tag that does not verify, bad CBC
+ *      padding (decrypting, the final step is that check): the peer's or the wire's doing;
+ *   -2 (OPENSSL_FAILED) any other EVP step failed: a fault here, never the input's.
+ * Misuse (wrong types or lengths) throws.
  *   cipher: 0 aes-256-gcm, 1 chacha20-poly1305, 2 aes-256-cbc, 3 aes-256-ctr
  *   aad, tag: AEAD only (null otherwise); tag is written when encrypting, checked when decrypting
+ *
+ * mallocTrim() -> boolean: glibc's malloc_trim(0), true when it gave memory back to the kernel.
+ * Why here: after a burst of large requests is freed, glibc keeps the pages of its heap (its mmap
+ * threshold grows with the blocks it frees, so later large blocks come from the heap too) and an
+ * export's RSS stays up; src/engine/reclaim.ts calls this after a connection with such a burst
+ * closed. It is in this addon only because this is the addon dst builds. Not glibc: absent.
  */
 #include <limits.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <node_api.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 #define TAG_LEN 16
+#define REJECTED (-1)
+#define OPENSSL_FAILED (-2)
 
 typedef struct {
   EVP_CIPHER_CTX *ctx; /* one per thread (each worker loads its own instance) */
@@ -90,12 +104,27 @@ static napi_value crypt(napi_env env, napi_callback_info info) {
   n = 0;
   if (ok && in_len) ok = EVP_CipherUpdate(ctx, out + at, &n, in, (int)in_len) == 1;
   if (ok && aead && !encrypt) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, tag) == 1;
-  if (ok) ok = EVP_CipherFinal_ex(ctx, out + at + n, &fin) == 1;
-  if (ok && aead && encrypt) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, tag) == 1;
+  int rejected = 0;
+  if (ok && EVP_CipherFinal_ex(ctx, out + at + n, &fin) != 1) {
+    if (encrypt) ok = 0;
+    else rejected = 1;
+  }
+  if (ok && !rejected && aead && encrypt) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, tag) == 1;
+  /* a failure leaves OpenSSL's per-thread error queue filled: empty it for Node's next crypto call */
+  if (!ok || rejected) ERR_clear_error();
   napi_value result;
-  napi_create_int32(env, ok ? at + n + fin : -1, &result);
+  napi_create_int32(env, rejected ? REJECTED : ok ? at + n + fin : OPENSSL_FAILED, &result);
   return result;
 }
+
+#ifdef __GLIBC__
+static napi_value trim(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  napi_get_boolean(env, malloc_trim(0) == 1, &result);
+  return result;
+}
+#endif
 
 static void finalize(napi_env env, void *data, void *hint) {
   (void)env;
@@ -113,6 +142,13 @@ NAPI_MODULE_INIT() {
     return NULL;
   }
   napi_value fn, version;
+#ifdef __GLIBC__
+  napi_value trim_fn;
+  if (napi_create_function(env, "mallocTrim", NAPI_AUTO_LENGTH, trim, NULL, &trim_fn) != napi_ok ||
+      napi_set_named_property(env, exports, "mallocTrim", trim_fn) != napi_ok) {
+    return NULL;
+  }
+#endif
   if (napi_set_instance_data(env, inst, finalize, NULL) != napi_ok ||
       napi_create_function(env, "crypt", NAPI_AUTO_LENGTH, crypt, inst, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "crypt", fn) != napi_ok ||

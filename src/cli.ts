@@ -217,6 +217,8 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
     }
     let output = '';
     const parser = yargs()
+      // usageError() rewrites yargs' English messages, and the bundled CLI has no locale files
+      .locale('en')
       .scriptName('dst')
       .usage('$0 <command> [options]\n\nTurn storage on remote machines into local block devices.')
       .parserConfiguration({

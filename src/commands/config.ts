@@ -13,13 +13,17 @@ const show = defineCommand<Record<string, never>>({
   },
 });
 
-const save = defineCommand<{ file?: string }>({
+const save = defineCommand<{ file?: string; force?: boolean }>({
   command: 'save [file]',
   describe: describeOf('config-save', 'write the running configuration (default: the engine\'s config file)'),
-  builder: (y) => y.positional('file', { type: 'string', describe: 'file to write' }),
+  builder: (y) => y.positional('file', { type: 'string', describe: 'file to write' }).option('force', {
+    type: 'boolean', describe: 'overwrite the engine\'s config file even when it was changed behind the engine\'s back (the running state wins)',
+  }),
   handler: async (argv) => {
     const ctx = makeContext(argv);
-    const res = await ctx.request('config-save', { file: argv.file === undefined ? null : ctx.abs(argv.file) });
+    const res = await ctx.request('config-save', {
+      file: argv.file === undefined ? null : ctx.abs(argv.file), ...(argv.force === true ? { force: true } : {}),
+    });
     ctx.print(res, (r) => `saved ${r.file}`);
   },
 });

@@ -37,6 +37,8 @@ export interface EngineOptions {
   logLevel: 'error' | 'warn' | 'info' | 'debug' | null;
   logFormat: 'text' | 'json';
   handleSignals: boolean;
+  /** --[no-]autosave given (false: changes saved only by config save); absent: the config's [engine] autosave, else on */
+  autosave?: boolean;
 }
 export type EngineRunner = (opts: EngineOptions) => Promise<{ closed: Promise<void>; shutdown(): Promise<void> }>;
 

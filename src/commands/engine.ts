@@ -9,6 +9,7 @@ interface EngineOpts {
   group?: string;
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
   logFormat: 'text' | 'json';
+  autosave?: boolean;
 }
 
 export function engineArgs(o: EngineOpts, socket: string, abs: (p: string) => string): EngineOptions {
@@ -32,6 +33,7 @@ export function engineArgs(o: EngineOpts, socket: string, abs: (p: string) => st
     logLevel: o.logLevel ?? null,
     logFormat: o.logFormat,
     handleSignals: true,
+    ...(o.autosave === undefined ? {} : { autosave: o.autosave }),
   };
 }
 
@@ -40,7 +42,8 @@ export const engineCommand: DstCommand = defineCommand<EngineOpts>({
   describe: 'Run the engine in the foreground (control socket, nodes); stops on SIGINT/SIGTERM',
   builder: (y) => y.options({
     'state-dir': { type: 'string', describe: 'export identities, attachments (default /var/lib/dst or $XDG_STATE_HOME/dst)' },
-    config: { type: 'string', describe: 'config file (default /etc/dst/dst.conf or $XDG_CONFIG_HOME/dst/dst.conf); --no-config loads nothing' },
+    config: { type: 'string', describe: 'config file (default /etc/dst/dst.conf or $XDG_CONFIG_HOME/dst/dst.conf); --no-config loads nothing (and saves nothing)' },
+    autosave: { type: 'boolean', describe: 'save every change to the config file before replying (default: the file\'s [engine] autosave, else on); --no-autosave: only dst config save writes it' },
     group: { type: 'string', describe: 'group NAME|GID that may use the control socket (0660)' },
     'log-level': { choices: ['error', 'warn', 'info', 'debug'] as const, describe: 'log level (default: the config\'s [engine] log-level, else info)' },
     'log-format': { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'log line format (stderr)' },

@@ -171,7 +171,7 @@ const show = defineCommand<{ name: string }>({
 interface SetOpts {
   name: string;
   resendTimeout?: string; maxResends?: string; pingInterval?: string; reconnectDelay?: string;
-  maxInflight?: string; maxRequest?: string;
+  maxInflight?: string; maxRequest?: string; maxHandshakesPerAddr?: string; maxConnsPerAddr?: string;
 }
 
 export function nodeSetArgs(o: SetOpts): { name: string } & Partial<Policy> {
@@ -182,8 +182,10 @@ export function nodeSetArgs(o: SetOpts): { name: string } & Partial<Policy> {
   if (o.reconnectDelay !== undefined) out.reconnectDelayMs = optDuration('--reconnect-delay', o.reconnectDelay);
   if (o.maxInflight !== undefined) out.maxInflight = optInt('--max-inflight', o.maxInflight, 1);
   if (o.maxRequest !== undefined) out.maxRequest = optSize('--max-request', o.maxRequest);
+  if (o.maxHandshakesPerAddr !== undefined) out.maxHandshakesPerAddr = optInt('--max-handshakes-per-addr', o.maxHandshakesPerAddr, 1);
+  if (o.maxConnsPerAddr !== undefined) out.maxConnsPerAddr = optInt('--max-conns-per-addr', o.maxConnsPerAddr, 1);
   if (Object.keys(out).length === 1) {
-    throw usage('dst node set: give at least one of --resend-timeout, --max-resends, --ping-interval, --reconnect-delay, --max-inflight, --max-request');
+    throw usage('dst node set: give at least one of --resend-timeout, --max-resends, --ping-interval, --reconnect-delay, --max-inflight, --max-request, --max-handshakes-per-addr, --max-conns-per-addr');
   }
   return out;
 }
@@ -198,6 +200,8 @@ const set = defineCommand<SetOpts>({
     'reconnect-delay': { type: 'string', describe: 'first reconnect backoff, doubling to 30s (default 1s)' },
     'max-inflight': { type: 'string', describe: 'transactions in flight (default 64, at most 128)' },
     'max-request': { type: 'string', describe: 'split NBD requests above this (default 1M, at most 32M)' },
+    'max-handshakes-per-addr': { type: 'string', describe: 'connections from one address still in the handshake (default 8, at most 64)' },
+    'max-conns-per-addr': { type: 'string', describe: 'connections from one address in all (default 32, at most 64)' },
   }),
   handler: async (argv) => {
     const ctx = makeContext(argv);
@@ -205,7 +209,8 @@ const set = defineCommand<SetOpts>({
     ctx.print(res, (n) => {
       const p = n.policy;
       return `${nodeLine(ctx.chalk, n)}\n  resend-timeout ${formatDuration(p.resendTimeoutMs)}, max-resends ${p.maxResends}, ping-interval ${formatDuration(p.pingIntervalMs)}, ` +
-        `reconnect-delay ${formatDuration(p.reconnectDelayMs)}, max-inflight ${p.maxInflight}, max-request ${formatSize(p.maxRequest)}`;
+        `reconnect-delay ${formatDuration(p.reconnectDelayMs)}, max-inflight ${p.maxInflight}, max-request ${formatSize(p.maxRequest)}, ` +
+        `max-handshakes-per-addr ${p.maxHandshakesPerAddr}, max-conns-per-addr ${p.maxConnsPerAddr}`;
     });
   },
 });

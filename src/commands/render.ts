@@ -88,6 +88,7 @@ export function nodeBlock(chalk: ChalkInstance, n: NodeShow): string {
     `resend-timeout ${formatDuration(p.resendTimeoutMs)}, max-resends ${p.maxResends} (deadline ${formatDuration(p.deadlineMs)})`,
     `ping-interval ${formatDuration(p.pingIntervalMs)}, reconnect-delay ${formatDuration(p.reconnectDelayMs)}`,
     `max-inflight ${p.maxInflight}, max-request ${formatSize(p.maxRequest)}`,
+    `max-handshakes-per-addr ${p.maxHandshakesPerAddr}, max-conns-per-addr ${p.maxConnsPerAddr}`,
   ]]);
   const s = n.stats;
   rows.push(['stats', [
@@ -140,6 +141,8 @@ export function statusText(chalk: ChalkInstance, s: StatusShow): string {
     `socket ${s.socket}`,
     `state dir ${s.stateDir}`,
     `crypto threads ${s.cryptoThreads}, cipher ${s.cipherImpl}`,
+    `disk lock ${s.diskLock}`,
+    `config ${s.config.file ?? '(none)'}, ${s.config.autosave ? 'autosave' : 'no autosave'}${s.config.unsaved ? `, ${chalk.yellow('unsaved changes')}` : ''}`,
     `nodes ${s.nodes.length} (${exports} export, ${s.nodes.length - exports} remote)`,
   ].join('\n');
   if (s.nodes.length === 0) return head;

@@ -6,7 +6,7 @@
 // to the engine's crypto pool (worker threads), which may finish them in any order. An ordered
 // output queue writes frames strictly in sequence order: a frame sealed early waits for the ones
 // numbered before it. The queue is bounded by its owner (the transaction pool on the remote side,
-// the in-flight cap and OUTPUT_HIGH_WATER on the export side: see pendingOutBytes).
+// the in-flight cap and MAX_BYTES_IN_FLIGHT on the export side: see pendingOutBytes).
 //
 // Receiving: frames are numbered in arrival order with the expected receive sequence and opened
 // (small ones inline, large ones in the pool); opened frames are delivered strictly in arrival
@@ -58,6 +58,8 @@ interface OutSlot {
 interface InSlot {
   frame: Frame;
   done: boolean;
+  /** payload bytes as received (opening may swap the payload) */
+  bytes: number;
 }
 
 /** Keys for suites without one (none, none+<h>): the tag needs no key. */
@@ -71,6 +73,7 @@ export class SealedChannel {
   private outBytes = 0;
   private readonly inq: InSlot[] = [];
   private inHead = 0;
+  private inBytes = 0;
   private closed = false;
   private flushWaiters: (() => void)[] = [];
   private readonly inlineBelow: number;
@@ -108,6 +111,11 @@ export class SealedChannel {
   /** Frames received but not yet delivered (being opened, or behind one that is). */
   get pendingIn(): number {
     return this.inq.length - this.inHead;
+  }
+
+  /** Payload bytes of those frames (as received). */
+  get pendingInBytes(): number {
+    return this.inBytes;
   }
 
   get isClosed(): boolean {
@@ -241,11 +249,15 @@ export class SealedChannel {
       }
       opened(frame, plain);
       if (idle) this.o.deliver(frame);
-      else this.inq.push({ frame, done: true });
+      else {
+        this.inq.push({ frame, done: true, bytes: frame.payload.length });
+        this.inBytes += frame.payload.length;
+      }
       return;
     }
-    const slot: InSlot = { frame, done: false };
+    const slot: InSlot = { frame, done: false, bytes: frame.payload.length };
     this.inq.push(slot);
+    this.inBytes += slot.bytes;
     this.o.crypto!.open(suite, this.o.rx, seq, frame.header, frame.payload, frame.tag).then(
       (plain) => {
         if (this.closed) {
@@ -266,6 +278,7 @@ export class SealedChannel {
       const slot = this.inq[this.inHead]!;
       if (!slot.done) break;
       this.inHead++;
+      this.inBytes -= slot.bytes;
       this.o.deliver(slot.frame);
     }
     if (this.inHead === this.inq.length) {
@@ -294,6 +307,7 @@ export class SealedChannel {
     this.outBytes = 0;
     this.inq.length = 0;
     this.inHead = 0;
+    this.inBytes = 0;
     this.flushWaiters = [];
     for (const k of [this.o.tx, this.o.rx]) {
       if (k === NO_KEYS) continue;

@@ -1,10 +1,9 @@
 // The config file (DESIGN §12): INI read with the `ini` package, types converted and checked, every
-// error naming the file, the section and the key. `config save` writes the file itself (tmp file +
-// rename), quoting every string value. Only key-file paths are ever in the file, never keys.
+// error naming the file, the section and the key. formatConfig writes the text (config-store.ts
+// writes the file), quoting every string value. Only key-file paths are ever in the file, never keys.
 import ini from 'ini';
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { isAbsolute } from 'node:path';
 import { DstError, errnoOf } from '../util/errors.js';
 import type { LogLevel } from '../util/log.js';
 import { formatDuration, formatSize, parseDuration, parseHostPort, parseNodeName, parseSize } from '../util/parse.js';
@@ -19,22 +18,33 @@ import {
 export interface ParsedConfig {
   /** the file it came from ('' when parsed from text with no name) */
   file: string;
-  engine: { logLevel: LogLevel | null };
+  engine: EngineKeys;
+  nodes: NodeConfig[];
+  /** the text parsed (null: a missing default file, an empty config) */
+  text: string | null;
+}
+
+/** The [engine] keys as the file has them (null = absent): saved back as they were. */
+export interface EngineKeys {
+  logLevel: LogLevel | null;
+  /** `autosave = false` keeps explicit `dst config save` (default true) */
+  autosave?: boolean | null;
+}
+
+export interface ConfigSnapshot extends EngineKeys {
   nodes: NodeConfig[];
 }
 
-export interface ConfigSnapshot {
-  logLevel: LogLevel | null;
-  nodes: NodeConfig[];
-}
+const noEngineKeys = (): EngineKeys => ({ logLevel: null, autosave: null });
 
 const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
 
 const COMMON_KEYS = ['role', 'size', 'autostart', 'cipher', 'hash', 'cipher-key-file', 'hash-key-file', 'threads',
-  'resend-timeout', 'max-resends', 'ping-interval', 'reconnect-delay', 'max-inflight', 'max-request'] as const;
+  'resend-timeout', 'max-resends', 'ping-interval', 'reconnect-delay', 'max-inflight', 'max-request',
+  'max-handshakes-per-addr', 'max-conns-per-addr'] as const;
 const EXPORT_KEYS = ['disk', 'listen', 'readonly', 'allow'] as const;
 const REMOTE_KEYS = ['remote', 'export', 'nbd-listen'] as const;
-const ENGINE_KEYS = ['log-level'] as const;
+const ENGINE_KEYS = ['log-level', 'autosave'] as const;
 
 /** Config key → policy field. */
 const POLICY_FROM_KEY: Record<string, { field: keyof Policy; kind: 'duration' | 'int' | 'size' }> = {
@@ -44,6 +54,8 @@ const POLICY_FROM_KEY: Record<string, { field: keyof Policy; kind: 'duration' | 
   'reconnect-delay': { field: 'reconnectDelayMs', kind: 'duration' },
   'max-inflight': { field: 'maxInflight', kind: 'int' },
   'max-request': { field: 'maxRequest', kind: 'size' },
+  'max-handshakes-per-addr': { field: 'maxHandshakesPerAddr', kind: 'int' },
+  'max-conns-per-addr': { field: 'maxConnsPerAddr', kind: 'int' },
 };
 
 /** ini's own section/key line pattern (ini/lib/ini.js decode). */
@@ -53,8 +65,8 @@ function configError(file: string, where: string, msg: string, errno: string | n
   return new DstError('DST_ERR_CONFIG', `config ${file || '(text)'}: ${where ? where + ': ' : ''}${msg}`, { errno });
 }
 
-/** Strip "<where>: " prefixes that validators add, so our message names file/section/key once. */
-function bare(err: unknown, prefix: string): string {
+/** Strip "<where>: " prefixes that validators add, so our message names file/section/key (or the operation) once. */
+export function bare(err: unknown, prefix: string): string {
   const msg = (err as Error)?.message ?? String(err);
   return msg.startsWith(prefix + ': ') ? msg.slice(prefix.length + 2) : msg;
 }
@@ -296,7 +308,7 @@ export function parseConfigText(text: string, file: string, limits: Limits = DEF
   } catch (err) {
     throw configError(file, '', (err as Error).message);
   }
-  const out: ParsedConfig = { file, engine: { logLevel: null }, nodes: [] };
+  const out: ParsedConfig = { file, engine: noEngineKeys(), nodes: [], text };
   for (const [section, value] of Object.entries(obj)) {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw configError(file, section, 'key outside any section; put it under [engine] or [node "NAME"]');
@@ -310,6 +322,7 @@ export function parseConfigText(text: string, file: string, limits: Limits = DEF
         if (!(LOG_LEVELS as readonly string[]).includes(lvl)) throw r.fail('log-level', `must be one of ${LOG_LEVELS.join(', ')}, not ${JSON.stringify(lvl)}`);
         out.engine.logLevel = lvl as LogLevel;
       }
+      out.engine.autosave = r.bool('autosave') ?? null;
       continue;
     }
     const m = /^node\s+"([^"]*)"$/.exec(section);
@@ -335,7 +348,7 @@ export async function readConfigFile(file: string, opts: { required: boolean; li
     text = await readFile(file, 'utf8');
   } catch (err) {
     const errno = errnoOf(err);
-    if (errno === 'ENOENT' && !opts.required) return { file, engine: { logLevel: null }, nodes: [] };
+    if (errno === 'ENOENT' && !opts.required) return { file, engine: noEngineKeys(), nodes: [], text: null };
     if (errno === 'ENOENT') throw new DstError('DST_ERR_NOT_FOUND', `config ${file}: no such file (ENOENT)`, { errno });
     throw new DstError('DST_ERR_CONFIG', `config ${file}: cannot read it: ${(err as Error).message}`, { errno, cause: err });
   }
@@ -344,11 +357,15 @@ export async function readConfigFile(file: string, opts: { required: boolean; li
 
 const q = (s: string): string => JSON.stringify(s);
 
-/** The config file text for what runs now. Every string value is quoted; no key bytes, only key-file paths. */
+/**
+ * The config file text for what runs now. Every string value is quoted; no key bytes, only
+ * key-file paths. [engine] keys are written only when given (as the file had them).
+ */
 export function formatConfig(snap: ConfigSnapshot): string {
-  const lines: string[] = ['; dst configuration (written by dst config save)', ''];
+  const lines: string[] = ['; dst configuration (written by dst: comments are not kept)', ''];
   lines.push('[engine]');
-  lines.push(`log-level = ${q(snap.logLevel ?? 'info')}`);
+  if (snap.logLevel) lines.push(`log-level = ${q(snap.logLevel)}`);
+  if (snap.autosave === true || snap.autosave === false) lines.push(`autosave = ${snap.autosave}`);
   for (const c of snap.nodes) {
     lines.push('', `[node "${c.name}"]`);
     lines.push(`role = ${q(c.role)}`);
@@ -378,42 +395,4 @@ export function formatConfig(snap: ConfigSnapshot): string {
     }
   }
   return lines.join('\n') + '\n';
-}
-
-/** Write `text` to `file` atomically: a tmp file in the same dir, fsync, rename. Keeps an existing file's mode. */
-export async function writeConfigFile(file: string, text: string): Promise<void> {
-  if (!isAbsolute(file)) throw new DstError('DST_ERR_INVALID', `config save: ${file} must be an absolute path`);
-  const dir = dirname(file);
-  let mode = 0o600;
-  try {
-    mode = (await stat(file)).mode & 0o777;
-  } catch {
-    // new file
-  }
-  try {
-    await mkdir(dir, { recursive: true, mode: 0o755 });
-  } catch (err) {
-    throw new DstError('DST_ERR_INVALID', `config save: cannot create directory ${dir}: ${(err as Error).message}`, { errno: errnoOf(err), cause: err });
-  }
-  const tmp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    const fh = await open(tmp, 'wx', mode);
-    try {
-      await fh.writeFile(text, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw new DstError('DST_ERR_INVALID', `config save: cannot write ${file}: ${(err as Error).message}`, { errno: errnoOf(err), cause: err });
-  }
-  try {
-    const dh = await open(dir, 'r');
-    await dh.sync().catch(() => {});
-    await dh.close();
-  } catch {
-    // best effort
-  }
 }

@@ -5,7 +5,9 @@
 import { DstError, errnoOf } from '../util/errors.js';
 import type { Logger, LogLevel } from '../util/log.js';
 import { appliesTo, FAMILY } from '../netlink/family.js';
-import { formatConfig, readConfigFile, writeConfigFile } from './config.js';
+import { formatConfig, readConfigFile } from './config.js';
+import { writeFileAtomic } from './atomic-file.js';
+import type { ConfigStore } from './config-store.js';
 import type { EventBus } from './events.js';
 import type { Registry } from './registry.js';
 import type { ControlApi, ControlCommand, CryptoSetArgs, NodeAddArgs, Policy } from './types.js';
@@ -18,8 +20,12 @@ export interface ControlDeps {
   socket: string;
   /** the config file the engine was started with (null = --no-config): the default of config save */
   configFile: string | null;
-  /** current log level, written by config save */
-  logLevel: () => LogLevel;
+  /** the [engine] log-level as the config file had it (null: none), written back by config show/save */
+  logLevel: () => LogLevel | null;
+  /** the [engine] autosave as the config file had it (null/undefined: none) */
+  autosave?: boolean | null;
+  /** keeps `configFile` true to what runs (absent with --no-config) */
+  store?: ConfigStore | null;
 }
 
 export type ControlHandlerFn = (cmd: ControlCommand, args: object, peer: { uid?: number }) => Promise<object | object[]>;
@@ -47,7 +53,8 @@ export function checkTable(registry: Registry, cmd: ControlCommand, name: string
 export function createControlHandler(deps: ControlDeps): ControlHandlerFn {
   const { registry, log } = deps;
 
-  const configShow = (): string => formatConfig({ logLevel: deps.logLevel(), nodes: registry.snapshot() });
+  const configShow = (): string => formatConfig({ logLevel: deps.logLevel(), autosave: deps.autosave ?? null, nodes: registry.snapshot() });
+  const store = deps.store ?? null;
 
   async function dispatch(cmd: ControlCommand, a: Record<string, unknown>): Promise<object | object[]> {
     switch (cmd) {
@@ -94,7 +101,11 @@ export function createControlHandler(deps: ControlDeps): ControlHandlerFn {
       case 'crypto-clear':
         return registry.cryptoClear(str(a, 'name', 'crypto clear'));
       case 'status':
-        return registry.status({ socket: deps.socket, version: deps.version });
+        return {
+          ...registry.status({ socket: deps.socket, version: deps.version }),
+          // without a file, whatever runs is unsaved
+          config: store?.status() ?? { file: null, autosave: false, unsaved: registry.names().length > 0 },
+        } satisfies ControlApi['status']['result'];
       case 'config-show':
         return { text: configShow() };
       case 'config-save': {
@@ -102,7 +113,8 @@ export function createControlHandler(deps: ControlDeps): ControlHandlerFn {
         if (file === null) {
           throw new DstError('DST_ERR_INVALID', 'config save: the engine runs with --no-config; give a FILE to save to', { errno: 'EINVAL' });
         }
-        await writeConfigFile(file, configShow());
+        if (store !== null && file === store.file) await store.saveNow('config save', a.force === true);
+        else await writeFileAtomic(file, configShow());
         log.info(`saved ${registry.names().length} nodes to ${file}`, { op: 'config save' });
         return { file };
       }

@@ -2,7 +2,9 @@
 // socket, the node registry and the event bus (DESIGN §2, §4, §6).
 //
 // runEngine() prepares the dirs, refuses a live engine on the socket (removes a stale one), loads
-// the config all-or-nothing, serves the control socket and starts the autostart nodes. It returns
+// the config all-or-nothing, serves the control socket and starts the autostart nodes. With a
+// config file and autosave, every change is saved to that file before its reply (config-store.ts).
+// It returns
 // an Engine; `closed` resolves once shutdown() finished (nodes drained, server closed, socket
 // removed). With handleSignals, SIGINT/SIGTERM call shutdown() (a second signal forces it).
 // Exiting the process is the caller's job.
@@ -17,7 +19,8 @@ import { createLogger, type LogFormat, type Logger, type LogLevel, type LogSink 
 import { createControlServer } from '../netlink/server.js';
 import { createExportNode } from './export/export-node.js';
 import { createRemoteNode } from './remote/remote-node.js';
-import { readConfigFile, type ParsedConfig } from './config.js';
+import { formatConfig, readConfigFile, type ParsedConfig } from './config.js';
+import { ConfigStore, saveFaultFromEnv } from './config-store.js';
 import { createControlHandler, type ControlHandlerFn } from './control.js';
 import { EventBus } from './events.js';
 import { checkSocketPath, defaultConfigPath } from './paths.js';
@@ -36,6 +39,8 @@ export interface EngineOptions {
    * file). Default: required unless `config` is the default path.
    */
   configRequired?: boolean;
+  /** --[no-]autosave (false: changes are saved only by `dst config save`); null/undefined: the file's [engine] autosave, else true */
+  autosave?: boolean | null;
   /** --group NAME|GID: runtime dir 0750 and socket 0660 owned by that group */
   group: string | null;
   /** null/undefined: the config's [engine] log-level, else info */
@@ -109,12 +114,13 @@ export async function runEngine(opts: EngineOptions): Promise<Engine> {
     if (errnoOf(err) !== 'EEXIST') throw new DstError('DST_ERR_INVALID', `runtime dir ${runtimeDir}: cannot create nbd/: ${(err as Error).message}`, { errno: errnoOf(err) });
   }
 
-  let parsed: ParsedConfig = { file: '', engine: { logLevel: null }, nodes: [] };
-  if (opts.config !== null) {
-    const configFile = resolve(opts.config);
+  const configFile = opts.config === null ? null : resolve(opts.config);
+  let parsed: ParsedConfig = { file: '', engine: { logLevel: null }, nodes: [], text: null };
+  if (configFile !== null) {
     const required = opts.configRequired ?? configFile !== defaultConfigPath();
     parsed = await readConfigFile(configFile, { required, limits });
   }
+  const fault = saveFaultFromEnv();
   if ((opts.logLevel === null || opts.logLevel === undefined) && parsed.engine.logLevel) log.level = parsed.engine.logLevel;
 
   const events = new EventBus({ log });
@@ -132,11 +138,25 @@ export async function runEngine(opts: EngineOptions): Promise<Engine> {
     await registry.load(parsed.nodes, `config ${parsed.file}`, { start: false });
     elog.info(`loaded ${parsed.nodes.length} nodes from ${parsed.file}`);
   }
+  // The loaded nodes are what the file holds; from now on changes go through the store.
+  const store = configFile === null ? null : new ConfigStore({
+    file: configFile,
+    autosave: opts.autosave ?? parsed.engine.autosave ?? true,
+    loaded: parsed.text,
+    current: () => registry.snapshot(),
+    render: (nodes) => formatConfig({ ...parsed.engine, nodes }),
+    log: elog, fault,
+  });
+  if (store) {
+    registry.persistWith(store);
+    elog.info(`config ${configFile}: ${store.status().autosave ? 'every change is saved to it' : 'autosave off: save changes with dst config save'}`);
+  }
 
   const handler = createControlHandler({
     registry, events, log, version, socket,
-    configFile: opts.config === null ? null : resolve(opts.config),
-    logLevel: () => log.level,
+    configFile, store,
+    logLevel: () => parsed.engine.logLevel,
+    autosave: parsed.engine.autosave ?? null,
   });
   const server = await createControlServer({
     path: socket,
@@ -196,15 +216,9 @@ export async function runEngine(opts: EngineOptions): Promise<Engine> {
     }
   }
 
-  for (const name of registry.names()) {
-    const c = parsed.nodes.find((n) => n.name === name);
-    if (!c?.autostart) continue;
-    try {
-      await registry.start(name, 0);
-    } catch (err) {
-      log.error(`autostart failed: ${(err as Error).message}`, { node: name, op: 'node start', errno: errnoOf(err) });
-    }
-  }
+  await registry.startWanted(registry.names());
+  // an export asked for port 0 has bound one now: saved, so its remotes find it after a restart
+  await store?.settle('engine start');
 
   return {
     socket, runtimeDir, stateDir, version, registry, events, log, handler, closed, shutdown,

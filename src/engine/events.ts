@@ -1,7 +1,9 @@
 // The engine's event bus (DESIGN §6): numbers every event, stamps it with wall-clock time and fans
 // it out to subscribers, each optionally filtered to one node. Delivery is synchronous; the
 // netlink server owns each subscriber's bounded queue (and its events-lost record).
+// String fields have their control characters escaped (util/escape.ts): an event is one line.
 import type { Logger } from '../util/log.js';
+import { escapeText } from '../util/escape.js';
 import type { EventFields, EventName, EventRecord, EventSink } from './types.js';
 
 export type EventListener = (ev: EventRecord) => void;
@@ -38,7 +40,7 @@ export class EventBus implements EventSink {
   }
 
   emit(node: string, event: EventName, fields: EventFields = {}): void {
-    const rec: EventRecord = { ...fields, seq: ++this.seqNo, ts: this.wallNow(), node, event };
+    const rec: EventRecord = { ...safeFields(fields), seq: ++this.seqNo, ts: this.wallNow(), node, event };
     Object.freeze(rec);
     this.log?.debug(`event ${event}`, { node, op: 'event', seq: rec.seq });
     for (const s of [...this.subs]) {
@@ -65,4 +67,11 @@ export class EventBus implements EventSink {
   subscribedRecord(node: string | null): EventRecord {
     return { seq: this.seqNo, ts: this.wallNow(), node, event: 'subscribed' };
   }
+}
+
+/** Every string field with its control characters escaped: an event is one line in any rendering. */
+function safeFields(fields: EventFields): EventFields {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) out[k] = typeof v === 'string' ? escapeText(v) : v;
+  return out as EventFields;
 }

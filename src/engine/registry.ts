@@ -9,8 +9,10 @@ import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute } from 'node:path';
 import { DstError, errnoOf, type DstErrorCode } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import { formatDuration, parseHostPort, parseNodeName, type HostPort } from '../util/parse.js';
+import { formatDuration, formatHostPort, parseHostPort, parseNodeName, type HostPort } from '../util/parse.js';
 import { cipherImplementationText } from '../protocol/native-cipher.js';
+import { diskId, diskLockText, sameDisk } from './export/disk-lock.js';
+import { DIRECT_GATE, type ChangeGate } from './config-store.js';
 import { AttachManager, type AttachManagerOptions, type AttachMethodArg, type DetachResult } from './attach/manager.js';
 import {
   DEFAULT_CRYPTO, DEFAULT_POLICY, deadlineMs, emptyStats,
@@ -42,7 +44,7 @@ export interface RegistryOptions extends NodeContext {
 interface Entry {
   config: NodeConfig;
   runtime: NodeRuntime;
-  /** started and not stopped since: saved as autostart */
+  /** the operator's intent (node start/stop, or autostart as loaded): saved as autostart */
   wanted: boolean;
   /** the disk's size when last checked (exports) */
   diskSize: number | null;
@@ -131,6 +133,8 @@ export class Registry {
   readonly cores: number;
   /** local block devices of remote nodes (dst attach / detach, DESIGN §10) */
   readonly attachments: AttachManager;
+  /** how changes reach the config file (the engine's ConfigStore; direct without one) */
+  private gate: ChangeGate = DIRECT_GATE;
 
   constructor(private readonly opts: RegistryOptions) {
     this.cores = opts.cores ?? availableParallelism();
@@ -149,6 +153,11 @@ export class Registry {
 
   private get log(): Logger {
     return this.opts.log;
+  }
+
+  /** Route every change through `gate` (autosave: the engine's config file). */
+  persistWith(gate: ChangeGate): void {
+    this.gate = gate;
   }
 
   // ---- lookup ----
@@ -235,7 +244,7 @@ export class Registry {
     return n || this.cores;
   }
 
-  status(extra: { socket?: string; version?: string } = {}): StatusShow {
+  status(extra: { socket?: string; version?: string } = {}): Omit<StatusShow, 'config'> {
     return {
       version: extra.version ?? this.opts.version ?? '0.0.0',
       pid: process.pid,
@@ -245,13 +254,24 @@ export class Registry {
       limits: { ...this.opts.limits },
       cryptoThreads: this.cryptoThreads(),
       cipherImpl: cipherImplementationText,
+      diskLock: diskLockText,
       nodes: [...this.nodes.values()].map((e) => ({ name: e.config.name, role: e.config.role, state: e.runtime.state, attachment: this.attachments.show(e.config.name) })),
     };
   }
 
-  /** What runs now, autostart = the node was running (for config show/save). */
+  /** What runs now, autostart = the operator's intent (for config show/save). */
   snapshot(): NodeConfig[] {
     return [...this.nodes.values()].map((e) => ({ ...e.config, autostart: e.wanted }) as NodeConfig);
+  }
+
+  /** snapshot() as it will be once `changed` configs replace (or join) the nodes of their names. */
+  private snapshotWith(...changed: NodeConfig[]): NodeConfig[] {
+    const nodes = this.snapshot();
+    for (const c of changed) {
+      const i = nodes.findIndex((n) => n.name === c.name);
+      if (i >= 0) nodes[i] = c; else nodes.push(c);
+    }
+    return nodes;
   }
 
   // ---- add / load ----
@@ -267,14 +287,31 @@ export class Registry {
     }
   }
 
+  /** The export nodes other than `c`: stored, being added, and the rest of a config batch. */
+  private otherExports(c: ExportConfig, batch: NodeConfig[]): ExportConfig[] {
+    const all = [...[...this.nodes.values()].map((e) => e.config), ...this.pending.values(), ...batch];
+    return all.filter((o): o is ExportConfig => o !== c && o.name !== c.name && o.role === 'export');
+  }
+
   /** Check a listen address against every other node (configured, pending, or in this batch). */
   private checkListenClash(c: ExportConfig, batch: NodeConfig[], where: string): void {
     const mine = parseHostPort(c.listen);
-    const others = [...[...this.nodes.values()].map((e) => e.config), ...this.pending.values(), ...batch];
-    for (const o of others) {
-      if (o === c || o.name === c.name || o.role !== 'export') continue;
+    for (const o of this.otherExports(c, batch)) {
       if (portsClash(mine, parseHostPort(o.listen))) {
         throw new DstError('DST_ERR_BUSY', `${where}: listen ${c.listen}: port already used by node ${o.name}`, { errno: 'EADDRINUSE' });
+      }
+    }
+  }
+
+  /** One disk, one export: refuse a disk that is the same file (any path, symlink, hard link) as another export's. */
+  private async checkDiskClash(c: ExportConfig, batch: NodeConfig[], where: string): Promise<void> {
+    const mine = await diskId(c.disk);
+    if (mine === null) return; // not there yet: checked again at start
+    for (const o of this.otherExports(c, batch)) {
+      const theirs = await diskId(o.disk);
+      if (theirs !== null && sameDisk(mine, theirs)) {
+        throw new DstError('DST_ERR_BUSY', `${where}: disk ${c.disk}${mine.real !== c.disk ? ` (${mine.real})` : ''} is the same file as the disk ${o.disk} of node ${o.name}: one disk, one export`,
+          { errno: 'EBUSY' });
       }
     }
   }
@@ -380,6 +417,7 @@ export class Registry {
       if (errno === 'EACCES') throw new DstError('DST_ERR_INVALID', `${where}: listen ${c.listen}: permission denied (EACCES); ports below 1024 need privileges`, { errno });
       throw new DstError('DST_ERR_INVALID', `${where}: listen ${c.listen}: ${(err as Error).message}`, { errno, cause: err });
     }
+    await this.checkDiskClash(c, batch, where);
     return { diskSize, mustCreate };
   }
 
@@ -473,8 +511,10 @@ export class Registry {
       const create = cfg.role === 'export' ? (args.create ?? null) : null;
       const diskSize = await this.validateConfig(cfg, where, create, []);
       this.reserveCheckAgain(cfg, where);
-      if (cfg.role === 'export' && create !== null) await this.createDisk(name, cfg.disk, create, where);
-      const e = this.commit(cfg, diskSize, false);
+      const e = await this.gate.grant(where, () => this.snapshotWith(cfg), async () => {
+        if (cfg.role === 'export' && create !== null) await this.createDisk(name, cfg.disk, create, where);
+        return this.commit(cfg, diskSize, false);
+      });
       return this.buildShow(e);
     } finally {
       this.pending.delete(name);
@@ -511,7 +551,8 @@ export class Registry {
 
   /**
    * config load: all-or-nothing. Refuses names that already exist (or repeat), validates every
-   * node, then adds them all; autostart nodes are started (without waiting) when `start`.
+   * node, then adds them all, autostart as the file says; those are started (without waiting)
+   * when `start`.
    */
   async load(configs: NodeConfig[], where: string, opts: { start: boolean }): Promise<string[]> {
     const names = configs.map((c) => c.name);
@@ -524,21 +565,31 @@ export class Registry {
         sizes.push(await this.validateConfig(c, w, null, configs));
       }
       for (const c of configs) this.reserveCheckAgain(c, `${where}: node ${c.name}`);
-      configs.forEach((c, i) => this.commit(c, sizes[i]!, false));
+      // started inside the change, so the ports they bind are saved with it
+      await this.gate.grant(where, () => this.snapshotWith(...configs), async () => {
+        configs.forEach((c, i) => this.commit(c, sizes[i]!, c.autostart));
+        if (opts.start) await this.startWanted(names);
+      });
     } finally {
       for (const n of names) this.pending.delete(n);
     }
-    if (opts.start) {
-      for (const c of configs) {
-        if (!c.autostart) continue;
-        try {
-          await this.start(c.name, 0);
-        } catch (err) {
-          this.log.error(`autostart failed: ${(err as Error).message}`, { node: c.name, op: 'node start', errno: errnoOf(err) });
-        }
+    return names;
+  }
+
+  /**
+   * Start the nodes among `names` the operator wants running (engine start, config load), not
+   * waiting for remotes. A failure is logged and changes no intent: the next engine start tries again.
+   */
+  async startWanted(names: readonly string[]): Promise<void> {
+    for (const name of names) {
+      const e = this.nodes.get(name);
+      if (!e?.wanted) continue;
+      try {
+        await this.startNode(e, `node start ${name}`);
+      } catch (err) {
+        this.log.error(`autostart failed: ${(err as Error).message}`, { node: name, op: 'node start', errno: errnoOf(err) });
       }
     }
-    return names;
   }
 
   // ---- lifecycle ----
@@ -548,30 +599,51 @@ export class Registry {
     if (e.config.autostart !== wanted) e.config = deepFreeze({ ...e.config, autostart: wanted } as NodeConfig);
   }
 
-  /** node start: idempotent. A remote waits up to waitMs for ready (0 = no wait). */
+  /**
+   * Start a node's runtime and record the intent. An export asked for port 0 keeps the port it
+   * bound, so its remotes find it again after a restart.
+   */
+  private async startNode(e: Entry, where: string): Promise<void> {
+    const name = e.config.name;
+    const before = e.runtime.state;
+    try {
+      if (e.config.role === 'export') await this.checkDiskClash(e.config, [], where);
+      await e.runtime.start();
+    } catch (err) {
+      this.log.error(`start failed: ${(err as Error).message}`, { node: name, op: 'node start', errno: errnoOf(err) });
+      throw wrapError(err, where);
+    }
+    if (this.nodes.get(name) !== e) return;
+    this.setWanted(e, true);
+    const bound = e.runtime.show().listen;
+    if (e.config.role === 'export' && bound) {
+      const asked = parseHostPort(e.config.listen);
+      if (asked.port === 0) {
+        e.config = deepFreeze({ ...e.config, listen: formatHostPort({ host: asked.host, port: parseHostPort(bound).port }) });
+      }
+    }
+    if (before === 'configured' || before === 'failed') {
+      this.opts.events.emit(name, 'node-started');
+      this.log.info('started', { node: name, op: 'node start' });
+    }
+  }
+
+  /**
+   * node start: idempotent; saved as autostart before it starts (a remote that keeps trying
+   * counts as started). A remote waits up to waitMs for ready (0 = no wait).
+   */
   async start(name: string, waitMs: number): Promise<NodeShow> {
     const where = `node start ${name}`;
     const e = this.entry(name, where);
-    const before = e.runtime.state;
-    if (before === 'stopping') {
+    if (e.runtime.state === 'stopping') {
       throw new DstError('DST_ERR_STATE', `${where}: the node is stopping; start it again once it is configured`, { errno: 'EBUSY' });
     }
     if (e.config.role === 'export' && e.config.acl.length === 0) {
       this.log.warn(`export ${name} has an empty ACL: nobody may connect; add an entry with: dst security add ${name} --addr IP[/PREFIX] --perm rw`,
         { node: name, op: 'node start' });
     }
-    try {
-      await e.runtime.start();
-    } catch (err) {
-      this.log.error(`start failed: ${(err as Error).message}`, { node: name, op: 'node start', errno: errnoOf(err) });
-      throw wrapError(err, where);
-    }
+    await this.gate.grant(where, () => this.snapshotWith({ ...e.config, autostart: true } as NodeConfig), () => this.startNode(e, where));
     if (this.nodes.get(name) !== e) return this.buildShow(e);
-    this.setWanted(e, true);
-    if (before === 'configured' || before === 'failed') {
-      this.opts.events.emit(name, 'node-started');
-      this.log.info('started', { node: name, op: 'node start' });
-    }
     if (e.config.role === 'remote' && waitMs > 0) {
       const rt = e.runtime as RemoteRuntime;
       const st = await rt.waitReady(waitMs);
@@ -595,37 +667,42 @@ export class Registry {
   async stop(name: string, force: boolean): Promise<NodeShow> {
     const where = `node stop ${name}`;
     const e = this.entry(name, where);
-    const before = e.runtime.state;
-    // An attached node: refused while its device is mounted (unless force), else detached first.
-    await this.attachments.beforeStop(name, force === true, where);
-    this.setWanted(e, false);
-    try {
-      await e.runtime.stop({ force: force === true });
-    } catch (err) {
-      this.log.error(`stop failed: ${(err as Error).message}`, { node: name, op: 'node stop', errno: errnoOf(err) });
-      throw wrapError(err, where);
-    }
-    if (before !== 'configured') {
-      this.opts.events.emit(name, 'node-stopped');
-      this.log.info(force ? 'stopped (forced)' : 'stopped', { node: name, op: 'node stop' });
-    }
+    await this.gate.revoke(where, async () => {
+      const before = e.runtime.state;
+      // An attached node: refused while its device is mounted (unless force), else detached first.
+      await this.attachments.beforeStop(name, force === true, where);
+      this.setWanted(e, false);
+      try {
+        await e.runtime.stop({ force: force === true });
+      } catch (err) {
+        this.log.error(`stop failed: ${(err as Error).message}`, { node: name, op: 'node stop', errno: errnoOf(err) });
+        throw wrapError(err, where);
+      }
+      if (before !== 'configured') {
+        this.opts.events.emit(name, 'node-stopped');
+        this.log.info(force ? 'stopped (forced)' : 'stopped', { node: name, op: 'node stop' });
+      }
+    });
     return this.buildShow(e);
   }
 
   /** node del: only a configured (not serving) node. */
   async del(name: string): Promise<{ name: string }> {
     const where = `node del ${name}`;
-    const e = this.entry(name, where);
-    if (e.runtime.state !== 'configured') {
-      throw new DstError('DST_ERR_STATE', `${where}: the node is ${e.runtime.state}; stop it first (dst node stop ${name})`, { errno: 'EBUSY' });
-    }
-    const att = this.attachments.show(name);
-    if (att) {
-      throw new DstError('DST_ERR_BUSY', `${where}: the node is attached as ${att.device || '(attaching)'} (${att.state}); detach it first (dst detach ${name})`, { errno: 'EBUSY' });
-    }
-    this.nodes.delete(name);
-    this.opts.events.emit(name, 'node-removed');
-    this.log.info('removed', { node: name, op: 'node del' });
+    this.entry(name, where);
+    await this.gate.revoke(where, async () => {
+      const e = this.entry(name, where);
+      if (e.runtime.state !== 'configured') {
+        throw new DstError('DST_ERR_STATE', `${where}: the node is ${e.runtime.state}; stop it first (dst node stop ${name})`, { errno: 'EBUSY' });
+      }
+      const att = this.attachments.show(name);
+      if (att) {
+        throw new DstError('DST_ERR_BUSY', `${where}: the node is attached as ${att.device || '(attaching)'} (${att.state}); detach it first (dst detach ${name})`, { errno: 'EBUSY' });
+      }
+      this.nodes.delete(name);
+      this.opts.events.emit(name, 'node-removed');
+      this.log.info('removed', { node: name, op: 'node del' });
+    });
     return { name };
   }
 
@@ -677,13 +754,23 @@ export class Registry {
 
   // ---- config changes (any state) ----
 
-  private replace(e: Entry, c: NodeConfig, op: string): void {
-    e.config = deepFreeze(c);
-    try {
-      e.runtime.configChanged();
-    } catch (err) {
-      this.log.error(`applying the change failed: ${(err as Error).message}`, { node: c.name, op, errno: errnoOf(err) });
-    }
+  /**
+   * Replace a node's config through the gate: a grant is saved first, a revocation applied first
+   * (`where` names the command in errors, `op` in logs).
+   */
+  private async replace(e: Entry, c: NodeConfig, where: string, kind: 'grant' | 'revoke'): Promise<void> {
+    // autostart and a pinned port belong to start/stop, which may have run while this change waited
+    const next = (): NodeConfig => ({ ...c, autostart: e.config.autostart, ...(e.config.role === 'export' ? { listen: e.config.listen } : {}) }) as NodeConfig;
+    const apply = async (): Promise<void> => {
+      e.config = deepFreeze(next());
+      try {
+        e.runtime.configChanged();
+      } catch (err) {
+        this.log.error(`applying the change failed: ${(err as Error).message}`, { node: c.name, op: where.slice(0, where.lastIndexOf(' ')), errno: errnoOf(err) });
+      }
+    };
+    if (kind === 'grant') await this.gate.grant(where, () => this.snapshotWith(next()), apply);
+    else await this.gate.revoke(where, apply);
   }
 
   /** node set: policy, checked and applied at once. */
@@ -697,7 +784,7 @@ export class Registry {
     return this.locks.run(name, async () => {
       const e = this.entry(name, where);
       const policy = applyPolicy(e.config.policy, clean, this.opts.limits, where);
-      this.replace(e, { ...e.config, policy }, 'node set');
+      await this.replace(e, { ...e.config, policy }, where, 'grant');
       this.log.info(`policy set: ${Object.keys(clean).map((k) => POLICY_KEYS[k as keyof Policy]).join(', ') || 'nothing'}`, { node: name, op: 'node set' });
       return this.buildShow(e);
     });
@@ -733,7 +820,7 @@ export class Registry {
       const i = e.config.acl.findIndex((a) => a.addr === entry.addr);
       const acl = [...e.config.acl];
       if (i >= 0) acl[i] = entry; else acl.push(entry);
-      this.replace(e, { ...e.config, acl }, 'security add');
+      await this.replace(e, { ...e.config, acl }, where, 'grant');
       this.log.info(`ACL ${i >= 0 ? 'replaced' : 'added'} ${entry.addr} ${entry.perm}${entry.keyFile ? ' with key file ' + entry.keyFile : ''}`, { node: name, op: 'security add' });
       return this.aclResult(e.config);
     });
@@ -748,7 +835,7 @@ export class Registry {
       if (!e.config.acl.some((a) => a.addr === canon)) {
         throw new DstError('DST_ERR_NOT_FOUND', `${where}: no ACL entry for ${canon}`, { errno: 'ENOENT' });
       }
-      this.replace(e, { ...e.config, acl: e.config.acl.filter((a) => a.addr !== canon) }, 'security del');
+      await this.replace(e, { ...e.config, acl: e.config.acl.filter((a) => a.addr !== canon) }, where, 'revoke');
       this.log.info(`ACL removed ${canon}`, { node: name, op: 'security del' });
       return this.aclResult(e.config);
     });
@@ -778,7 +865,7 @@ export class Registry {
         const i = acl.findIndex((a) => a.addr === p.addr);
         if (i >= 0) acl[i] = p; else acl.push(p);
       }
-      this.replace(e, { ...e.config, acl }, 'security load');
+      await this.replace(e, { ...e.config, acl }, where, 'grant');
       this.log.info(`ACL loaded ${parsed.length} entries`, { node: name, op: 'security load' });
       return this.aclResult(e.config);
     });
@@ -824,7 +911,7 @@ export class Registry {
       if (suite.startsWith('none+') && !suite.startsWith('none+hmac-')) {
         this.log.warn(`suite ${suite} only detects accidents: it authenticates nothing; use a hash key file for none+hmac-${next.hash}`, { node: name, op: 'crypto set' });
       }
-      this.replace(e, { ...e.config, crypto: next }, 'crypto set');
+      await this.replace(e, { ...e.config, crypto: next }, where, 'grant');
       this.opts.cryptoPool.ensure(this.cryptoThreads());
       this.log.info(`crypto set: suite ${suite}, applies at the next handshake`, { node: name, op: 'crypto set' });
       return cryptoShow(next, this.cores);
@@ -842,7 +929,7 @@ export class Registry {
     return this.locks.run(name, async () => {
       const e = this.entry(name, where);
       const next: CryptoConfig = { ...DEFAULT_CRYPTO, threads: e.config.crypto.threads };
-      this.replace(e, { ...e.config, crypto: next }, 'crypto clear');
+      await this.replace(e, { ...e.config, crypto: next }, where, 'revoke');
       this.log.info('crypto cleared: suite none, applies at the next handshake', { node: name, op: 'crypto clear' });
       return cryptoShow(next, this.cores);
     });

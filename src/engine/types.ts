@@ -30,6 +30,10 @@ export interface Policy {
   reconnectDelayMs: number;
   maxInflight: number;
   maxRequest: number;
+  /** connections from one peer address still in the handshake (export and NBD TCP listener) */
+  maxHandshakesPerAddr: number;
+  /** connections from one peer address in all */
+  maxConnsPerAddr: number;
 }
 
 /** DESIGN §11 */
@@ -40,6 +44,8 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   reconnectDelayMs: 1000,
   maxInflight: 64,
   maxRequest: 1024 * 1024,
+  maxHandshakesPerAddr: 8,
+  maxConnsPerAddr: 32,
 });
 
 /** Deadline of one transaction: resend-timeout × (max-resends + 1). */
@@ -196,7 +202,11 @@ export interface StatusShow {
   cryptoThreads: number;
   /** what seals and opens frames: "native (OpenSSL …)" or "node:crypto: why not native" */
   cipherImpl: string;
+  /** how one disk, one export is kept across processes: "flock (native addon)" or "off: why" */
+  diskLock: string;
   nodes: { name: string; role: Role; state: NodeState; attachment: AttachmentShow | null }[];
+  /** the config file (null: --no-config), whether changes are saved to it, whether what runs differs from it */
+  config: { file: string | null; autosave: boolean; unsaved: boolean };
 }
 
 // ---- events (DESIGN §6) ----
@@ -319,7 +329,7 @@ export interface ControlApi {
   'crypto-clear': { args: { name: string }; result: CryptoShow };
   'status': { args: Record<string, never>; result: StatusShow };
   'config-show': { args: Record<string, never>; result: { text: string } };
-  'config-save': { args: { file: string | null }; result: { file: string } };
+  'config-save': { args: { file: string | null; force?: boolean }; result: { file: string } };
   'config-load': { args: { file: string }; result: { nodes: string[] } };
   /** turns the connection into an event stream; first record is `subscribed` */
   'subscribe': { args: { node: string | null }; result: EventRecord };

@@ -6,7 +6,7 @@ import { access, readFile, stat } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { DstError, errnoOf } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import { formatCidr, parseCidr } from '../util/parse.js';
+import { coversV4Mapped, formatCidr, parseCidr, type Cidr } from '../util/parse.js';
 import { makeSuite, parseCipherName, parseHashName, parseKeyMaterial } from '../protocol/suites.js';
 import type { AclEntry, CipherName, CryptoConfig, CryptoShow, HashName, Limits, Perm, Policy } from './types.js';
 
@@ -18,6 +18,8 @@ export const POLICY_KEYS: Readonly<Record<keyof Policy, string>> = Object.freeze
   reconnectDelayMs: 'reconnect-delay',
   maxInflight: 'max-inflight',
   maxRequest: 'max-request',
+  maxHandshakesPerAddr: 'max-handshakes-per-addr',
+  maxConnsPerAddr: 'max-conns-per-addr',
 });
 
 /** Longest accepted duration: one day (keeps timers and deadlines far from overflow). */
@@ -53,6 +55,8 @@ export function applyPolicy(base: Policy, patch: Partial<Policy>, limits: Limits
         out[field] = checkInt(where, key, v, 1, limits.maxInflightCap); break;
       case 'maxRequest':
         out[field] = checkInt(where, key, v, MIN_MAX_REQUEST, limits.maxRequestCap); break;
+      case 'maxHandshakesPerAddr': case 'maxConnsPerAddr':
+        out[field] = checkInt(where, key, v, 1, limits.maxConnectionsPerExport); break;
     }
   }
   return out;
@@ -66,13 +70,24 @@ export function parsePerm(text: unknown, where: string): Perm {
   throw invalid(where, `invalid permission ${JSON.stringify(text)}: use r, w, rw or none (0)`);
 }
 
-/** Canonical ACL address ("10.1.2.3/8" → "10.0.0.0/8", "::ffff:1.2.3.4" → "1.2.3.4"). */
+/**
+ * Canonical ACL address ("10.1.2.3/8" → "10.0.0.0/8", "::ffff:1.2.3.4" and "::ffff:7f00:1/104" →
+ * IPv4, prefix − 96). An entry that could never match is refused: an IPv6 prefix covering the
+ * IPv4-mapped range (peers there are matched as IPv4).
+ */
 export function canonicalAddr(text: unknown, where: string): string {
+  let cidr: Cidr;
   try {
-    return formatCidr(parseCidr(text));
+    cidr = parseCidr(text);
   } catch (err) {
     throw invalid(where, (err as Error).message);
   }
+  const canonical = formatCidr(cidr);
+  if (coversV4Mapped(cidr)) {
+    throw invalid(where, `ACL address ${canonical} never matches IPv4 peers (they are matched as IPv4, and an IPv6 prefix `
+      + `shorter than /96 covering ::ffff:0:0/96 would only look as if it did): add 0.0.0.0/0 (or an IPv4 prefix) for IPv4 peers`);
+  }
+  return canonical;
 }
 
 /** "10.0.0.0/8 rw" or "192.0.2.7 r key-file=/path" → entry (syntax only; the key file is not read). */

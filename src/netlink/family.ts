@@ -99,6 +99,8 @@ export const policyShowSchema = objectSchema<PolicyShow>('policy', {
   maxInflight: { attr: 5, type: t.u32 },
   maxRequest: { attr: 6, type: t.u32 },
   deadlineMs: { attr: 7, type: t.u64 },
+  maxHandshakesPerAddr: { attr: 8, type: t.u32 },
+  maxConnsPerAddr: { attr: 9, type: t.u32 },
 });
 
 export const statsSchema = objectSchema<Stats>('stats', {
@@ -174,6 +176,12 @@ export const statusNodeSchema = objectSchema<StatusNode>('status-node', {
   attachment: { attr: 4, type: t.object(attachmentSchema), presence: 'nullable' },
 });
 
+export const configStatusSchema = objectSchema<StatusShow['config']>('config-status', {
+  file: { attr: 1, type: t.string, presence: 'nullable' },
+  autosave: { attr: 2, type: t.bool },
+  unsaved: { attr: 3, type: t.bool },
+});
+
 export const statusShowSchema = objectSchema<StatusShow>('status', {
   version: { attr: 1, type: t.string },
   pid: { attr: 2, type: t.u32 },
@@ -184,6 +192,8 @@ export const statusShowSchema = objectSchema<StatusShow>('status', {
   cryptoThreads: { attr: 7, type: t.u32 },
   nodes: { attr: 8, type: t.array(t.object(statusNodeSchema)) },
   cipherImpl: { attr: 9, type: t.string },
+  diskLock: { attr: 10, type: t.string },
+  config: { attr: 11, type: t.object(configStatusSchema) },
 });
 
 export const eventRecordSchema = objectSchema<EventRecord>('event', {
@@ -246,6 +256,8 @@ const nodeSetArgs = objectSchema<ControlApi['node-set']['args']>('node-set-args'
   reconnectDelayMs: { attr: 5, type: t.u32, presence: 'optional' },
   maxInflight: { attr: 6, type: t.u32, presence: 'optional' },
   maxRequest: { attr: 7, type: t.u32, presence: 'optional' },
+  maxHandshakesPerAddr: { attr: 8, type: t.u32, presence: 'optional' },
+  maxConnsPerAddr: { attr: 9, type: t.u32, presence: 'optional' },
 });
 const securityAddArgs = objectSchema<ControlApi['security-add']['args']>('security-add-args', {
   name: { attr: 1, type: t.string },
@@ -278,6 +290,7 @@ export const configTextSchema = objectSchema<ControlApi['config-show']['result']
 });
 const configSaveArgs = objectSchema<ControlApi['config-save']['args']>('config-save-args', {
   file: { attr: 1, type: t.string, presence: 'nullable', doc: 'null = the file the engine was started with' },
+  force: { attr: 2, type: t.bool, presence: 'optional', doc: 'overwrite the engine\'s file even when it was changed behind the engine\'s back' },
 });
 const configSaveResult = objectSchema<ControlApi['config-save']['result']>('config-save-result', {
   file: { attr: 1, type: t.string },

@@ -1,18 +1,37 @@
 // The in-place cipher (native/cipher.c), when it was built: it runs a frame's payload through
 // OpenSSL straight into the caller's buffer, where node:crypto's cipher.update() allocates and
 // copies per call. Loading a module is the only side effect here; suites.ts decides when to use it.
+// The same addon carries mallocTrim (glibc only), which src/engine/reclaim.ts calls.
 //
-// DST_NATIVE_CIPHER=0 turns it off (node:crypto everywhere), for comparing the two and for a
-// machine where the addon misbehaves.
+// DST_NATIVE_CIPHER=0 turns the cipher off (node:crypto everywhere), for comparing the two and
+// for a machine where the addon misbehaves; mallocTrim stays available.
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { DstError } from '../util/errors.js';
 
 export type NativeCipherId = 0 | 1 | 2 | 3;
 
+/**
+ * The addon: node-gyp builds binding.gyp's target `dst_cipher` into build/Release/ of the package
+ * root (three levels above dist/src/protocol/). The one place that names the file.
+ */
+const NATIVE_CIPHER_PATH = fileURLToPath(new URL('../../../build/Release/dst_cipher.node', import.meta.url));
+
+/** crypt()'s result when the input does not authenticate: an AEAD tag that does not verify, bad CBC padding. */
+export const CRYPT_REJECTED = -1;
+/** crypt()'s result when OpenSSL failed at any other step: a fault of this machine, not of the input. */
+export const CRYPT_OPENSSL_FAILED = -2;
+
 export interface NativeCipher {
-  /** Bytes written at out[at..], or -1 when an AEAD tag does not verify / CBC padding is bad. */
+  /** Bytes written at out[at..], or CRYPT_REJECTED, or CRYPT_OPENSSL_FAILED. */
   crypt(cipher: NativeCipherId, encrypt: boolean, key: Buffer, iv: Buffer, aad: Buffer | null, input: Buffer, out: Buffer, at: number, tag: Buffer | null): number;
   /** the OpenSSL it runs on (Node's own) */
   readonly openssl: string;
+}
+
+interface Addon extends NativeCipher {
+  /** glibc malloc_trim(0): true when memory went back to the kernel; absent on other C libraries */
+  mallocTrim?: () => boolean;
 }
 
 export interface CipherImplementation {
@@ -22,21 +41,34 @@ export interface CipherImplementation {
   detail: string;
 }
 
-function load(): { cipher: NativeCipher | null; impl: CipherImplementation } {
-  if (process.env.DST_NATIVE_CIPHER === '0') return { cipher: null, impl: { kind: 'node', detail: 'DST_NATIVE_CIPHER=0' } };
+function load(): { cipher: NativeCipher | null; impl: CipherImplementation; trim: (() => boolean) | null } {
+  const off = process.env.DST_NATIVE_CIPHER === '0';
+  let addon: Addon;
   try {
-    // dist/src/protocol/ → the package root, where node-gyp puts build/
-    const cipher = createRequire(import.meta.url)('../../../build/Release/dst_cipher.node') as NativeCipher;
-    return { cipher, impl: { kind: 'native', detail: cipher.openssl } };
+    addon = createRequire(import.meta.url)(NATIVE_CIPHER_PATH) as Addon;
   } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'not built, npm install builds it' : `failed to load: ${(e as Error).message}`;
-    return { cipher: null, impl: { kind: 'node', detail: `native cipher ${why}` } };
+    const why = (e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? `not built (no ${NATIVE_CIPHER_PATH}; npm run install builds it)` : `failed to load: ${(e as Error).message}`;
+    return { cipher: null, impl: { kind: 'node', detail: off ? 'DST_NATIVE_CIPHER=0' : `native cipher ${why}` }, trim: null };
   }
+  const trim = addon.mallocTrim ?? null;
+  if (off) return { cipher: null, impl: { kind: 'node', detail: 'DST_NATIVE_CIPHER=0' }, trim };
+  return { cipher: addon, impl: { kind: 'native', detail: addon.openssl }, trim };
 }
 
 const loaded = load();
 
+/** glibc malloc_trim(0) from the addon (true: memory went back to the kernel); null when unavailable. */
+export const mallocTrim: (() => boolean) | null = loaded.trim;
 export const nativeCipher: NativeCipher | null = loaded.cipher;
 export const cipherImplementation: CipherImplementation = loaded.impl;
 /** For status and logs: "native (OpenSSL 3.0.19 …)" or "node:crypto: why not native". */
 export const cipherImplementationText = loaded.impl.kind === 'native' ? `native (${loaded.impl.detail})` : `node:crypto: ${loaded.impl.detail}`;
+
+/**
+ * crypt()'s result as the offset after the output, or CRYPT_REJECTED (the caller reports the
+ * frame); an OpenSSL failure throws DST_ERR_INTERNAL instead, so it is never taken for tampering.
+ */
+export function cryptResult(end: number, cipher: string, encrypt: boolean): number {
+  if (end !== CRYPT_OPENSSL_FAILED) return end;
+  throw new DstError('DST_ERR_INTERNAL', `native cipher: OpenSSL failed to ${encrypt ? 'seal' : 'open'} a frame with ${cipher} (not the frame's fault; DST_NATIVE_CIPHER=0 uses node:crypto)`, { errno: 'EIO' });
+}

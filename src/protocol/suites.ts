@@ -16,7 +16,7 @@
 // sender computes them first with sealedLength()/tagLength.
 import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual, type CipherGCM, type DecipherGCM } from 'node:crypto';
 import { DstError } from '../util/errors.js';
-import { nativeCipher, type NativeCipherId } from './native-cipher.js';
+import { CRYPT_REJECTED, cryptResult, nativeCipher, type NativeCipherId } from './native-cipher.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -182,14 +182,13 @@ interface Aead { aad: Buffer; tag: Buffer }
 
 /**
  * Run `input` through `cipher` into out[at..] (room for the output; + 16 bytes to decrypt aes-cbc); returns the
- * offset after the last byte written. Throws when an AEAD tag does not verify or CBC padding is bad.
+ * offset after the last byte written, or CRYPT_REJECTED when decrypting finds an AEAD tag that does
+ * not verify or bad CBC padding. A failure of the cipher itself throws (cryptResult).
  * The native cipher writes in place; node:crypto's output is copied over piece by piece.
  */
 function cipherInto(cipher: Cipher, encrypt: boolean, key: Buffer, iv: Buffer, input: Buffer, out: Buffer, at: number, aead: Aead | null): number {
   if (nativeCipher) {
-    const end = nativeCipher.crypt(NATIVE_ID[cipher], encrypt, key, iv, aead?.aad ?? null, input, out, at, aead?.tag ?? null);
-    if (end < 0) throw new Error(`${cipher}: ${aead ? 'tag does not verify' : 'bad padding'}`);
-    return end;
+    return cryptResult(nativeCipher.crypt(NATIVE_ID[cipher], encrypt, key, iv, aead?.aad ?? null, input, out, at, aead?.tag ?? null), cipher, encrypt);
   }
   const name = NODE_CIPHER[cipher] as 'aes-256-gcm';
   const opts = aead ? { authTagLength: 16 } : undefined;
@@ -199,7 +198,15 @@ function cipherInto(cipher: Cipher, encrypt: boolean, key: Buffer, iv: Buffer, i
     if (!encrypt) (c as DecipherGCM).setAuthTag(aead.tag);
   }
   for (let i = 0; i < input.length; i += PIECE) at += c.update(input.subarray(i, Math.min(i + PIECE, input.length))).copy(out, at);
-  at += c.final().copy(out, at);
+  let last: Buffer;
+  try {
+    last = c.final();
+  } catch (err) {
+    // decrypting, the final step is the check (tag, padding), as in native/cipher.c
+    if (encrypt) throw err;
+    return CRYPT_REJECTED;
+  }
+  at += last.copy(out, at);
   if (aead && encrypt) (c as CipherGCM).getAuthTag().copy(aead.tag);
   return at;
 }
@@ -255,16 +262,17 @@ export function openInto(suite: Suite, keys: DirectionKeys, seq: number, header:
   switch (suite.cipher) {
     case 'aes-gcm':
     case 'chacha20-poly1305': {
-      try {
-        return cipherInto(suite.cipher, false, keys.enc, aeadNonce(seq), payload, out, 0, { aad: header, tag });
-      } catch {
-        throw mismatch();
-      }
+      const end = cipherInto(suite.cipher, false, keys.enc, aeadNonce(seq), payload, out, 0, { aad: header, tag });
+      if (end === CRYPT_REJECTED) throw mismatch();
+      return end;
     }
     case 'aes-cbc': {
       if (!macOk()) throw mismatch();
       if (payload.length < 32 || payload.length % 16) throw macError('CBC payload is not IV plus whole blocks');
-      return cipherInto('aes-cbc', false, keys.enc, payload.subarray(0, 16), payload.subarray(16), out, 0, null);
+      const end = cipherInto('aes-cbc', false, keys.enc, payload.subarray(0, 16), payload.subarray(16), out, 0, null);
+      // the MAC verified, so the sender padded wrongly: still a frame not to use
+      if (end === CRYPT_REJECTED) throw macError(`${suite.name} padding is bad (frame ${seq})`);
+      return end;
     }
     case 'aes-ctr': {
       if (!macOk()) throw mismatch();

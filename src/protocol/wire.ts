@@ -612,6 +612,21 @@ export function ownedCopy(src: Buffer, start: number, end: number): Buffer {
   return out;
 }
 
+/**
+ * Forget free buffers larger than `keepMax` bytes (they are collected like any garbage); returns
+ * the bytes dropped. A burst of large requests would otherwise pin up to POOL_MAX_FREE for good.
+ */
+export function dropPooledPayloads(keepMax: number): number {
+  let dropped = 0;
+  for (const [size, list] of poolFree) {
+    if (size <= keepMax) continue;
+    dropped += size * list.length;
+    poolFree.delete(size);
+  }
+  poolFreeBytes -= dropped;
+  return dropped;
+}
+
 /** Bytes of free buffers held by the pool (tests). */
 export function pooledBytes(): number {
   return poolFreeBytes;

@@ -1,5 +1,9 @@
 // Logging to stderr. Each line names the node and the operation; text or JSON.
 // Keys never reach a log: callers log paths and suites, never key bytes.
+// One line per call, whatever the text: in the text format control characters in the message are
+// escaped and every string field value that is not one plain word is quoted (util/escape.ts);
+// the JSON format escapes them as JSON does.
+import { escapeText, quoteText } from './escape.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 export type LogFormat = 'text' | 'json';
@@ -37,10 +41,10 @@ export function createLogger(level: LogLevel = 'info', format: LogFormat = 'text
       return;
     }
     const { node, op, ...rest } = all;
-    const where = [node ? `node ${node}` : '', op ? String(op) : ''].filter(Boolean).join(': ');
+    const where = escapeText([node ? `node ${String(node)}` : '', op ? String(op) : ''].filter(Boolean).join(': '));
     const extra = Object.entries(rest).filter(([, v]) => v !== undefined)
-      .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
-    sink(`${new Date().toISOString()} ${lvl}${where ? ' ' + where + ':' : ''} ${msg}${extra ? ' ' + extra : ''}`);
+      .map(([k, v]) => `${k}=${typeof v === 'string' ? quoteText(v) : escapeText(JSON.stringify(v) ?? String(v))}`).join(' ');
+    sink(`${new Date().toISOString()} ${lvl}${where ? ' ' + where + ':' : ''} ${escapeText(msg)}${extra ? ' ' + extra : ''}`);
   };
   const logger: Logger = {
     get level() { return state.level; },

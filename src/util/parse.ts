@@ -116,6 +116,9 @@ function ipBytes(ip: string): Buffer {
   return out;
 }
 
+/** The first 12 bytes of an IPv4-mapped IPv6 address (::ffff:0:0/96). */
+const V4_MAPPED = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+
 /** "10.0.0.0/8", "192.0.2.7", "::1", "fd00::/8" → Cidr. Host bits beyond the prefix are cleared. */
 export function parseCidr(text: unknown, what = 'ACL address'): Cidr {
   const s = normalizePeerAddress(String(text ?? '').trim());
@@ -129,7 +132,27 @@ export function parseCidr(text: unknown, what = 'ACL address'): Cidr {
   if (prefix > max) throw new DstError('DST_ERR_INVALID', `invalid ${what} ${JSON.stringify(s)}: prefix must be 0-${max}`);
   const bytes = ipBytes(m[1]!);
   for (let bit = prefix; bit < max; bit++) bytes[bit >> 3]! &= ~(0x80 >> (bit & 7));
-  return { family: family as 4 | 6, bytes, prefix };
+  if (family === 4) return { family: 4, bytes, prefix };
+  // Peers in ::ffff:0:0/96 are matched as IPv4, so an entry there only matches in its IPv4 form.
+  if (prefix >= 96 && bytes.subarray(0, 12).equals(V4_MAPPED)) return { family: 4, bytes: bytes.subarray(12), prefix: prefix - 96 };
+  return { family: 6, bytes, prefix };
+}
+
+/**
+ * An IPv6 prefix shorter than /96 that covers ::ffff:0:0/96 (::/0 for one): it looks as if it
+ * covered IPv4 peers, but they are matched as IPv4 and never match it.
+ */
+export function coversV4Mapped(c: Cidr): boolean {
+  return c.family === 6 && c.prefix < 96 && prefixEquals(c.bytes, V4_MAPPED, c.prefix);
+}
+
+/** Do the first `bits` bits of a and b agree? */
+function prefixEquals(a: Buffer, b: Buffer, bits: number): boolean {
+  for (let bit = 0; bit < bits; bit++) {
+    const mask = 0x80 >> (bit & 7);
+    if ((a[bit >> 3]! & mask) !== (b[bit >> 3]! & mask)) return false;
+  }
+  return true;
 }
 
 export function formatCidr(c: Cidr): string {
@@ -151,10 +174,5 @@ export function cidrContains(cidr: Cidr, ip: string): boolean {
   const addr = normalizePeerAddress(ip);
   const fam = isIP(addr);
   if (fam !== cidr.family) return false;
-  const b = ipBytes(addr);
-  for (let bit = 0; bit < cidr.prefix; bit++) {
-    const mask = 0x80 >> (bit & 7);
-    if ((b[bit >> 3]! & mask) !== (cidr.bytes[bit >> 3]! & mask)) return false;
-  }
-  return true;
+  return prefixEquals(ipBytes(addr), cidr.bytes, cidr.prefix);
 }

@@ -54,6 +54,8 @@ export interface PairOptions {
    * remote is started without waiting and `socket`/`uri` are '' (use for handshakes that must fail).
    */
   waitReady?: boolean;
+  /** both engines run with their own config file (`ownConfig`): every change is autosaved, no config save */
+  autosave?: boolean;
   /** called once both engines run, before any node is added (e.g. to subscribe to events) */
   beforeNodes?: (exp: Engine, rem: Engine) => Promise<void>;
 }
@@ -90,8 +92,9 @@ export async function startNoWait(e: Engine, name: string): Promise<void> {
 export async function startPair(t: TestContext, opts: PairOptions = {}): Promise<Pair> {
   const exportName = opts.exportName ?? 'vol';
   const remoteName = opts.remoteName ?? 'vol';
-  const exp = await startEngine(t, opts.exportEnv ? { env: opts.exportEnv } : {});
-  const rem = await startEngine(t);
+  const own = opts.autosave === true;
+  const exp = await startEngine(t, { ownConfig: own, ...(opts.exportEnv ? { env: opts.exportEnv } : {}) });
+  const rem = await startEngine(t, { ownConfig: own });
   if (opts.beforeNodes) await opts.beforeNodes(exp, rem);
   const disk = join(exp.dir, 'disk.img');
   const fd = openSync(disk, 'w');

@@ -6,7 +6,7 @@
 //   await a.dstJson(['node', 'add', 'vol', '--disk', img, '--listen', '127.0.0.1:0']);
 //   const show = await a.waitForState('vol', 'listening');
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -22,6 +22,8 @@ export interface StartEngineOptions {
   dir?: string;
   /** config file: `--config FILE`; default (undefined/null) `--no-config` */
   config?: string | null;
+  /** run with `--config <dir>/dst.conf`, created empty when missing: every change is autosaved to it */
+  ownConfig?: boolean;
   /** extra engine arguments, e.g. ['--group', '0'] */
   args?: string[];
   /** environment additions for the engine (undefined removes a variable) */
@@ -74,6 +76,8 @@ export interface Engine {
   /** runtime dir (the socket's dir); NBD sockets go in <runDir>/nbd/<name>.sock */
   readonly runDir: string;
   readonly stateDir: string;
+  /** <dir>/dst.conf, the file an `ownConfig` engine autosaves to */
+  readonly configFile: string;
   /** the engine's stdout + stderr, appended across restarts */
   readonly logFile: string;
   /** pid of the running engine process (the latest one after restart) */
@@ -98,7 +102,7 @@ export interface Engine {
    */
   kill(signal?: NodeJS.Signals, timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null } | null>;
   /** stop (SIGTERM, if running) and start again with the same dirs; options override the original ones */
-  restart(opts?: Pick<StartEngineOptions, 'config' | 'args' | 'env' | 'logLevel' | 'readyTimeoutMs' | 'waitStatus'>): Promise<Engine>;
+  restart(opts?: Pick<StartEngineOptions, 'config' | 'ownConfig' | 'args' | 'env' | 'logLevel' | 'readyTimeoutMs' | 'waitStatus'>): Promise<Engine>;
   /** poll `node show` until state is `state` (or one of them); returns that show; throws with the last show and log tail */
   waitForState(node: string, state: NodeState | readonly NodeState[], timeoutMs?: number): Promise<NodeShow>;
   /** the log so far */
@@ -169,6 +173,7 @@ export async function startEngine(t?: TestContext, opts: StartEngineOptions = {}
   const socket = join(runDir, 'dst.sock');
   const stateDir = join(dir, 'state');
   const logFile = join(dir, 'engine.log');
+  const configFile = join(dir, 'dst.conf');
   const label = opts.name ?? dir;
   if (Buffer.byteLength(socket) > 107) throw new Error(`startEngine: socket path ${socket} is too long for a unix socket`);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -182,7 +187,9 @@ export async function startEngine(t?: TestContext, opts: StartEngineOptions = {}
 
   async function spawnEngine(): Promise<void> {
     const args = [dstBin(), 'engine', '--socket', socket, '--state-dir', stateDir];
-    if (current.config) args.push('--config', current.config);
+    if (current.ownConfig && !existsSync(configFile)) writeFileSync(configFile, '');
+    const config = current.ownConfig ? configFile : current.config;
+    if (config) args.push('--config', config);
     else args.push('--no-config');
     args.push('--log-level', current.logLevel ?? 'debug', ...(current.args ?? []));
     const fd = openSync(logFile, 'a');
@@ -237,7 +244,7 @@ export async function startEngine(t?: TestContext, opts: StartEngineOptions = {}
   }
 
   const engine: Engine = {
-    socket, dir, runDir, stateDir, logFile,
+    socket, dir, runDir, stateDir, logFile, configFile,
     get pid() {
       if (!child?.pid) throw new Error(`engine ${label}: not started`);
       return child.pid;

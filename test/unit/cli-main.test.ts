@@ -433,8 +433,9 @@ function statusFixture(): StatusShow {
     limits: { maxControlMessage: 1 << 20, controlPartialTimeoutMs: 10_000, maxConnectionsPerExport: 64, helloTimeoutMs: 10_000,
       maxInflightPerConnection: 128, maxInflightCap: 128, maxRequestCap: 32 << 20 },
     cryptoThreads: 4,
-    cipherImpl: 'node:crypto: DST_NATIVE_CIPHER=0',
+    cipherImpl: 'node:crypto: DST_NATIVE_CIPHER=0', diskLock: 'flock (native addon)',
     nodes: [{ name: 'vol', role: 'export', state: 'listening', attachment: null }],
+    config: { file: '/etc/dst/dst.conf', autosave: true, unsaved: false },
   };
 }
 

@@ -5,7 +5,8 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { DstError } from '../../src/util/errors.js';
-import { formatConfig, parseConfigText, readConfigFile, writeConfigFile } from '../../src/engine/config.js';
+import { formatConfig, parseConfigText, readConfigFile } from '../../src/engine/config.js';
+import { writeFileAtomic as writeConfigFile } from '../../src/engine/atomic-file.js';
 import { DEFAULT_POLICY, type ExportConfig, type NodeConfig, type RemoteConfig } from '../../src/engine/types.js';
 import { HEX_KEY, makeRig, type TestRig } from './registry-fakes.js';
 
@@ -76,6 +77,8 @@ ping-interval = 500ms
 reconnect-delay = 1m
 max-inflight = 128
 max-request = 4M
+max-handshakes-per-addr = 4
+max-conns-per-addr = 16
 
 [node "r2"]
 role = "remote"
@@ -88,7 +91,8 @@ remote = "[::1]:1"
     assert.equal(r.nbdListen, '127.0.0.1:10809');
     assert.equal(r.size, 1 << 30);
     assert.deepEqual(r.crypto, { cipher: 'aes-cbc', hash: 'sha512', cipherKeyFile: '/k/c', hashKeyFile: '/k/h', threads: 2 });
-    assert.deepEqual(r.policy, { resendTimeoutMs: 2000, maxResends: 3, pingIntervalMs: 500, reconnectDelayMs: 60_000, maxInflight: 128, maxRequest: 4 << 20 });
+    assert.deepEqual(r.policy, { resendTimeoutMs: 2000, maxResends: 3, pingIntervalMs: 500, reconnectDelayMs: 60_000, maxInflight: 128, maxRequest: 4 << 20,
+      maxHandshakesPerAddr: 4, maxConnsPerAddr: 16 });
     assert.equal(c.nodes[1]!.name, 'r2');
     assert.equal((c.nodes[1] as RemoteConfig).export, null);
   });
@@ -183,8 +187,9 @@ describe('config: save and load', () => {
   it('load is all-or-nothing and refuses names that already exist', async () => {
     const d1 = rig.disk('d1.img', 1 << 20);
     await rig.registry.add({ name: 'vol', role: 'export', size: null, disk: d1, listen: '127.0.0.1:0' });
-    const text = (names: string[], disk = d1): string => names.map((n) =>
-      `[node "${n}"]\nrole = export\ndisk = "${disk}"\nlisten = "127.0.0.1:0"\nautostart = true\n`).join('\n');
+    // one disk per export (one disk, one export)
+    const text = (names: string[], disk?: string): string => names.map((n) =>
+      `[node "${n}"]\nrole = export\ndisk = "${disk ?? rig.disk(`${n}.img`, 1 << 20)}"\nlisten = "127.0.0.1:0"\nautostart = true\n`).join('\n');
 
     const before = rig.snapshot();
     await assert.rejects(rig.registry.load(parseConfigText(text(['a', 'vol']), F).nodes, `config load ${F}`, { start: true }),

@@ -122,7 +122,7 @@ test('dst.conf.5 documents every key', () => {
   const text = unescape(read('man/dst.conf.5'));
   const keys = ['log-level', 'log-format', 'role', 'size', 'autostart', 'disk', 'listen', 'readonly', 'allow[]',
     'remote', 'export', 'nbd-listen', 'resend-timeout', 'max-resends', 'ping-interval', 'reconnect-delay',
-    'max-inflight', 'max-request', 'cipher', 'cipher-key-file', 'hash', 'hash-key-file', 'threads'];
+    'max-inflight', 'max-request', 'max-handshakes-per-addr', 'max-conns-per-addr', 'cipher', 'cipher-key-file', 'hash', 'hash-key-file', 'threads'];
   for (const k of keys) {
     const esc = k.replace(/[[\]]/g, '\\$&');
     assert.match(text, new RegExp(`^\\.B[IR]? ${esc}(?=\\s|$)`, 'm'), `key ${k}`);

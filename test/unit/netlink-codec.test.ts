@@ -51,7 +51,7 @@ import { TEXT_CHUNK } from '../../src/netlink/schema.js';
 const badFrame = (re: RegExp) => (e: unknown) => isDstError(e, 'DST_ERR_BAD_FRAME') && re.test((e as Error).message);
 
 // ---- realistic objects ----
-const policy = { resendTimeoutMs: 5000, maxResends: 12, pingIntervalMs: 1000, reconnectDelayMs: 1000, maxInflight: 64, maxRequest: 1048576, deadlineMs: 65000 };
+const policy = { resendTimeoutMs: 5000, maxResends: 12, pingIntervalMs: 1000, reconnectDelayMs: 1000, maxInflight: 64, maxRequest: 1048576, maxHandshakesPerAddr: 8, maxConnsPerAddr: 32, deadlineMs: 65000 };
 const stats = { inflight: 3, inflightPeak: 64, completed: 2 ** 40, resends: 7, replayed: 2, failed: 0, reconnects: 1, bytesRead: 2 ** 53 - 1, bytesWritten: 123456789012, oldestInflightMs: 42 };
 const crypto = { cipher: 'aes-gcm' as const, hash: 'none' as const, suite: 'aes-gcm', threads: 8, cipherKeyFile: '/etc/dst/keys/vol', hashKeyFile: null };
 
@@ -73,11 +73,12 @@ const remoteShow: NodeShow = {
 };
 const status: StatusShow = {
   version: '0.1.0', pid: 4242, uptimeMs: 86_400_000, socket: '/run/dst/dst.sock', stateDir: '/var/lib/dst',
-  limits: { ...DEFAULT_LIMITS }, cryptoThreads: 8, cipherImpl: 'native (OpenSSL 3.0.19 27 Jan 2026)',
+  limits: { ...DEFAULT_LIMITS }, cryptoThreads: 8, cipherImpl: 'native (OpenSSL 3.0.19 27 Jan 2026)', diskLock: 'flock (native addon)',
   nodes: [
     { name: 'vol', role: 'export', state: 'listening', attachment: null },
     { name: 'vol-r', role: 'remote', state: 'ready', attachment: { device: '/dev/loop3', method: 'fuse', state: 'attaching' } },
   ],
+  config: { file: null, autosave: false, unsaved: true },
 };
 const events: EventRecord[] = [
   { seq: 1, ts: 1_700_000_000_000, node: null, event: 'subscribed' },

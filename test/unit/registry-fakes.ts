@@ -137,7 +137,7 @@ export async function occupyPort(): Promise<{ port: number; server: Server }> {
 /** Every key of `dst node show --json` (DESIGN §5). */
 export const NODE_SHOW_KEYS = ['name', 'role', 'state', 'reason', 'size', 'autostart', 'disk', 'listen', 'readonly', 'acl',
   'remote', 'export', 'permissions', 'nbd', 'attachment', 'sessionId', 'policy', 'stats', 'crypto'].sort();
-export const POLICY_KEYS = ['resendTimeoutMs', 'maxResends', 'pingIntervalMs', 'reconnectDelayMs', 'maxInflight', 'maxRequest', 'deadlineMs'].sort();
+export const POLICY_KEYS = ['resendTimeoutMs', 'maxResends', 'pingIntervalMs', 'reconnectDelayMs', 'maxInflight', 'maxRequest', 'maxHandshakesPerAddr', 'maxConnsPerAddr', 'deadlineMs'].sort();
 export const STATS_KEYS = ['inflight', 'inflightPeak', 'completed', 'resends', 'replayed', 'failed', 'reconnects', 'bytesRead', 'bytesWritten', 'oldestInflightMs'].sort();
 export const CRYPTO_KEYS = ['cipher', 'hash', 'suite', 'threads', 'cipherKeyFile', 'hashKeyFile'].sort();
 

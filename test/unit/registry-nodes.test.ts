@@ -134,8 +134,8 @@ describe('registry: node add', () => {
     const port = await freePort();
     await rig.registry.add(exportArgs(rig, { listen: `127.0.0.1:${port}` }));
     await refused(rig, 'DST_ERR_BUSY', () => rig.registry.add(exportArgs(rig, { name: 'vol2', listen: `0.0.0.0:${port}` })), /used by node vol/);
-    await rig.registry.add(exportArgs(rig, { name: 'a', listen: '127.0.0.1:0' }));
-    await rig.registry.add(exportArgs(rig, { name: 'b', listen: '127.0.0.1:0' }));
+    await rig.registry.add(exportArgs(rig, { name: 'a', listen: '127.0.0.1:0', disk: rig.disk('a.img', 1 << 20) }));
+    await rig.registry.add(exportArgs(rig, { name: 'b', listen: '127.0.0.1:0', disk: rig.disk('b.img', 1 << 20) }));
   });
 
   it('refuses bad remote fields and export-only flags on a remote', async () => {

@@ -145,8 +145,8 @@ function inMemory(path: string, info: DiskInfo): Promise<boolean> {
 
 /** Linux dev_t → major/minor (glibc's gnu_dev_major/minor encoding). */
 export function devMajorMinor(rdev: bigint): { major: number; minor: number } {
-  const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-  const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+  const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & 0xfffff000n));
+  const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & 0xffffff00n));
   return { major, minor };
 }
 
@@ -191,7 +191,7 @@ export class FileBackend implements Backend {
   /** number of fdatasync calls issued (tests check that flushes merge) */
   syncCount = 0;
 
-  private constructor(readonly path: string, private readonly fd: number, private readonly dsyncFd: number | null,
+  private constructor(readonly path: string, /** the serving descriptor (the disk lock is taken on it) */ readonly fd: number, private readonly dsyncFd: number | null,
     readonly info: DiskInfo, readonly inline: boolean) {}
 
   /**

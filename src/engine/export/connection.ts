@@ -16,20 +16,22 @@
 // delivered in order). The whole handshake, AUTH included, is bounded by the HELLO timeout.
 //
 // Reading is pull-style: socket chunks are fed to a FrameDecoder and frames are pulled while the
-// connection may take them. At the per-connection in-flight cap (or when responses pile up
-// unread) the socket is paused; frames already received are still pulled, so PINGs among them
-// are answered at once, and IO frames wait in `waiting` until a backend call finishes.
+// connection may take them. At the per-connection in-flight cap, or at MAX_BYTES_IN_FLIGHT of
+// data in flight (replies piling up unread, large writes), the socket is paused; frames already
+// received are still pulled, so PINGs among them are answered at once, and IO frames wait in
+// `waiting` until a backend call finishes or the socket drains.
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Clock, TimerHandle } from '../../util/clock.js';
 import type { Logger } from '../../util/log.js';
 import { errnoNumber, errnoOf } from '../../util/errors.js';
+import { peerText } from '../../util/escape.js';
 import {
   Cmd, Flag, FrameDecoder, releasePayload, HEADER_SIZE, Op, WIRE_VERSION, cmdName, decodeAuth, decodeHeader, decodeHello, encodeAuth,
   encodeFrame, encodeHelloReply, encodeRefusal, opName, type Frame, type FrameInit, type Hello,
 } from '../../protocol/wire.js';
 import {
-  authProof, deriveSessionKeys, keyId, proofsEqual, type DirectionKeys, type SessionKeys, type Suite,
+  authProof, deriveSessionKeys, keyId, proofsEqual, suiteByName, type DirectionKeys, type SessionKeys, type Suite,
 } from '../../protocol/suites.js';
 import { NO_KEYS, SealedChannel, type FrameCrypto } from '../channel.js';
 import { configSuite, loadNodeKey, readKeyFile } from '../keys.js';
@@ -43,8 +45,13 @@ import { validateIo } from './validate.js';
 export const BLOCK_SIZE = 512;
 /** A HELLO is small: refuse a first frame announcing more than this before anything is allocated. */
 export const MAX_HELLO_PAYLOAD = 64 * 1024;
-/** Stop reading while this many response bytes wait in the socket (client not reading). */
-export const OUTPUT_HIGH_WATER = 16 * 1024 * 1024;
+/**
+ * Bytes in flight a connection may have (READ data being read and its reply being sealed or in the
+ * socket's buffer, WRITE payloads being written) before it stops dispatching and reading: a client
+ * that never reads its replies, or floods large writes, costs at most about this much (a single
+ * larger request still goes alone). See the worst-case memory formula in dst(8) LIMITS.
+ */
+export const MAX_BYTES_IN_FLIGHT = 32 * 1024 * 1024;
 /** Bytes still read and held while reading is paused (user-buffer sockets). */
 const READ_AHEAD = 64 * 1024;
 /** How long a refused or drained connection may linger after our FIN before it is destroyed. */
@@ -117,6 +124,8 @@ export class Connection {
   private session: Session<Connection> | null = null;
   private granted = 0;
   private inflight = 0;
+  /** requestBytes() of the calls issued to the backend and not answered yet */
+  private callBytes = 0;
   private waiting: Frame[] = [];
   private drainWaiters: (() => void)[] = [];
   private closeReason: string | null = null;
@@ -159,6 +168,11 @@ export class Connection {
   /** Backend calls issued on this connection and not finished. */
   get inflightCalls(): number {
     return this.inflight;
+  }
+
+  /** Not past the handshake yet (counted against max-handshakes-per-addr). */
+  get handshaking(): boolean {
+    return this.phase === 'hello' || this.phase === 'handshake' || this.phase === 'auth';
   }
 
   get isClosed(): boolean {
@@ -224,7 +238,7 @@ export class Connection {
   private pump(): void {
     for (;;) {
       if (this.phase === 'serving') {
-        while (this.waiting.length > 0 && this.canDispatch()) this.dispatch(this.waiting.shift()!);
+        while (this.waiting.length > 0 && this.canDispatch(this.waiting[0]!)) this.dispatch(this.waiting.shift()!);
         if (this.phase !== 'serving') break;
         if (this.channel && this.channel.pendingIn >= MAX_PENDING_OPENS) break;
       } else if (this.phase !== 'hello' && this.phase !== 'auth') {
@@ -243,15 +257,29 @@ export class Connection {
     this.updateReading();
   }
 
-  private canDispatch(): boolean {
-    return this.inflight < this.host.limits.maxInflightPerConnection
-      && this.socket.writableLength + (this.channel?.pendingOutBytes ?? 0) < OUTPUT_HIGH_WATER;
+  /** Bytes in flight: backend calls' data, and replies not yet handed to the kernel. */
+  private committedBytes(): number {
+    return this.callBytes + this.socket.writableLength + (this.channel?.pendingOutBytes ?? 0);
+  }
+
+  /** May `frame` be dispatched now (or, without a frame, is there room for one more at all)? */
+  private canDispatch(frame?: Frame): boolean {
+    if (this.inflight >= this.host.limits.maxInflightPerConnection) return false;
+    const committed = this.committedBytes();
+    if (committed === 0) return true; // alone, whatever its size
+    return committed < MAX_BYTES_IN_FLIGHT && committed + (frame ? requestBytes(frame) : 0) <= MAX_BYTES_IN_FLIGHT;
+  }
+
+  /** Read more only while what is in flight and what is being opened leave room. */
+  private roomToRead(): boolean {
+    const opening = this.channel ? this.channel.pendingInBytes : 0;
+    return this.canDispatch() && (this.channel === null || this.channel.pendingIn < MAX_PENDING_OPENS)
+      && (opening === 0 || this.committedBytes() + opening < MAX_BYTES_IN_FLIGHT);
   }
 
   private updateReading(): void {
     const read = this.phase === 'hello' || this.phase === 'auth' || this.phase === 'lingering'
-      || (this.phase === 'serving' && this.waiting.length === 0 && this.canDispatch()
-        && (this.channel === null || this.channel.pendingIn < MAX_PENDING_OPENS));
+      || (this.phase === 'serving' && this.waiting.length === 0 && this.roomToRead());
     if (read) {
       if (this.readPaused) {
         this.readPaused = false;
@@ -297,7 +325,7 @@ export class Connection {
         this.send({ cmd: Cmd.PONG, id: frame.id });
         return;
       case Cmd.IO:
-        if (this.waiting.length === 0 && this.canDispatch()) this.dispatch(frame);
+        if (this.waiting.length === 0 && this.canDispatch(frame)) this.dispatch(frame);
         else this.waiting.push(frame);
         return;
       case Cmd.CLOSE:
@@ -341,7 +369,7 @@ export class Connection {
       return this.refuse('EPROTO', `protocol version ${hello.version} is not supported by node ${node} (it speaks ${WIRE_VERSION})`);
     }
     if (hello.exportName !== '' && hello.exportName !== node) {
-      return this.refuse('ENOENT', `no export ${JSON.stringify(hello.exportName)} here: node ${node} serves "" and "${node}"`);
+      return this.refuse('ENOENT', `no export "${peerText(hello.exportName)}" here: node ${node} serves "" and "${node}"`);
     }
     const entry = host.aclEntry(this.peer);
     if (!entry || entry.perm === 'none') {
@@ -580,6 +608,7 @@ export class Connection {
       dedup.prune(frame.ackedBelow);
     }
     this.inflight++;
+    this.callBytes += requestBytes(frame);
     const token = host.beginCall();
     this.run(frame).then(
       (data) => this.finish(frame, token, 0, data),
@@ -618,6 +647,7 @@ export class Connection {
       this.session.dedup.record(frame.id, status);
     }
     this.inflight--;
+    this.callBytes -= requestBytes(frame);
     this.respond(frame, status, status === 0 ? data : null);
     if (this.inflight === 0) {
       const waiters = this.drainWaiters;
@@ -654,7 +684,13 @@ export class Connection {
     }
     const last = parts.length - 1;
     for (let i = 0; i < last; i++) s.write(parts[i]!);
-    s.write(parts[last]!, written);
+    // A request waiting for room in MAX_BYTES_IN_FLIGHT may be waiting for these bytes to leave:
+    // 'drain' only fires after a write that filled the socket's buffer, so look again here
+    // (not after a failed write: the socket is going, nothing more is dispatched for it).
+    s.write(parts[last]!, (err) => {
+      written?.();
+      if (!err && this.waiting.length > 0) this.pump();
+    });
   }
 
   /** Write what this turn queued. Also before a destroy, which would drop it. */
@@ -770,24 +806,49 @@ export class Connection {
   }
 }
 
-/** The refusal message of a suite mismatch: names both suites, and says when crypto is on one side only. */
+/**
+ * The refusal message of a suite mismatch: names both suites (the client's escaped, it is peer
+ * text), says when crypto is on one side only, and says when the client's is no suite at all.
+ */
 export function suiteMismatchMessage(client: string, node: string, ours: string): string {
-  const m = `suite mismatch: client offers ${client}, export ${node} uses ${ours}`;
+  const m = `suite mismatch: client asked for "${peerText(client)}", export ${node} uses ${ours}`;
+  if (!knownSuite(client)) return `${m} (that is not a suite name; suite names are lowercase, e.g. none, aes-gcm, aes-ctr+hmac-sha256)`;
   if (client === 'none') return `${m} (crypto is configured on the export only)`;
   if (ours === 'none') return `${m} (crypto is configured on the client only)`;
   return m;
+}
+
+function knownSuite(name: string): boolean {
+  try {
+    return suiteByName(name).name === name;
+  } catch {
+    return false;
+  }
+}
+
+/** Data bytes a request holds while it runs: a READ's reply, a WRITE's payload (others: a header). */
+function requestBytes(frame: Frame): number {
+  return frame.op === Op.READ ? frame.length : frame.payload.length;
 }
 
 function wipeKeys(k: SessionKeys): void {
   for (const b of [k.clientToServer.enc, k.clientToServer.mac, k.serverToClient.enc, k.serverToClient.mac, k.confirm]) b.fill(0);
 }
 
-/** Refuse a connection before any HELLO (connection cap): a HELLO_REPLY refusal, then close. */
-export function refuseSocket(socket: Socket, errno: string, message: string, clock: Clock): void {
+/**
+ * Refuse a connection at accept (ACL, connection caps): a HELLO_REPLY refusal, then close. With a
+ * clock the peer gets LINGER_MS to read it (input discarded); without, the socket is destroyed as
+ * soon as the refusal is written (no timer: used when too many refused sockets already linger).
+ */
+export function refuseSocket(socket: Socket, errno: string, message: string, clock: Clock | null): void {
   socket.on('error', () => {});
+  for (const p of encodeFrame({ cmd: Cmd.HELLO_REPLY, status: errnoNumber(errno), payload: encodeRefusal(message) })) socket.write(p);
+  if (clock === null) {
+    socket.destroySoon();
+    return;
+  }
   socket.on('data', () => {}); // discard
   socket.on('end', () => socket.destroy());
-  for (const p of encodeFrame({ cmd: Cmd.HELLO_REPLY, status: errnoNumber(errno), payload: encodeRefusal(message) })) socket.write(p);
   socket.end();
   const t = clock.setTimer(LINGER_MS, () => socket.destroy());
   socket.on('close', () => t.cancel());

@@ -11,7 +11,7 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Clock } from '../../util/clock.js';
 import type { Logger } from '../../util/log.js';
 import { DstError, errnoOf } from '../../util/errors.js';
-import { formatHostPort, parseHostPort } from '../../util/parse.js';
+import { formatHostPort, normalizePeerAddress, parseHostPort } from '../../util/parse.js';
 import { Op } from '../../protocol/wire.js';
 import { makeSuite } from '../../protocol/suites.js';
 import type {
@@ -21,13 +21,18 @@ import { FileBackend, type Backend } from './backend.js';
 import { adoptWithUserBuffer } from '../remote/nbd-endpoint.js';
 import { HoldWriteFilter, testSwitchesFromEnv, type TestSwitches } from './filters.js';
 import { AclCache } from './acl.js';
+import { ReportLimiter, addrCapExceeded, type AdmittedPeer } from '../admission.js';
 import { SessionTable } from './dedup.js';
 import { loadIdentity } from './identity.js';
+import { diskLockText, lockDisk } from './disk-lock.js';
 import { Connection, refuseSocket, type CallToken, type ExportHost } from './connection.js';
 import type { FrameCrypto } from '../channel.js';
+import { MemoryReclaimer } from '../reclaim.js';
 
 /** How long a stop drains before connections are destroyed (DESIGN §4). */
 export const DRAIN_MS = 10_000;
+/** Refused sockets allowed to linger at once; beyond, a refused socket is closed once its refusal is written. */
+const MAX_LINGERING_REFUSALS = 64;
 /** Errors that mean the disk itself is gone (device unplugged, medium removed). */
 const DISK_GONE = new Set(['ENODEV', 'ENXIO', 'ENOMEDIUM']);
 
@@ -104,6 +109,11 @@ class ExportNode implements NodeRuntime, ExportHost {
   private stopping: Promise<void> | null = null;
   private forceDrain: (() => void) | null = null;
   private readonly acl: AclCache;
+  private readonly reclaimer: MemoryReclaimer;
+  /** refusals at accept are logged (and acl-denied emitted) at most once per address per 10 s */
+  private readonly reports: ReportLimiter;
+  /** refused sockets given LINGER_MS to read their refusal */
+  private lingering = 0;
   private readonly switches: TestSwitches;
   private heldExecutedBefore = 0;
   private readonly stats = { inflightPeak: 0, completed: 0, replayed: 0, failed: 0, reconnects: 0, bytesRead: 0, bytesWritten: 0 };
@@ -115,6 +125,7 @@ class ExportNode implements NodeRuntime, ExportHost {
     this.clock = ctx.clock;
     this.limits = ctx.limits;
     this.cryptoPool = ctx.cryptoPool;
+    this.reclaimer = new MemoryReclaimer(this.clock, this.log);
     this.switches = testSwitchesFromEnv(opts.env ?? process.env);
     this.fencing = !this.switches.noFencing;
     if (!this.fencing) this.log.warn('DST_TEST_NO_FENCING=1: fencing and dedup are OFF (tests only)', { op: 'create' });
@@ -124,6 +135,7 @@ class ExportNode implements NodeRuntime, ExportHost {
         op: 'dedup', session: s.hex, dropped,
       }),
     });
+    this.reports = new ReportLimiter(this.clock);
     this.acl = new AclCache((entry, error) => this.log.warn('ignoring an ACL entry', { op: 'acl', addr: entry.addr, error }));
   }
 
@@ -257,6 +269,7 @@ class ExportNode implements NodeRuntime, ExportHost {
 
   connectionClosed(conn: Connection): void {
     this.conns.delete(conn);
+    this.reclaimer.schedule(); // the large buffers it used may now be given back
     this.checkIdle();
   }
 
@@ -317,6 +330,15 @@ class ExportNode implements NodeRuntime, ExportHost {
       if (err instanceof DstError) throw err;
       throw new DstError(errno === 'ENOENT' ? 'DST_ERR_NOT_FOUND' : 'DST_ERR_IO',
         `node ${this.name}: cannot open disk ${cfg.disk}: ${msg}`, { errno, cause: err });
+    }
+    // one disk, one export across processes: hold the disk's lock while serving (closing the fd drops it)
+    try {
+      if (!await lockDisk(disk.fd, cfg.disk, this.name)) this.log.warn(`disk lock ${diskLockText}`, { op: 'start', disk: cfg.disk });
+    } catch (err) {
+      await disk.close();
+      this.log.error('disk is served elsewhere', { op: 'start', disk: cfg.disk, error: (err as Error).message });
+      this.setState('failed', `disk ${cfg.disk}: ${(err as Error).message}`);
+      throw err;
     }
     const diskSize = disk.info.size;
     if (cfg.size !== null && cfg.size > diskSize) {
@@ -385,15 +407,35 @@ class ExportNode implements NodeRuntime, ExportHost {
     this.setState('listening'); // (an empty ACL at start is warned about by the registry's node start)
   }
 
+  /**
+   * Admission before cost: who the peer is is decided here, before it gets a connection slot, a
+   * HELLO timer or a read. Denied by the ACL (or covered by no entry) → EACCES; over a per-address
+   * cap or the node's cap → EBUSY. Either way one HELLO_REPLY refusal, written without reading.
+   */
   private onConnection(socket: Socket): void {
     if (this._state !== 'listening') {
       socket.destroy();
       return;
     }
-    if (this.conns.size >= this.limits.maxConnectionsPerExport) {
-      const max = this.limits.maxConnectionsPerExport;
-      this.log.warn('connection refused: too many connections', { op: 'accept', peer: socket.remoteAddress, max });
-      refuseSocket(socket, 'EBUSY', `node ${this.name} already has ${max} connections (the limit)`, this.clock);
+    const addr = normalizePeerAddress(socket.remoteAddress ?? 'unknown');
+    const entry = this.aclEntry(addr);
+    if (entry === null || entry.perm === 'none') {
+      const message = `address ${addr} is not allowed by node ${this.name}`;
+      const report = this.reports.take(`deny ${addr}`);
+      if (report !== null) {
+        this.log.warn('connection refused: address not allowed', { op: 'accept', addr, suppressed: report.suppressed });
+        this.emit('acl-denied', report.suppressed > 0 ? { addr, count: report.suppressed } : { addr });
+      }
+      this.refuseAtAccept(socket, 'EACCES', message);
+      return;
+    }
+    const max = this.limits.maxConnectionsPerExport;
+    const over = addrCapExceeded(this.admitted(), addr, this.config().policy)
+      ?? (this.conns.size >= max ? `node ${this.name} already has ${max} connections (the limit)` : null);
+    if (over !== null) {
+      const report = this.reports.take(`busy ${addr}`);
+      if (report !== null) this.log.warn(`connection refused: ${over}`, { op: 'accept', addr, suppressed: report.suppressed });
+      this.refuseAtAccept(socket, 'EBUSY', over);
       return;
     }
     // Reads into buffers the connection chooses (no 64 KiB allocation per read); plain socket if not possible.
@@ -405,6 +447,20 @@ class ExportNode implements NodeRuntime, ExportHost {
     conn = new Connection(this, adopted ?? socket, adopted !== null);
     this.conns.add(conn);
     if (adopted === null) socket.resume();
+  }
+
+  /** Refuse at accept; the refused sockets lingering to read their refusal are bounded. */
+  private refuseAtAccept(socket: Socket, errno: string, message: string): void {
+    const linger = this.lingering < MAX_LINGERING_REFUSALS;
+    if (linger) {
+      this.lingering++;
+      socket.once('close', () => { this.lingering--; });
+    }
+    refuseSocket(socket, errno, message, linger ? this.clock : null);
+  }
+
+  private *admitted(): Iterable<AdmittedPeer> {
+    for (const c of this.conns) yield { addr: normalizePeerAddress(c.peer), handshaking: c.handshaking };
   }
 
   private async doStop(force: boolean): Promise<void> {

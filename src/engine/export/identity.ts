@@ -1,12 +1,14 @@
 // Export identity (DESIGN §7): a 16-byte UUID per export, stored in the state dir as
 // <stateDir>/exports/<name>.id = {"disk": PATH, "uuid": UUID}. Stable across restarts; a
 // different disk path under the same name gets a new identity, so a remote never replays
-// writes onto another disk.
+// writes onto another disk. Written crash-safe (fsync'd file and directories) before the export
+// first serves.
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../util/log.js';
 import { DstError, errnoOf } from '../../util/errors.js';
+import { syncDir, writeFileAtomic } from '../atomic-file.js';
 
 export function identityPath(stateDir: string, name: string): string {
   return join(stateDir, 'exports', `${name}.id`);
@@ -23,24 +25,44 @@ export function bytesToUuid(b: Buffer): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-/** Load the identity of export `name` on `disk`, creating (and storing) a new one when needed. */
+/**
+ * Load the identity of export `name` on `disk`, creating (and storing durably) a new one when
+ * there is none or the disk path changed. A file that cannot be read or parsed (torn by a crash,
+ * truncated, unreadable) refuses the start naming it: a silently new identity would send every
+ * remote node of this export to `failed`.
+ */
 export async function loadIdentity(stateDir: string, name: string, disk: string, log: Logger): Promise<Buffer> {
   const path = identityPath(stateDir, name);
+  const refuse = (why: string, err?: unknown): DstError => {
+    log.error('unusable identity file', { op: 'identity', path, errno: errnoOf(err), error: why });
+    return new DstError('DST_ERR_IDENTITY',
+      `export ${name}: identity file ${path} ${why}; restore it, or remove it to give the export a new identity (its remote nodes then go failed and must be started again)`,
+      { errno: errnoOf(err) ?? 'EINVAL', cause: err });
+  };
+  let text: string | null = null;
   try {
-    const stored = JSON.parse(await readFile(path, 'utf8')) as { disk?: unknown; uuid?: unknown };
-    if (stored.disk === disk && typeof stored.uuid === 'string') return uuidToBytes(stored.uuid);
-    if (stored.disk !== disk) {
-      log.info('disk path changed: new export identity', { op: 'identity', was: stored.disk, disk });
-    }
+    text = await readFile(path, 'utf8');
   } catch (err) {
-    if (errnoOf(err) !== 'ENOENT') log.warn('unreadable identity file: making a new identity', { op: 'identity', path, errno: errnoOf(err), error: (err as Error).message });
+    if (errnoOf(err) !== 'ENOENT') throw refuse(`cannot be read: ${(err as Error).message}`, err);
+  }
+  if (text !== null) {
+    let stored: { disk?: unknown; uuid?: unknown };
+    try {
+      stored = JSON.parse(text) as { disk?: unknown; uuid?: unknown };
+      if (typeof stored?.disk !== 'string' || typeof stored.uuid !== 'string') throw new Error('no disk or uuid');
+      const bytes = uuidToBytes(stored.uuid);
+      if (stored.disk === disk) return bytes;
+    } catch (err) {
+      throw refuse(`is damaged (${text.length} bytes: ${(err as Error).message})`, err);
+    }
+    log.info('disk path changed: new export identity', { op: 'identity', was: stored.disk, disk });
   }
   const uuid = randomUUID();
   try {
-    await mkdir(join(stateDir, 'exports'), { recursive: true, mode: 0o700 });
-    const tmp = `${path}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify({ disk, uuid }) + '\n', { mode: 0o600 });
-    await rename(tmp, path);
+    const dir = join(stateDir, 'exports');
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await syncDir(stateDir);
+    await writeFileAtomic(path, JSON.stringify({ disk, uuid }) + '\n', { where: `export ${name}: identity` });
   } catch (err) {
     log.error('cannot store export identity', { op: 'identity', path, errno: errnoOf(err), error: (err as Error).message });
     throw new DstError('DST_ERR_IO', `cannot store the identity of export ${name} in ${path}: ${(err as Error).message}`,

@@ -28,6 +28,7 @@ import { connect as netConnect } from 'node:net';
 import type { Clock, TimerHandle } from '../../util/clock.js';
 import { DstError, errnoName } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
+import { PEER_MESSAGE_MAX, peerText } from '../../util/escape.js';
 import {
   Access, Cmd, FrameDecoder, Op, WIRE_VERSION, cmdName, decodeAuth, decodeHelloReply, decodeRefusal, encodeAuth, encodeFrame,
   encodeHello, type Frame, type FrameInit, type HelloReply,
@@ -343,7 +344,7 @@ export class Connection implements TxnSender {
     if (frame.status === 0) return true;
     let message = 'refused';
     try {
-      message = decodeRefusal(frame.payload);
+      message = peerText(decodeRefusal(frame.payload), PEER_MESSAGE_MAX);
     } catch { /* keep "refused" */ }
     const errno = errnoName(frame.status);
     this.fail(refusalReason(frame.status, message), `export refused ${what}: ${message} (${errno})`, errno);
@@ -361,7 +362,7 @@ export class Connection implements TxnSender {
     }
     const suite = this.suite!;
     if (reply.suite !== suite.name) {
-      this.fail('suite-mismatch', `suite mismatch: this node uses ${suite.name}, the export answered ${reply.suite}`, 'EPROTO');
+      this.fail('suite-mismatch', `suite mismatch: this node uses ${suite.name}, the export answered "${peerText(reply.suite)}"`, 'EPROTO');
       return;
     }
     this.reply = reply;

@@ -32,6 +32,7 @@ import type { BlockOp, BlockRequest, BlockTarget } from './target.js';
 import type { Logger } from '../../util/log.js';
 import { realClock, type Clock, type TimerHandle } from '../../util/clock.js';
 import { DstError, errnoOf } from '../../util/errors.js';
+import { peerText } from '../../util/escape.js';
 import { checkSocketPath } from '../paths.js';
 import {
   NbdServerDecoder, type NbdMessage, type RequestMessage,
@@ -41,6 +42,9 @@ import {
   encodeOffsetDataChunk, encodeErrorChunk, parseInfoRequest, toNbdError, optName, cmdName, nbdErrName,
 } from '../../protocol/nbd.js';
 import { releasePayload } from '../../protocol/wire.js';
+import { normalizePeerAddress } from '../../util/parse.js';
+import { DEFAULT_POLICY } from '../types.js';
+import { ReportLimiter, addrCapExceeded, type AddrCaps } from '../admission.js';
 
 export interface NbdEndpointOptions {
   target: BlockTarget;
@@ -58,6 +62,8 @@ export interface NbdEndpointOptions {
   handshakeTimeoutMs?: number;
   /** timers (default the real clock; tests pass a FakeClock) */
   clock?: Clock;
+  /** per-address caps for the TCP listener, read at each accept (default the policy defaults) */
+  addrCaps?: () => AddrCaps;
 }
 
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -128,8 +134,20 @@ export async function startNbdEndpoint(opts: NbdEndpointOptions): Promise<NbdEnd
   const checkAllClosed = (): void => { if (closing !== null && conns.size === 0) closedResolve?.(); };
 
   const handshake = { clock: opts.clock ?? realClock, ms: opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS };
+  const reports = new ReportLimiter(handshake.clock);
+  const addrCaps = opts.addrCaps ?? ((): AddrCaps => DEFAULT_POLICY);
   const onConnection = (accepted: net.Socket): void => {
     if (closing !== null) { accepted.destroy(); return; }
+    // TCP peers are admitted by address before they cost anything (NBD has no ACL, only the caps);
+    // NBD has no refusal before the greeting, so the socket is just closed.
+    const addr = accepted.remoteAddress === undefined ? null : normalizePeerAddress(accepted.remoteAddress);
+    const over = addr === null ? null : addrCapExceeded(conns, addr, addrCaps());
+    if (over !== null) {
+      const report = reports.take(addr!);
+      if (report !== null) log.warn(`NBD connection refused: ${over}`, { addr, suppressed: report.suppressed });
+      accepted.destroy();
+      return;
+    }
     // Reads into buffers we choose (see adoptWithUserBuffer); the plain socket if that fails.
     let conn: NbdConnection | null = null;
     const scratch = Buffer.allocUnsafe(READ_CHUNK);
@@ -138,7 +156,7 @@ export async function startNbdEndpoint(opts: NbdEndpointOptions): Promise<NbdEnd
       (n, buf) => { conn?.onBytes(buf.subarray(0, n), true); });
     const socket = adopted ?? accepted;
     if (socket.remoteAddress !== undefined) socket.setNoDelay(true);
-    const c = new NbdConnection(socket, target, log.child({ conn: nextId++ }), adopted === null, handshake, () => {
+    const c = new NbdConnection(socket, addr ?? 'unix', target, log.child({ conn: nextId++ }), adopted === null, handshake, () => {
       conns.delete(c);
       checkAllClosed();
     });
@@ -325,6 +343,8 @@ class NbdConnection {
 
   constructor(
     private readonly socket: net.Socket,
+    /** the TCP peer's address ("unix" on the unix socket), for the per-address caps */
+    readonly addr: string,
     private readonly target: BlockTarget,
     private readonly log: Logger,
     private readonly dataEvents: boolean,
@@ -354,6 +374,11 @@ class NbdConnection {
     });
     this.log.debug('NBD connection opened');
     this.send(encodeGreeting(HandshakeFlag.FIXED_NEWSTYLE | HandshakeFlag.NO_ZEROES));
+  }
+
+  /** Still haggling options (counted against max-handshakes-per-addr). */
+  get handshaking(): boolean {
+    return this.state === 'options';
   }
 
   /** Endpoint close: force destroys; graceful answers what is buffered, waits, then ends. */
@@ -502,7 +527,7 @@ class NbdConnection {
       case Opt.EXPORT_NAME: {
         const name = data.toString('utf8');
         if (!this.exportNameOk(name)) {
-          this.log.warn('NBD client asked for an unknown export, dropping the connection', { export: name });
+          this.log.warn('NBD client asked for an unknown export, dropping the connection', { export: peerText(name) });
           this.socket.destroy();
           return;
         }
@@ -532,7 +557,7 @@ class NbdConnection {
           return;
         }
         if (!this.exportNameOk(info.name)) {
-          this.send(encodeOptionError(option, Rep.ERR_UNKNOWN, `unknown export "${info.name}"; this server has "${this.target.name}"`));
+          this.send(encodeOptionError(option, Rep.ERR_UNKNOWN, `unknown export "${peerText(info.name)}"; this server has "${this.target.name}"`));
           return;
         }
         this.send(encodeInfoExport(option, this.target.size(), this.txFlags()));

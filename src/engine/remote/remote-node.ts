@@ -445,6 +445,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
         tcp,
         log: this.log,
         clock: this.ctx.clock,
+        addrCaps: () => this.policy,
       });
       if (gen !== this.generation) {
         await ep.close({ force: true });

@@ -1,0 +1,43 @@
+// The bench's --repeat: each row is the per-column median of its case's runs, cases in first-seen
+// order, and --repeat takes only a positive integer.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { median, medianRows, parseRepeat, type Row } from '../../bench/stats.js';
+
+const row = (system: string, workload: string, iops: number, p99us: number, rss: number | null): Row => ({
+  system, workload, mibps: iops / 256, iops, p50us: p99us / 2, p99us, rssMiB: rss === null ? null : { remote: rss, export: rss + 1 },
+});
+
+test('median of odd and even counts, NaN for none', () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+  assert.ok(Number.isNaN(median([])));
+});
+
+test('medianRows: one row per case, each column its own median, order of first appearance', () => {
+  // runs interleaved as the bench makes them: round 1 (dst, nbdkit), round 2, round 3
+  const runs = [
+    row('dst', 'w', 100, 900, 50), row('nbdkit', 'w', 80, 700, null),
+    row('dst', 'w', 300, 500, 70), row('nbdkit', 'w', 90, 600, null),
+    row('dst', 'w', 200, 700, 60), row('nbdkit', 'w', 70, 800, null),
+  ];
+  const rows = medianRows(runs);
+  assert.deepEqual(rows.map((r) => r.system), ['dst', 'nbdkit']);
+  assert.deepEqual(rows[0], { system: 'dst', workload: 'w', mibps: 200 / 256, iops: 200, p50us: 350, p99us: 700, rssMiB: { remote: 60, export: 61 } });
+  assert.equal(rows[1]!.iops, 80);
+  assert.equal(rows[1]!.p99us, 700);
+  assert.equal(rows[1]!.rssMiB, null);
+});
+
+test('medianRows: a single run is its own row', () => {
+  const one = row('dst', 'w', 123, 456, 7);
+  assert.deepEqual(medianRows([one]), [one]);
+});
+
+test('--repeat: default 1, positive integers only, naming the option', () => {
+  assert.equal(parseRepeat(['--quick']), 1);
+  assert.equal(parseRepeat(['--repeat', '3']), 3);
+  for (const bad of [['--repeat'], ['--repeat', '0'], ['--repeat', '-2'], ['--repeat', '2x']]) {
+    assert.throws(() => parseRepeat(bad), /for --repeat: expected a positive integer/);
+  }
+});
