@@ -3,8 +3,9 @@
 // oversized option data, bad magic) and the transmission phase (random, mutated and truncated
 // requests, bad magic, oversized writes, disconnects). Meanwhile a legitimate NBD client on the same
 // endpoint keeps its deterministic blocks; they are checked during and after, the remote engine's
-// RSS is sampled, and every rejection class reached (option replies, request errors, the engine's
-// log) is counted; a class never reached fails the test.
+// RSS is sampled, every rejection class reached (option replies, request errors, the engine's log)
+// is counted (a class never reached fails the test), and the engine's log must hold only its own
+// lines (export names with newlines, NUL or ESC come out escaped).
 //
 // The fuzz connections own the disk above FUZZ_FLOOR: a data-changing request aimed below it is
 // moved up before it is sent (guardRequests), so any change to the legitimate blocks is a bug.
@@ -13,7 +14,9 @@
 import { test } from 'node:test';
 import { startPair } from '../helpers/cluster.js';
 import { NbdClient } from '../helpers/nbd-client.js';
-import { ClassCounter, LEGIT_BLOCKS, RawPeer, fuzzConfig, fuzzEngine, mutate, verifyLegit, type Rng } from '../helpers/fuzz.js';
+import {
+  ClassCounter, LEGIT_BLOCKS, PEER_TEXT, RawPeer, assertCleanLog, fuzzConfig, fuzzEngine, mutate, verifyLegit, type Rng,
+} from '../helpers/fuzz.js';
 import {
   ClientFlag, Cmd, GREETING_SIZE, Info, MAX_OPTION_DATA, MAX_PAYLOAD, NBD_EXTENDED_REQUEST_MAGIC, NBD_OPTION_REPLY_MAGIC,
   NBD_REQUEST_MAGIC, NBD_SIMPLE_REPLY_MAGIC, OPTION_REPLY_HEADER_SIZE, Opt, Rep, REQUEST_HEADER_SIZE, SIMPLE_REPLY_SIZE,
@@ -73,14 +76,14 @@ function fuzzOption(rng: Rng): Buffer {
     case 1: return encodeOption(Opt.LIST, rng.chance(0.5) ? Buffer.alloc(0) : rng.bytes(1 + rng.int(8)));
     case 2: return encodeOption(Opt.STRUCTURED_REPLY, rng.chance(0.7) ? Buffer.alloc(0) : rng.bytes(4));
     case 3: return encodeOption(rng.pick([Opt.INFO, Opt.GO]), mutate(rng, encodeInfoRequest('', [Info.NAME, Info.BLOCK_SIZE])));
-    case 4: return encodeOption(Opt.INFO, encodeInfoRequest(rng.pick(['nope', 'vol2', 'x'.repeat(100)]), []));
+    case 4: return encodeOption(Opt.INFO, encodeInfoRequest(rng.pick(['nope', 'vol2', 'x'.repeat(100), ...PEER_TEXT]), []));
     case 5: return encodeOption(rng.pick([Opt.PEEK_EXPORT, Opt.STARTTLS, Opt.LIST_META_CONTEXT, Opt.SET_META_CONTEXT, Opt.EXTENDED_HEADERS]), rng.bytes(rng.int(16)));
     case 6: { // announces more data than any option may carry
       const o = encodeOption(rng.int(12));
       o.writeUInt32BE(MAX_OPTION_DATA + 1 + rng.int(1 << 24), 12);
       return o;
     }
-    case 7: return encodeOption(Opt.EXPORT_NAME, Buffer.from(rng.pick(['nope', 'other'])));
+    case 7: return encodeOption(Opt.EXPORT_NAME, Buffer.from(rng.pick(['nope', 'other', ...PEER_TEXT])));
     default: return mutate(rng, encodeOption(rng.int(12), rng.bytes(rng.int(24))));
   }
 }
@@ -198,6 +201,7 @@ test('NBD fuzz: the endpoint rejects what it must, keeps serving, loses nothing,
   const fresh = await NbdClient.connect(pair.socket);
   t.after(() => fresh.close());
   await verifyLegit(fresh, 0, LEGIT_BLOCKS, 2, 'a new NBD connection after the fuzz');
+  assertCleanLog(pair.rem.log(), 'NBD fuzz, remote engine log');
   counter.addLines(pair.rem.log(), () => true, LOG_CLASSES);
   t.diagnostic(`${config.cases} cases from seed ${config.seed}; ${figures}; ${counter.summary()}`);
   if (config.cases >= 100) counter.assertReached(EXPECTED, `NBD fuzz (seed ${config.seed})`);

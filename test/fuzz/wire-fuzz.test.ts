@@ -3,8 +3,9 @@
 // headers and fields, truncated streams, oversized frames, and full sessions (AUTH with the real key
 // on the sealed suite) followed by random, mutated and tampered frames. Meanwhile a legitimate
 // remote node serves its NBD socket; its blocks are checked during and after, the export engine's
-// RSS is sampled, and every rejection class the cases reached is counted (from the replies and the
-// export's log); a class never reached fails the test.
+// RSS is sampled, every rejection class the cases reached is counted (from the replies and the
+// export's log; a class never reached fails the test), and the export's log must hold only its own
+// lines (peer text with newlines, NUL or ESC comes out escaped).
 //
 // The fuzz peer (127.0.0.3, ACL rw) owns the disk above FUZZ_FLOOR: a data-changing request aimed
 // below it is moved up before it is sent (guardStream), so any change to the legitimate blocks
@@ -18,7 +19,7 @@ import { startPair } from '../helpers/cluster.js';
 import { makeKeyFile } from '../helpers/keys.js';
 import { NbdClient } from '../helpers/nbd-client.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { ClassCounter, RawPeer, fuzzConfig, fuzzEngine, mutate, type Rng } from '../helpers/fuzz.js';
+import { ClassCounter, PEER_TEXT, RawPeer, assertCleanLog, fuzzConfig, fuzzEngine, mutate, type Rng } from '../helpers/fuzz.js';
 import {
   Access, Cmd, HEADER_SIZE, MAX_PAYLOAD, Op, WIRE_VERSION, decodeHeader, decodeHelloReply, encodeAuth, encodeFrame,
   encodeHeader, encodeHello, type FrameInit, type Hello,
@@ -108,9 +109,6 @@ function helloFields(ctx: Ctx): Hello {
     suite: ctx.suite.name, keyId: ctx.key ? keyId(ctx.key) : null, nonce: randomBytes(32),
   };
 }
-
-/** Peer text meant to forge a log line or garble a terminal (newline, CR, NUL, ESC). */
-const PEER_TEXT = ['x\n2026-01-01T00:00:00.000Z error node vol: FORGED', 'a\r\nb', 'nul\0byte', '\x1b[31mred\x1b[0m'];
 
 /** A HELLO whose fields are drawn from edge values (each field right most of the time). */
 function fuzzedHello(ctx: Ctx, rng: Rng): Hello {
@@ -293,6 +291,7 @@ for (const suiteName of ['none', 'aes-gcm'] as const) {
       run: (rng) => wireCase(ctx, rng),
     });
     assert.equal((await pair.show()).state, 'ready', 'the legitimate remote node stayed ready');
+    assertCleanLog(pair.exp.log(), `wire fuzz (${suiteName}), export log`);
     ctx.counter.addLines(pair.exp.log(), (l) => l.includes(FUZZ_ADDR), LOG_CLASSES);
     t.diagnostic(`${config.cases} cases from seed ${config.seed}; ${figures}; ${ctx.counter.summary()}`);
     if (config.cases >= 100) ctx.counter.assertReached(EXPECTED[suiteName]!, `wire fuzz (${suiteName}, seed ${config.seed})`);

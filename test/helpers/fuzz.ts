@@ -323,3 +323,15 @@ export async function fuzzEngine(o: FuzzEngineOptions): Promise<string> {
   await verifyLegit(o.legit, 0, LEGIT_BLOCKS, 2, 'a new write after the fuzz');
   return rss.assertBounded(o.what, RSS_PEAK_GROWTH, RSS_SETTLED_GROWTH);
 }
+
+/** Peer text meant to forge a log line or garble a terminal (newline, CR, NUL, ESC). */
+export const PEER_TEXT: readonly string[] = ['x\n2026-01-01T00:00:00.000Z error node vol: FORGED', 'a\r\nb', 'nul\0byte', '\x1b[31mred\x1b[0m'];
+
+/** Every line of an engine log is one of its own (starts with a timestamp) and holds no raw control byte. */
+export function assertCleanLog(log: string, what: string): void {
+  const lines = log.split('\n').filter((l) => l !== '');
+  const forged = lines.filter((l) => !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/.test(l));
+  assert.deepEqual(forged.slice(0, 3), [], `${what}: ${forged.length} log line(s) do not start with the engine's timestamp`);
+  const raw = lines.filter((l) => /[\x00-\x09\x0b-\x1f\x7f]/.test(l)); // tab and CR included
+  assert.deepEqual(raw.slice(0, 3).map((l) => JSON.stringify(l)), [], `${what}: ${raw.length} log line(s) hold raw control bytes`);
+}
