@@ -175,10 +175,17 @@ async function handshake(ctx: Ctx, peer: RawPeer, rng: Rng): Promise<Session | n
   const r = decodeHelloReply(reply.payload);
   const keys = deriveSessionKeys(ctx.suite, ctx.key!, hello.nonce, r.nonce);
   const transcript = Buffer.concat([helloBytes, reply.payload]);
-  let auth = frameBytes({ cmd: Cmd.AUTH, payload: encodeAuth({ proof: authProof(keys.confirm, 'client', transcript) }) });
+  const auth = frameBytes({ cmd: Cmd.AUTH, payload: encodeAuth({ proof: authProof(keys.confirm, 'client', transcript) }) });
   const tamper = rng.int(8);
-  if (tamper === 0) auth = mutate(rng, auth);
-  else if (tamper === 1) auth = frameBytes({ cmd: rng.pick([Cmd.IO, Cmd.PING, Cmd.HELLO]), payload: rng.bytes(rng.int(40)) });
+  if (tamper <= 1) {
+    // an edited AUTH (perhaps cut short: the export would wait for the rest) or another frame: our
+    // FIN ends it; the export's answer, if any, came before its close
+    peer.write(tamper === 0 ? mutate(rng, auth) : frameBytes({ cmd: rng.pick([Cmd.IO, Cmd.PING, Cmd.HELLO]), payload: rng.bytes(rng.int(40)) }));
+    await peer.finish(CASE_MS);
+    const answer = takeFrame(peer);
+    if (answer && answer.status !== 0) ctx.counter.add(`reply:auth:${errnoName(answer.status)}`);
+    return null;
+  }
   peer.write(auth);
   const answer = await nextFrame(peer);
   if (!answer) return null;
