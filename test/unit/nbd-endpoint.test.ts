@@ -9,11 +9,9 @@ import { join } from 'node:path';
 import { silentLogger } from '../../src/util/log.js';
 import { startNbdEndpoint, type NbdEndpoint } from '../../src/engine/remote/nbd-endpoint.js';
 import { createMemoryTarget, type MemoryTarget, type MemoryTargetOptions } from '../helpers/memory-target.js';
-import {
-  Cmd, CmdFlag, Info, NbdErr, Opt, Rep, ReplyFlag, ReplyType, TxFlag, MAX_PAYLOAD,
-  decodeGreeting, decodeOptionReplyHeader, decodeSimpleReply, decodeStructuredHeader,
-  encodeClientFlags, encodeInfoRequest, encodeOption, encodeRequest, type RequestFields,
-} from '../../src/protocol/nbd.js';
+import { Cmd, CmdFlag, Info, NbdErr, Opt, Rep, ReplyFlag, ReplyType, TxFlag, MAX_PAYLOAD } from '../../src/protocol/nbd.js';
+import { decodeGreeting, decodeOptionReplyHeader, encodeClientFlags, encodeInfoRequest, encodeOption } from '../../src/protocol/nbd-options.js';
+import { decodeSimpleReply, decodeStructuredHeader, encodeRequest, type RequestFields } from '../../src/protocol/nbd-replies.js';
 
 // ── Raw client ───────────────────────────────────────────────────────────────────────────────
 class RawClient {
