@@ -9,7 +9,9 @@ import { silentLogger } from '../../src/util/log.js';
 import { startNbdEndpoint, type NbdEndpoint } from '../../src/engine/remote/nbd-endpoint.js';
 import { createMemoryTarget, type MemoryTarget, type MemoryTargetOptions } from './memory-target.js';
 import { Info, Opt, Rep } from '../../src/protocol/nbd.js';
-import { decodeGreeting, decodeOptionReplyHeader, encodeClientFlags, encodeInfoRequest, encodeOption } from '../../src/protocol/nbd-options.js';
+import {
+  decodeGreeting, decodeOptionReplyHeader, encodeClientFlags, encodeInfoRequest, encodeOption,
+} from '../../src/protocol/nbd-options.js';
 import { decodeSimpleReply, decodeStructuredHeader, encodeRequest, type RequestFields } from '../../src/protocol/nbd-replies.js';
 
 /** One event-loop turn: lets callbacks already queued run (no timer, nothing waited for). */

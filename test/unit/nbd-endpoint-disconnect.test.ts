@@ -15,7 +15,10 @@ test('DISC waits for in-flight replies, then closes', async (t) => {
   f.target.hold();
   // one write: the DISC is read with the two requests it must wait for
   const [wc, rc] = c.batch(() => {
-    const cookies = [c.send({ type: Cmd.WRITE, offset: 0, length: 4, payload: Buffer.from('disc') }), c.send({ type: Cmd.READ, offset: 0, length: 4 })];
+    const cookies = [
+      c.send({ type: Cmd.WRITE, offset: 0, length: 4, payload: Buffer.from('disc') }),
+      c.send({ type: Cmd.READ, offset: 0, length: 4 }),
+    ];
     c.send({ type: Cmd.DISC, offset: 0, length: 0 });
     return cookies;
   });

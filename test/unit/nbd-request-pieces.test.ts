@@ -27,7 +27,8 @@ test('a split WRITE: views into its payload, FUA on every piece, settled once th
 test('a split READ reassembles in order; a short piece or an error fails the whole request once', () => {
   const job = new RequestInProgress(req(Cmd.READ, 0, 5), 'read', 2);
   const taken = [job.takePiece(), job.takePiece(), job.takePiece()];
-  assert.deepEqual(taken.map((p) => [p.offset, p.length, p.fua, p.payload]), [[0, 2, false, null], [2, 2, false, null], [4, 1, false, null]]);
+  assert.deepEqual(taken.map((p) => [p.offset, p.length, p.fua, p.payload]),
+    [[0, 2, false, null], [2, 2, false, null], [4, 1, false, null]]);
   job.pieceDone(2, 1, null, Buffer.from('e'));
   job.pieceDone(0, 2, null, Buffer.from('ab'));
   job.pieceDone(1, 2, null, Buffer.from('cd'));

@@ -11,7 +11,8 @@ type Perms = 'r' | 'w' | 'rw';
 const target = (permissions: Perms = 'rw') => ({ size: () => SIZE, permissions: () => permissions });
 
 function req(type: number, offset: number, length: number, flags = 0): RequestMessage {
-  return { kind: 'request', type, flags, offset, length, cookie: Buffer.alloc(8), payload: type === Cmd.WRITE ? Buffer.alloc(length) : null };
+  const payload = type === Cmd.WRITE ? Buffer.alloc(length) : null;
+  return { kind: 'request', type, flags, offset, length, cookie: Buffer.alloc(8), payload };
 }
 
 const cases: [string, RequestMessage, Perms, string | null][] = [
