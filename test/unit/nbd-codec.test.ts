@@ -4,14 +4,19 @@ import assert from 'node:assert/strict';
 import { DstError } from '../../src/util/errors.js';
 import {
   NBD_MAGIC, NBD_IHAVEOPT, NBD_OPTION_REPLY_MAGIC, NBD_REQUEST_MAGIC, NBD_SIMPLE_REPLY_MAGIC,
-  NBD_STRUCTURED_REPLY_MAGIC, NBD_EXTENDED_REQUEST_MAGIC, Opt, Rep, Info, TxFlag, Cmd, CmdFlag, ReplyType, ReplyFlag, NbdErr,
-  HandshakeFlag, ClientFlag, MAX_PAYLOAD, MAX_OPTION_DATA,
-  NbdServerDecoder, encodeGreeting, decodeGreeting, encodeOptionReply, decodeOptionReplyHeader, encodeOptionAck,
-  encodeOptionError, encodeRepServer, encodeInfoExport, encodeInfoName, encodeInfoBlockSize, encodeExportNameReply,
-  encodeSimpleReply, decodeSimpleReply, encodeOffsetDataChunk, encodeNoneDone, encodeErrorChunk, decodeStructuredHeader,
-  encodeClientFlags, encodeOption, encodeRequest, encodeInfoRequest, parseInfoRequest, toNbdError,
-  optName, cmdName, repName, nbdErrName,
+  NBD_STRUCTURED_REPLY_MAGIC, NBD_EXTENDED_REQUEST_MAGIC, Opt, Rep, Info, TxFlag, Cmd, CmdFlag, ReplyType, ReplyFlag,
+  NbdErr, HandshakeFlag, ClientFlag, MAX_PAYLOAD, MAX_OPTION_DATA, toNbdError, optName, cmdName, repName, nbdErrName,
 } from '../../src/protocol/nbd.js';
+import { NbdServerDecoder } from '../../src/protocol/nbd-decoder.js';
+import {
+  encodeGreeting, decodeGreeting, encodeOptionReply, decodeOptionReplyHeader, encodeOptionAck, encodeOptionError,
+  encodeRepServer, encodeInfoExport, encodeInfoName, encodeInfoBlockSize, encodeExportNameReply, encodeClientFlags,
+  encodeOption, encodeInfoRequest, parseInfoRequest,
+} from '../../src/protocol/nbd-options.js';
+import {
+  encodeSimpleReply, decodeSimpleReply, encodeOffsetDataChunk, encodeNoneDone, encodeErrorChunk,
+  decodeStructuredHeader, encodeRequest,
+} from '../../src/protocol/nbd-replies.js';
 
 const isBadFrame = (e: unknown): boolean => e instanceof DstError && e.code === 'DST_ERR_BAD_FRAME';
 const cookie = Buffer.from('0102030405060708', 'hex');

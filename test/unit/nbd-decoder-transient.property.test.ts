@@ -4,7 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { NbdServerDecoder, type NbdMessage, Cmd, encodeRequest } from '../../src/protocol/nbd.js';
+import { Cmd } from '../../src/protocol/nbd.js';
+import { NbdServerDecoder, type NbdMessage } from '../../src/protocol/nbd-decoder.js';
+import { encodeRequest } from '../../src/protocol/nbd-replies.js';
 import { POOL_MIN } from '../../src/protocol/wire.js';
 import { feedLikeSocket } from '../helpers/socket-feed.js';
 

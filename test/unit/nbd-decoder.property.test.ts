@@ -4,10 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { DstError } from '../../src/util/errors.js';
-import {
-  NbdServerDecoder, type NbdMessage, type NbdPhase, Cmd, encodeClientFlags, encodeOption, encodeRequest,
-  REQUEST_HEADER_SIZE, OPTION_HEADER_SIZE,
-} from '../../src/protocol/nbd.js';
+import { Cmd, REQUEST_HEADER_SIZE, OPTION_HEADER_SIZE } from '../../src/protocol/nbd.js';
+import { NbdServerDecoder, type NbdMessage, type NbdPhase } from '../../src/protocol/nbd-decoder.js';
+import { encodeClientFlags, encodeOption } from '../../src/protocol/nbd-options.js';
+import { encodeRequest } from '../../src/protocol/nbd-replies.js';
 
 const MAX_P = 4096; // small payload bound so the property runs fast
 

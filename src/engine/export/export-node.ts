@@ -18,7 +18,7 @@ import type {
   AclEntry, CryptoConfig, EventFields, EventName, ExportConfig, ExportState, Limits, NodeContext, NodeRuntime, NodeShow, Stats,
 } from '../types.js';
 import { FileBackend, type Backend } from './backend.js';
-import { adoptWithUserBuffer } from '../remote/nbd-endpoint.js';
+import { adoptWithUserBuffer } from '../io/adopt.js';
 import { HoldWriteFilter, testSwitchesFromEnv, type TestSwitches } from './filters.js';
 import { AclCache } from './acl.js';
 import { ReportLimiter, addrCapExceeded, type AdmittedPeer } from '../admission.js';
