@@ -20,8 +20,10 @@ import {
 import {
   ClientFlag, Cmd, GREETING_SIZE, Info, MAX_OPTION_DATA, MAX_PAYLOAD, NBD_EXTENDED_REQUEST_MAGIC, NBD_OPTION_REPLY_MAGIC,
   NBD_REQUEST_MAGIC, NBD_SIMPLE_REPLY_MAGIC, OPTION_REPLY_HEADER_SIZE, Opt, Rep, REQUEST_HEADER_SIZE, SIMPLE_REPLY_SIZE,
-  encodeClientFlags, encodeInfoRequest, encodeOption, encodeRequest, nbdErrName, repName,
+  nbdErrName, repName,
 } from '../../src/protocol/nbd.js';
+import { encodeClientFlags, encodeInfoRequest, encodeOption } from '../../src/protocol/nbd-options.js';
+import { encodeRequest } from '../../src/protocol/nbd-replies.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 16 * MiB;
