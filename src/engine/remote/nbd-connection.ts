@@ -71,6 +71,7 @@ export class NbdConnection implements TransmissionLink {
     });
     if (dataEvents) socket.on('data', (chunk: Buffer) => this.onBytes(chunk, false));
     socket.on('drain', () => this.maybeUnblockBytes());
+    socket.on('end', () => this.onPeerEnd());
     socket.on('error', (err) => this.log.debug('NBD connection error', { errno: errnoOf(err), error: err.message }));
     socket.on('close', () => {
       this.state = 'closed';
@@ -248,6 +249,16 @@ export class NbdConnection implements TransmissionLink {
   private dropCapacityWait(): void {
     this.unsubscribeCapacity?.();
     this.unsubscribeCapacity = null;
+  }
+
+  /**
+   * The client's FIN. The server is created with allowHalfOpen so this does not end our side at
+   * once: a client may send DISC and shut down its sending side at once, and it is still owed
+   * the replies of its requests in flight (maybeFinish ends the socket after them). A FIN
+   * without DISC is a hard disconnect (NBD spec): nothing more is owed.
+   */
+  private onPeerEnd(): void {
+    if (this.state !== 'disconnecting') this.endSocket();
   }
 
   /** After DISC or while draining: end once every accepted request is answered. */

@@ -118,7 +118,8 @@ export async function startNbdEndpoint(opts: NbdEndpointOptions): Promise<NbdEnd
   });
 
   const makeServer = (): net.Server => {
-    const s = net.createServer({ allowHalfOpen: false, pauseOnConnect: true }, onConnection);
+    // allowHalfOpen: a client's FIN is handled by the connection (replies still owed go out first)
+    const s = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, onConnection);
     s.maxConnections = opts.maxConnections ?? 64;
     s.on('error', (err) => log.error('NBD listener error', { errno: errnoOf(err), error: err.message }));
     servers.push(s);
