@@ -10,7 +10,7 @@
 // Encoders return a Buffer, or a Buffer[] when a data payload should go out with writev
 // without being copied.
 import { DstError } from '../util/errors.js';
-import { StreamBuffer } from './wire.js';
+import { StreamBuffer, type PayloadSource } from './stream-buffer.js';
 
 // ── Magic numbers ────────────────────────────────────────────────────────────────────────────
 export const NBD_MAGIC = 0x4e42444d41474943n;            // "NBDMAGIC"
@@ -221,6 +221,8 @@ export interface NbdServerDecoderOptions {
   maxOptionData?: number;
   /** largest WRITE payload (default MAX_PAYLOAD) */
   maxPayload?: number;
+  /** where WRITE payloads are assembled (default: plain allocation; the engine passes its pool) */
+  payloads?: PayloadSource;
 }
 
 function badFrame(message: string): DstError {
@@ -239,7 +241,7 @@ function badFrame(message: string): DstError {
  */
 export class NbdServerDecoder {
   phase: NbdPhase = 'client-flags';
-  private readonly buf = new StreamBuffer();
+  private readonly buf: StreamBuffer;
   private pending: RequestMessage | null = null;  // header parsed, payload still arriving
   private pendingOption: { option: number; length: number } | null = null;
   private readonly maxOptionData: number;
@@ -248,6 +250,7 @@ export class NbdServerDecoder {
   constructor(opts: NbdServerDecoderOptions = {}) {
     this.maxOptionData = opts.maxOptionData ?? MAX_OPTION_DATA;
     this.maxPayload = opts.maxPayload ?? MAX_PAYLOAD;
+    this.buf = new StreamBuffer(opts.payloads);
   }
 
   /** bytes buffered and not yet returned as messages */

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { NbdServerDecoder, type NbdMessage, Cmd, encodeRequest } from '../../src/protocol/nbd.js';
-import { POOL_MIN } from '../../src/protocol/wire.js';
+import { POOL_MIN, payloadPool } from '../../src/engine/io/payload-pool.js';
 import { feedLikeSocket } from '../helpers/socket-feed.js';
 
 const requestArb = fc.record({
@@ -17,7 +17,7 @@ const requestArb = fc.record({
 }).map((r) => ({ ...r, payload: r.type === Cmd.WRITE ? Buffer.alloc(r.length, r.seed) : null }));
 
 function transmission(): NbdServerDecoder {
-  const d = new NbdServerDecoder();
+  const d = new NbdServerDecoder({ payloads: payloadPool });
   d.phase = 'transmission';
   return d;
 }

@@ -41,7 +41,7 @@ import {
   encodeInfoName, encodeInfoBlockSize, encodeExportNameReply, encodeSimpleReply,
   encodeOffsetDataChunk, encodeErrorChunk, parseInfoRequest, toNbdError, optName, cmdName, nbdErrName,
 } from '../../protocol/nbd.js';
-import { releasePayload } from '../../protocol/wire.js';
+import { payloadPool, releasePayload } from '../io/payload-pool.js';
 import { normalizePeerAddress } from '../../util/parse.js';
 import { DEFAULT_POLICY } from '../types.js';
 import { ReportLimiter, addrCapExceeded, type AddrCaps } from '../admission.js';
@@ -323,7 +323,7 @@ type Blocked = null | 'capacity' | 'inflight' | 'bytes';
 
 class NbdConnection {
   private state: ConnState = 'options';
-  private readonly decoder = new NbdServerDecoder();
+  private readonly decoder = new NbdServerDecoder({ payloads: payloadPool });
   private structured = false;
   private noZeroes = false;
   private inflight = 0;
