@@ -108,14 +108,15 @@ export class StreamBuffer {
         return;
       }
     }
+    const source = this.source;
     let kept = from;
     for (let at = from; ;) {
       const m = locate(chunk, at);
       if (m === null || m[2] > chunk.length) break;
       const [start, length, end] = m;
-      if (length >= this.source.min) {
+      if (length >= source.min) {
         if (start > kept) this.keepRange(chunk, kept, start);
-        const own = this.source.alloc(length);
+        const own = source.alloc(length);
         chunk.copy(own, 0, start, start + length);
         this.chunks.push(own);
         this.bytes += length;
