@@ -17,7 +17,8 @@
 // Suite "none" is a plain pass-through (no tag, nothing to check) so both connections have one
 // send/receive path whatever the suite.
 import { SMALL_FRAME } from './crypto-pool.js';
-import { encodeHeader, releasePayload, type Frame, type FrameInit } from '../protocol/wire.js';
+import { encodeHeader, type Frame, type FrameInit } from '../protocol/wire.js';
+import { releasePayload } from './io/payload-pool.js';
 import { open, seal, sealedLength, type DirectionKeys, type Sealed, type Suite } from '../protocol/suites.js';
 
 const EMPTY = Buffer.alloc(0);

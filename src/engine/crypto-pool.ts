@@ -11,7 +11,7 @@
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { DstError } from '../util/errors.js';
-import { allocPayload, releasePayload } from '../protocol/wire.js';
+import { allocPayload, releasePayload } from './io/payload-pool.js';
 import { open, seal, sealedLength, suiteByName, type DirectionKeys, type Sealed, type Suite } from '../protocol/suites.js';
 
 export const SMALL_FRAME = 64 * 1024;

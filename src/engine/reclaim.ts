@@ -11,7 +11,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
-import { dropPooledPayloads } from '../protocol/wire.js';
+import { dropPooledPayloads } from './io/payload-pool.js';
 import { mallocTrim } from '../protocol/native-cipher.js';
 
 /** Free pooled buffers up to this size are kept (the default max-request is 1 MiB). */

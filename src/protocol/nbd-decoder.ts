@@ -2,7 +2,7 @@
 // feeds socket chunks, pulls whole messages with next(), and moves `phase` to 'transmission' once
 // the negotiation is over (after the GO ack or the EXPORT_NAME reply). Every length read from the
 // wire is checked against a bound BEFORE the bytes it announces are buffered.
-import { StreamBuffer } from './wire.js';
+import { StreamBuffer, type PayloadSource } from './stream-buffer.js';
 import {
   Cmd, CLIENT_FLAGS_SIZE, MAX_OPTION_DATA, MAX_PAYLOAD, NBD_EXTENDED_REQUEST_MAGIC, NBD_IHAVEOPT, NBD_REQUEST_MAGIC,
   OPTION_HEADER_SIZE, REQUEST_HEADER_SIZE, badFrame, optName,
@@ -35,6 +35,8 @@ export interface NbdServerDecoderOptions {
   maxOptionData?: number;
   /** largest WRITE payload (default MAX_PAYLOAD) */
   maxPayload?: number;
+  /** where WRITE payloads are assembled (default: plain allocation; the engine passes its pool) */
+  payloads?: PayloadSource;
 }
 
 /**
@@ -49,7 +51,7 @@ export interface NbdServerDecoderOptions {
  */
 export class NbdServerDecoder {
   phase: NbdPhase = 'client-flags';
-  private readonly buf = new StreamBuffer();
+  private readonly buf: StreamBuffer;
   private pending: RequestMessage | null = null;  // header parsed, payload still arriving
   private pendingOption: { option: number; length: number } | null = null;
   private readonly maxOptionData: number;
@@ -58,6 +60,7 @@ export class NbdServerDecoder {
   constructor(opts: NbdServerDecoderOptions = {}) {
     this.maxOptionData = opts.maxOptionData ?? MAX_OPTION_DATA;
     this.maxPayload = opts.maxPayload ?? MAX_PAYLOAD;
+    this.buf = new StreamBuffer(opts.payloads);
   }
 
   /** bytes buffered and not yet returned as messages */

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { blocksContent, checkBlocks, DEFAULT_BLOCK_SIZE } from './blocks.js';
 import type { Engine } from './engine.js';
-import { POOL_MAX_FREE } from '../../src/protocol/wire.js';
+import { POOL_MAX_FREE } from '../../src/engine/io/payload-pool.js';
 
 export interface FuzzConfig {
   cases: number;

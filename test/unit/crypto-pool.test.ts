@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { CryptoPool, SMALL_FRAME } from '../../src/engine/crypto-pool.js';
 import { deriveSessionKeys, open, sealedLength, suiteByName } from '../../src/protocol/suites.js';
-import { Cmd, Op, allocPayload, encodeHeader } from '../../src/protocol/wire.js';
+import { Cmd, Op, encodeHeader } from '../../src/protocol/wire.js';
+import { allocPayload } from '../../src/engine/io/payload-pool.js';
 
 test('large frames go through workers and open on the main thread; tampering is refused by the worker', async (t) => {
   const pool = new CryptoPool(2);

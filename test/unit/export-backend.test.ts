@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { FakeClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/log.js';
 import { FileBackend, devMajorMinor, ZERO_CHUNK, INLINE_MAX } from '../../src/engine/export/backend.js';
-import { allocPayload, pooledBytes, POOL_MIN } from '../../src/protocol/wire.js';
+import { allocPayload, pooledBytes, POOL_MIN } from '../../src/engine/io/payload-pool.js';
 import { existsSync } from 'node:fs';
 import { HoldWriteFilter, ErrorFilter, parseHoldSpec, testSwitchesFromEnv } from '../../src/engine/export/filters.js';
 

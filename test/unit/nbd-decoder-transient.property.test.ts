@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { Cmd } from '../../src/protocol/nbd.js';
 import { NbdServerDecoder, type NbdMessage } from '../../src/protocol/nbd-decoder.js';
 import { encodeRequest } from '../../src/protocol/nbd-replies.js';
-import { POOL_MIN } from '../../src/protocol/wire.js';
+import { POOL_MIN, payloadPool } from '../../src/engine/io/payload-pool.js';
 import { feedLikeSocket } from '../helpers/socket-feed.js';
 
 const requestArb = fc.record({
@@ -19,7 +19,7 @@ const requestArb = fc.record({
 }).map((r) => ({ ...r, payload: r.type === Cmd.WRITE ? Buffer.alloc(r.length, r.seed) : null }));
 
 function transmission(): NbdServerDecoder {
-  const d = new NbdServerDecoder();
+  const d = new NbdServerDecoder({ payloads: payloadPool });
   d.phase = 'transmission';
   return d;
 }

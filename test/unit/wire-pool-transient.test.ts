@@ -1,11 +1,10 @@
-// The payload pool, in-place payload assembly, and the transient-chunk decoder path
+// In-place payload assembly in pooled buffers, and the transient-chunk decoder path
 // (feedTransient / readTarget: socket reads into one reused buffer or straight into a payload).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import {
-  Cmd, Op, FrameDecoder, encodeFrame, allocPayload, releasePayload, pooledBytes, POOL_MIN, type Frame,
-} from '../../src/protocol/wire.js';
+import { Cmd, Op, FrameDecoder, MAX_PAYLOAD, encodeFrame, type Frame } from '../../src/protocol/wire.js';
+import { POOL_MIN, payloadPool } from '../../src/engine/io/payload-pool.js';
 import { feedLikeSocket } from '../helpers/socket-feed.js';
 
 const frameArb = fc.record({
@@ -41,7 +40,7 @@ test('transient chunks (one reused buffer, scribbled over after each feed), pull
     fc.integer({ min: 1, max: 70_000 }), fc.array(fc.boolean(), { maxLength: 30 }), (frames, cuts, bufSize, pulls) => {
       const stream = Buffer.concat(frames.flatMap((f) => encodeFrame(f)));
       const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
-      const dec = new FrameDecoder();
+      const dec = new FrameDecoder(MAX_PAYLOAD, payloadPool);
       const out: Frame[] = [];
       feedLikeSocket(dec, stream, points, Buffer.alloc(bufSize), pulls, () => { for (let f = dec.next(); f; f = dec.next()) out.push(f); });
       for (const f of out) {
@@ -57,7 +56,7 @@ test('a large payload is read straight into its buffer: readTarget hands out its
   const payload = Buffer.alloc(256 * 1024, 7);
   const stream = Buffer.concat(encodeFrame({ cmd: Cmd.IO_RESPONSE, op: Op.READ, id: 5, payload }));
   const scratch = Buffer.alloc(1000);
-  const dec = new FrameDecoder();
+  const dec = new FrameDecoder(MAX_PAYLOAD, payloadPool);
   stream.copy(scratch, 0, 0, 1000);
   dec.feedTransient(scratch.subarray(0, 1000));
   const target = dec.readTarget(scratch);
@@ -75,7 +74,7 @@ test('a large payload is read straight into its buffer: readTarget hands out its
 test('feed(): a payload spanning chunks is assembled once, in a pooled buffer', () => {
   const payload = Buffer.alloc(2 * POOL_MIN + 3, 9);
   const stream = Buffer.concat(encodeFrame({ cmd: Cmd.IO, op: Op.WRITE, id: 1, payload }));
-  const dec = new FrameDecoder();
+  const dec = new FrameDecoder(MAX_PAYLOAD, payloadPool);
   for (let i = 0; i < stream.length; i += 1000) {
     dec.feed(stream.subarray(i, i + 1000));
     if (i + 1000 < stream.length) assert.equal(dec.next(), null);
@@ -83,29 +82,4 @@ test('feed(): a payload spanning chunks is assembled once, in a pooled buffer', 
   const f = dec.next()!;
   assert.ok(f.payload.equals(payload));
   assert.equal(dec.pendingBytes, 0);
-});
-
-test('payload pool: released buffers are reused; foreign, double and small releases are no-ops', () => {
-  const a = allocPayload(POOL_MIN * 2);
-  assert.equal(a.length, POOL_MIN * 2);
-  const before = pooledBytes();
-  releasePayload(a);
-  assert.equal(pooledBytes(), before + a.buffer.byteLength);
-  releasePayload(a); // twice: no-op
-  assert.equal(pooledBytes(), before + a.buffer.byteLength);
-  const b = allocPayload(POOL_MIN * 2);
-  assert.equal(b.buffer, a.buffer, 'the released buffer is lent again');
-  assert.equal(pooledBytes(), before);
-  releasePayload(Buffer.alloc(POOL_MIN * 2)); // not lent by the pool
-  releasePayload(null);
-  assert.equal(pooledBytes(), before);
-  const small = allocPayload(100);
-  releasePayload(small);
-  assert.equal(pooledBytes(), before);
-  // a size between classes gets a buffer of the next class, trimmed to the asked length
-  const odd = allocPayload(POOL_MIN * 5 + 1);
-  assert.equal(odd.length, POOL_MIN * 5 + 1);
-  assert.ok(odd.buffer.byteLength >= odd.length && odd.buffer.byteLength <= odd.length * 1.25 + POOL_MIN);
-  releasePayload(b);
-  releasePayload(odd);
 });

@@ -16,7 +16,7 @@
 import fs from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { DstError, errnoOf } from '../../util/errors.js';
-import { POOL_MIN, allocPayload, releasePayload } from '../../protocol/wire.js';
+import { POOL_MIN, allocPayload, releasePayload } from '../io/payload-pool.js';
 
 /** One backend layer. Promises reject with the real system error (err.code = 'EIO', ...). */
 export interface Backend {

@@ -27,9 +27,11 @@ import type { Logger } from '../../util/log.js';
 import { errnoNumber, errnoOf } from '../../util/errors.js';
 import { peerText } from '../../util/escape.js';
 import {
-  Cmd, Flag, FrameDecoder, releasePayload, HEADER_SIZE, Op, WIRE_VERSION, cmdName, decodeAuth, decodeHeader, decodeHello, encodeAuth,
+  Cmd, Flag, FrameDecoder, HEADER_SIZE, Op, WIRE_VERSION, cmdName, decodeAuth, decodeHeader, decodeHello, encodeAuth,
   encodeFrame, encodeHelloReply, encodeRefusal, opName, type Frame, type FrameInit, type Hello,
 } from '../../protocol/wire.js';
+import { MAX_PAYLOAD } from '../../protocol/wire-header.js';
+import { payloadPool, releasePayload } from '../io/payload-pool.js';
 import {
   authProof, deriveSessionKeys, keyId, proofsEqual, suiteByName, type DirectionKeys, type SessionKeys, type Suite,
 } from '../../protocol/suites.js';
@@ -116,7 +118,7 @@ export class Connection {
   /** "ip:port" of the peer, for logs */
   readonly label: string;
   private phase: Phase = 'hello';
-  private readonly decoder = new FrameDecoder();
+  private readonly decoder = new FrameDecoder(MAX_PAYLOAD, payloadPool);
   private headerChecked = false;
   private preHeader: Buffer | null = null;
   private helloTimer: TimerHandle | null = null;

@@ -33,6 +33,8 @@ import {
   Access, Cmd, FrameDecoder, Op, WIRE_VERSION, cmdName, decodeAuth, decodeHelloReply, decodeRefusal, encodeAuth, encodeFrame,
   encodeHello, type Frame, type FrameInit, type HelloReply,
 } from '../../protocol/wire.js';
+import { MAX_PAYLOAD } from '../../protocol/wire-header.js';
+import { payloadPool } from '../io/payload-pool.js';
 import {
   authProof, deriveSessionKeys, keyId, proofsEqual, type DirectionKeys, type SessionKeys, type Suite,
 } from '../../protocol/suites.js';
@@ -166,7 +168,7 @@ export interface ConnectionOptions {
 export class Connection implements TxnSender {
   private st: ConnState = ConnState.IDLE;
   private socket: WireSocket | null = null;
-  private readonly decoder = new FrameDecoder();
+  private readonly decoder = new FrameDecoder(MAX_PAYLOAD, payloadPool);
   private readonly scratch = Buffer.allocUnsafe(64 * 1024);
   private handshakeTimer: TimerHandle | null = null;
   private livenessTimer: TimerHandle | null = null;

@@ -17,6 +17,7 @@ import type { Logger } from '../../util/log.js';
 import type { Clock, TimerHandle } from '../../util/clock.js';
 import { errnoOf } from '../../util/errors.js';
 import { NbdServerDecoder, type NbdMessage } from '../../protocol/nbd-decoder.js';
+import { payloadPool } from '../io/payload-pool.js';
 import { NbdNegotiation, type OptionOutcome } from './nbd-negotiation.js';
 import { NbdTransmission, type TransmissionLink } from './nbd-transmission.js';
 
@@ -37,7 +38,7 @@ type Blocked = null | 'capacity' | 'inflight' | 'bytes';
 
 export class NbdConnection implements TransmissionLink {
   private state: ConnState = 'options';
-  private readonly decoder = new NbdServerDecoder();
+  private readonly decoder = new NbdServerDecoder({ payloads: payloadPool });
   private readonly negotiation: NbdNegotiation;
   private readonly tx: NbdTransmission;
   private blocked: Blocked = null;

@@ -8,7 +8,7 @@ import { errnoOf } from '../../util/errors.js';
 import type { RequestMessage } from '../../protocol/nbd-decoder.js';
 import { Cmd, MAX_PAYLOAD, NbdErr, cmdName, nbdErrName, toNbdError } from '../../protocol/nbd.js';
 import { encodeErrorChunk, encodeOffsetDataChunk, encodeSimpleReply } from '../../protocol/nbd-replies.js';
-import { releasePayload } from '../../protocol/wire.js';
+import { releasePayload } from '../io/payload-pool.js';
 import { blockOpOf, validateRequest } from './nbd-validate.js';
 import { RequestInProgress } from './nbd-request.js';
 

@@ -30,7 +30,7 @@ export interface BlockTarget {
   onCapacity(listener: () => void): () => void;
   /**
    * Execute one request (length ≤ maxRequest(), in range). done runs exactly once. Throws if !hasCapacity().
-   * Buffers are recycled through the payload pool (wire.ts), so ownership is strict: the target
+   * Buffers are recycled through the payload pool (engine/io/payload-pool.ts), so ownership is strict: the target
    * must not touch req.payload after a successful done() (the endpoint gives it back to the pool),
    * and the endpoint owns `data` from done() on (it gives it back once the socket wrote it).
    */

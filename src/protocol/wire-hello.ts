@@ -1,0 +1,157 @@
+// DST wire protocol v2, the HELLO / HELLO_REPLY / AUTH payloads: pure codec, no I/O, no state.
+// Typed TLV fields (u16 type, u16 length, value). Unknown field types are skipped, so a newer peer
+// may add fields an older one ignores.
+import { DstError } from '../util/errors.js';
+import { readU64, writeU64 } from './wire-header.js';
+
+export const Access = { READ: 1, WRITE: 2 } as const;
+
+export interface Hello {
+  /** protocol version the client speaks */
+  version: number;
+  /** "" = the default export */
+  exportName: string;
+  /** 16 random bytes per remote `start`, kept across reconnects */
+  sessionId: Buffer;
+  /** requested Access bits */
+  access: number;
+  /** canonical suite name, e.g. "none", "aes-gcm" */
+  suite: string;
+  /** first 8 bytes of SHA-256 of the client's key; null = no key */
+  keyId: Buffer | null;
+  /** 32 random bytes, fresh per handshake */
+  nonce: Buffer;
+}
+
+export interface HelloReply {
+  /** 16-byte export identity (UUID stored in the export's state dir) */
+  identity: Buffer;
+  size: number;
+  blockSize: number;
+  maxRequest: number;
+  /** granted Access bits */
+  granted: number;
+  suite: string;
+  nonce: Buffer;
+  /** human-readable reason when the frame's status refuses the HELLO */
+  message: string | null;
+}
+
+export interface Auth {
+  /** HMAC(confirm key, HELLO transcript) */
+  proof: Buffer;
+}
+
+enum HelloField { VERSION = 1, EXPORT_NAME = 2, SESSION_ID = 3, ACCESS = 4, SUITE = 5, KEY_ID = 6, NONCE = 7 }
+enum ReplyField { IDENTITY = 1, SIZE = 2, BLOCK_SIZE = 3, MAX_REQUEST = 4, GRANTED = 5, SUITE = 6, NONCE = 7, MESSAGE = 8 }
+enum AuthField { PROOF = 1 }
+
+function tlv(type: number, value: Buffer): Buffer {
+  if (value.length > 0xffff) throw new DstError('DST_ERR_INVALID', `field ${type} too long (${value.length} bytes)`);
+  const out = Buffer.allocUnsafe(4 + value.length);
+  out.writeUInt16BE(type, 0);
+  out.writeUInt16BE(value.length, 2);
+  value.copy(out, 4);
+  return out;
+}
+
+const u8 = (n: number): Buffer => Buffer.from([n & 0xff]);
+const u32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32BE(n >>> 0); return b; };
+const u64 = (n: number): Buffer => { const b = Buffer.alloc(8); writeU64(b, n, 0); return b; };
+
+function parseTlv(buf: Buffer, what: string): Map<number, Buffer> {
+  const out = new Map<number, Buffer>();
+  let off = 0;
+  while (off < buf.length) {
+    if (off + 4 > buf.length) throw new DstError('DST_ERR_BAD_FRAME', `bad ${what}: field header cut at byte ${off}`);
+    const type = buf.readUInt16BE(off);
+    const len = buf.readUInt16BE(off + 2);
+    if (off + 4 + len > buf.length) throw new DstError('DST_ERR_BAD_FRAME', `bad ${what}: field ${type} runs past the payload`);
+    if (out.has(type)) throw new DstError('DST_ERR_BAD_FRAME', `bad ${what}: field ${type} repeated`);
+    out.set(type, buf.subarray(off + 4, off + 4 + len));
+    off += 4 + len;
+  }
+  return out;
+}
+
+function need(fields: Map<number, Buffer>, type: number, size: number | null, what: string, name: string): Buffer {
+  const v = fields.get(type);
+  if (!v) throw new DstError('DST_ERR_BAD_FRAME', `bad ${what}: ${name} missing`);
+  if (size !== null && v.length !== size) throw new DstError('DST_ERR_BAD_FRAME', `bad ${what}: ${name} is ${v.length} bytes, expected ${size}`);
+  return v;
+}
+
+export function encodeHello(h: Hello): Buffer {
+  const parts = [
+    tlv(HelloField.VERSION, u8(h.version)),
+    tlv(HelloField.EXPORT_NAME, Buffer.from(h.exportName, 'utf8')),
+    tlv(HelloField.SESSION_ID, h.sessionId),
+    tlv(HelloField.ACCESS, u8(h.access)),
+    tlv(HelloField.SUITE, Buffer.from(h.suite, 'utf8')),
+    tlv(HelloField.NONCE, h.nonce),
+  ];
+  if (h.keyId) parts.push(tlv(HelloField.KEY_ID, h.keyId));
+  return Buffer.concat(parts);
+}
+
+export function decodeHello(buf: Buffer): Hello {
+  const w = 'HELLO';
+  const f = parseTlv(buf, w);
+  const keyId = f.get(HelloField.KEY_ID);
+  if (keyId && keyId.length !== 8) throw new DstError('DST_ERR_BAD_FRAME', `bad ${w}: key id is ${keyId.length} bytes, expected 8`);
+  return {
+    version: need(f, HelloField.VERSION, 1, w, 'version')[0]!,
+    exportName: need(f, HelloField.EXPORT_NAME, null, w, 'export name').toString('utf8'),
+    sessionId: Buffer.from(need(f, HelloField.SESSION_ID, 16, w, 'session id')),
+    access: need(f, HelloField.ACCESS, 1, w, 'access')[0]!,
+    suite: need(f, HelloField.SUITE, null, w, 'suite').toString('utf8'),
+    keyId: keyId ? Buffer.from(keyId) : null,
+    nonce: Buffer.from(need(f, HelloField.NONCE, 32, w, 'nonce')),
+  };
+}
+
+export function encodeHelloReply(r: HelloReply): Buffer {
+  const parts = [
+    tlv(ReplyField.IDENTITY, r.identity),
+    tlv(ReplyField.SIZE, u64(r.size)),
+    tlv(ReplyField.BLOCK_SIZE, u32(r.blockSize)),
+    tlv(ReplyField.MAX_REQUEST, u32(r.maxRequest)),
+    tlv(ReplyField.GRANTED, u8(r.granted)),
+    tlv(ReplyField.SUITE, Buffer.from(r.suite, 'utf8')),
+    tlv(ReplyField.NONCE, r.nonce),
+  ];
+  if (r.message !== null) parts.push(tlv(ReplyField.MESSAGE, Buffer.from(r.message, 'utf8')));
+  return Buffer.concat(parts);
+}
+
+export function decodeHelloReply(buf: Buffer): HelloReply {
+  const w = 'HELLO_REPLY';
+  const f = parseTlv(buf, w);
+  return {
+    identity: Buffer.from(need(f, ReplyField.IDENTITY, 16, w, 'identity')),
+    size: readU64(need(f, ReplyField.SIZE, 8, w, 'size'), 0, 'size'),
+    blockSize: need(f, ReplyField.BLOCK_SIZE, 4, w, 'block size').readUInt32BE(0),
+    maxRequest: need(f, ReplyField.MAX_REQUEST, 4, w, 'max request').readUInt32BE(0),
+    granted: need(f, ReplyField.GRANTED, 1, w, 'granted')[0]!,
+    suite: need(f, ReplyField.SUITE, null, w, 'suite').toString('utf8'),
+    nonce: Buffer.from(need(f, ReplyField.NONCE, 32, w, 'nonce')),
+    message: f.get(ReplyField.MESSAGE)?.toString('utf8') ?? null,
+  };
+}
+
+/** A refusal: HELLO_REPLY with a nonzero status carries only a message. */
+export function encodeRefusal(message: string): Buffer {
+  return tlv(ReplyField.MESSAGE, Buffer.from(message, 'utf8'));
+}
+
+export function decodeRefusal(buf: Buffer): string {
+  return parseTlv(buf, 'HELLO_REPLY').get(ReplyField.MESSAGE)?.toString('utf8') ?? 'refused';
+}
+
+export function encodeAuth(a: Auth): Buffer {
+  return tlv(AuthField.PROOF, a.proof);
+}
+
+export function decodeAuth(buf: Buffer): Auth {
+  return { proof: Buffer.from(need(parseTlv(buf, 'AUTH'), AuthField.PROOF, null, 'AUTH', 'proof')) };
+}
