@@ -434,6 +434,7 @@ function statusFixture(): StatusShow {
       maxInflightPerConnection: 128, maxInflightCap: 128, maxRequestCap: 32 << 20 },
     cryptoThreads: 4,
     cipherImpl: 'node:crypto: DST_NATIVE_CIPHER=0', diskLock: 'flock (native addon)',
+    heap: 'full GC + malloc_trim after large connections close, crypto workers: young GC every 4 MiB',
     nodes: [{ name: 'vol', role: 'export', state: 'listening', attachment: null }],
     config: { file: '/etc/dst/dst.conf', autosave: true, unsaved: false },
   };
