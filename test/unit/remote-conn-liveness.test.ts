@@ -6,20 +6,28 @@ import { Cmd } from '../../src/protocol/wire.js';
 import { ConnState } from '../../src/engine/remote/conn-state.js';
 import { flush, exportBehaviour, readyConn } from '../helpers/remote-conn.js';
 
-test('idle: PING after ping-interval of silence; dead after 3 missed pongs', async () => {
-  const c = await readyConn({ pingIntervalMs: 1000, resendTimeoutMs: 5000 });
-  c.clock.advance(999);
-  assert.equal(c.sock.count(Cmd.PING), 0);
-  c.clock.advance(1);
-  assert.equal(c.sock.count(Cmd.PING), 1);
-  c.clock.advance(1000);
-  assert.equal(c.sock.count(Cmd.PING), 2);
-  c.clock.advance(1000);
-  assert.equal(c.sock.count(Cmd.PING), 3);
-  c.clock.advance(999);
+type Conn = Awaited<ReturnType<typeof readyConn>>;
+
+/** Advance the clock step by step, checking how many PINGs went out after each step. */
+function pingsAfter(c: Conn, steps: [ms: number, pings: number][]): void {
+  for (const [ms, pings] of steps) {
+    c.clock.advance(ms);
+    assert.equal(c.sock.count(Cmd.PING), pings);
+  }
+}
+
+/** The link is still ready 1 ms before `ms` from now, and closed at `ms`. */
+function deadAfter(c: Conn, ms: number): void {
+  c.clock.advance(ms - 1);
   assert.equal(c.conn.state, ConnState.READY);
   c.clock.advance(1);
   assert.equal(c.conn.state, ConnState.CLOSED);
+}
+
+test('idle: PING after ping-interval of silence; dead after 3 missed pongs', async () => {
+  const c = await readyConn({ pingIntervalMs: 1000, resendTimeoutMs: 5000 });
+  pingsAfter(c, [[999, 0], [1, 1], [1000, 2], [1000, 3]]);
+  deadAfter(c, 1000);
   assert.match(c.closes[0]!.detail, /3 pings unanswered/);
   assert.equal(c.closes[0]!.wasReady, true);
 });
@@ -38,16 +46,8 @@ test('outstanding: PING after min(ping-interval, resend-timeout/3); dead after r
   c.state.outstanding = true;
   c.conn.sendTxn({ id: 1, op: 'read', offset: 0, length: 512, payload: null, fua: false,
     submittedAt: 0, attempts: 1, done: null, place: 'sent' }, 0, 1);
-  c.clock.advance(999);
-  assert.equal(c.sock.count(Cmd.PING), 0);
-  c.clock.advance(1);
-  assert.equal(c.sock.count(Cmd.PING), 1);
-  c.clock.advance(1000);
-  assert.equal(c.sock.count(Cmd.PING), 2);
-  c.clock.advance(999);
-  assert.equal(c.conn.state, ConnState.READY);
-  c.clock.advance(1);
-  assert.equal(c.conn.state, ConnState.CLOSED);
+  pingsAfter(c, [[999, 0], [1, 1], [1000, 2]]);
+  deadAfter(c, 1000);
   assert.match(c.closes[0]!.detail, /no byte from the export for 3000 ms/);
 });
 
@@ -73,8 +73,5 @@ test('outstanding: the dead clock starts when work starts, not at the last idle 
   c.state.outstanding = true;
   c.conn.sendTxn({ id: 1, op: 'read', offset: 0, length: 1, payload: null, fua: false,
     submittedAt: 0, attempts: 1, done: null, place: 'sent' }, 0, 1);
-  c.clock.advance(2999);
-  assert.equal(c.conn.state, ConnState.READY);
-  c.clock.advance(1);
-  assert.equal(c.conn.state, ConnState.CLOSED);
+  deadAfter(c, 3000);
 });
