@@ -18,7 +18,7 @@
  * mallocTrim() -> boolean: glibc's malloc_trim(0), true when it gave memory back to the kernel.
  * Why here: after a burst of large requests is freed, glibc keeps the pages of its heap (its mmap
  * threshold grows with the blocks it frees, so later large blocks come from the heap too) and an
- * export's RSS stays up; src/engine/reclaim.ts calls this after a connection with such a burst
+ * export's RSS stays up; src/engine/heap.ts calls this (for reclaim.ts) after a connection with such a burst
  * closed. It is in this addon only because this is the addon dst builds. Not glibc: absent.
  */
 #include <limits.h>

@@ -1,38 +1,21 @@
 // Giving memory back after a burst of large requests (a client that asked for 32 MiB of READs
 // and went away). Three steps, each needed for RSS to come down within seconds:
 //   1. the payload pool forgets its free buffers above POOL_KEEP_MAX (else it keeps them for good);
-//   2. a full garbage collection frees them now: an idle engine allocates too little for V8 to
+//   2. a full garbage collection (heap.ts) frees them now: an idle engine allocates too little for V8 to
 //      collect on its own before its memory reducer runs (≈ 8 s later);
-//   3. malloc_trim (native/cipher.c) returns the freed pages to the kernel: glibc serves large
+//   3. malloc_trim (native/cipher.c, via heap.ts) returns the freed pages to the kernel: glibc serves large
 //      blocks from its heap once its mmap threshold has grown, and keeps what is freed there.
 // It runs once per RECLAIM_DELAY_MS at most, only when a connection closed and the pool had
 // something large to drop, so steady traffic never pays for a collection.
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import { dropPooledPayloads } from './io/payload-pool.js';
-import { mallocTrim } from '../protocol/native-cipher.js';
+import { collectAndTrim } from './heap.js';
 
 /** Free pooled buffers up to this size are kept (the default max-request is 1 MiB). */
 export const POOL_KEEP_MAX = 1024 * 1024;
 /** Delay after a connection closes before reclaiming (several closes share one pass). */
 export const RECLAIM_DELAY_MS = 500;
-
-let gcFn: (() => void) | null | undefined;
-
-/** V8's full collection, made reachable without --expose-gc on the command line (null if refused). */
-function fullGc(): (() => void) | null {
-  if (gcFn === undefined) {
-    try {
-      setFlagsFromString('--expose-gc');
-      gcFn = runInNewContext('gc') as () => void;
-    } catch {
-      gcFn = null;
-    }
-  }
-  return gcFn;
-}
 
 export class MemoryReclaimer {
   private timer: TimerHandle | null = null;
@@ -50,8 +33,7 @@ export class MemoryReclaimer {
   private reclaim(): void {
     const dropped = dropPooledPayloads(POOL_KEEP_MAX);
     if (dropped === 0) return;
-    fullGc()?.();
-    const trimmed = mallocTrim?.() ?? null;
-    this.log.debug('memory reclaimed', { op: 'reclaim', pooledBytes: dropped, mallocTrim: trimmed });
+    const done = collectAndTrim();
+    this.log.debug('memory reclaimed', { op: 'reclaim', pooledBytes: dropped, gc: done.gc, mallocTrim: done.mallocTrim });
   }
 }

@@ -12,6 +12,7 @@ import type { Logger } from '../util/log.js';
 import { formatDuration, formatHostPort, parseHostPort, parseNodeName, type HostPort } from '../util/parse.js';
 import { cipherImplementationText } from '../protocol/native-cipher.js';
 import { diskId, diskLockText, sameDisk } from './export/disk-lock.js';
+import { heapText } from './heap.js';
 import { DIRECT_GATE, type ChangeGate } from './config-store.js';
 import { AttachManager, type AttachManagerOptions, type AttachMethodArg, type DetachResult } from './attach/manager.js';
 import {
@@ -255,6 +256,7 @@ export class Registry {
       cryptoThreads: this.cryptoThreads(),
       cipherImpl: cipherImplementationText,
       diskLock: diskLockText,
+      heap: heapText(),
       nodes: [...this.nodes.values()].map((e) => ({ name: e.config.name, role: e.config.role, state: e.runtime.state, attachment: this.attachments.show(e.config.name) })),
     };
   }

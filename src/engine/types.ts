@@ -204,6 +204,8 @@ export interface StatusShow {
   cipherImpl: string;
   /** how one disk, one export is kept across processes: "flock (native addon)" or "off: why" */
   diskLock: string;
+  /** how memory is given back below JavaScript (src/engine/heap.ts): "full GC + malloc_trim after …" */
+  heap: string;
   nodes: { name: string; role: Role; state: NodeState; attachment: AttachmentShow | null }[];
   /** the config file (null: --no-config), whether changes are saved to it, whether what runs differs from it */
   config: { file: string | null; autosave: boolean; unsaved: boolean };

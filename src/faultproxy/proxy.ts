@@ -10,26 +10,22 @@
 // delayed like data. Memory is bounded: a pipe that holds more than `maxHeldBytes`, or whose
 // destination socket needs to drain, pauses its source socket (TCP backpressure does the rest).
 import { EventEmitter } from 'node:events';
-import { readFile, stat } from 'node:fs/promises';
 import net from 'node:net';
 import { DstError } from '../util/errors.js';
 import { formatHostPort, parseHostPort, type HostPort } from '../util/parse.js';
-import { realClock, type Clock, type TimerHandle } from '../util/clock.js';
+import { realClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { CaptureWriter, isCapture, parseCapture, type Direction } from './capture.js';
+import { CaptureWriter, type Direction } from './capture.js';
+import { Connection, destroySocket, type Pipe } from './pipe.js';
+import { checkBit, checkCount, checkDir, corruptChunk, type CorruptRule, type DirSpec, type ProxyMode } from './rules.js';
+import { injectPlan } from './inject-plan.js';
 
 export type { Direction } from './capture.js';
-export type DirSpec = Direction | 'both';
-export type ProxyMode = 'pass' | 'delay' | 'stall';
-
-export type CorruptRule =
-  | { kind: 'offset'; offset: number; dir: DirSpec; bit: number }
-  | { kind: 'every'; every: number; dir: DirSpec; bit: number };
+export type { CorruptRule, DirSpec, ProxyMode } from './rules.js';
+export { MAX_INJECT_BYTES } from './inject-plan.js';
 
 /** Default bound on bytes held per connection per direction before the source is paused. */
 export const DEFAULT_MAX_HELD_BYTES = 64 * 1024 * 1024;
-/** Largest file `inject` reads. */
-export const MAX_INJECT_BYTES = 64 * 1024 * 1024;
 
 export interface FaultProxyOptions {
   /** "IP:PORT" (port 0 = any free port) or a HostPort */
@@ -94,105 +90,6 @@ export interface InjectResult {
   bytes: number;
   /** connections injected into */
   connections: number;
-}
-
-interface Entry {
-  data: Buffer;
-  due: number;
-}
-
-class Pipe {
-  readonly queue: Entry[] = [];
-  head = 0;
-  /** bytes queued (held) */
-  queued = 0;
-  /** bytes received from the source so far: the absolute stream offset of the next byte */
-  offset = 0;
-  /** FIN received from the source */
-  ended = false;
-  /** FIN passed on to the destination */
-  endSent = false;
-  /** source paused by this pipe's flow control */
-  paused = false;
-  timer: TimerHandle | null = null;
-
-  constructor(readonly dir: Direction, readonly src: net.Socket, readonly dst: net.Socket) {}
-
-  get length(): number {
-    return this.queue.length - this.head;
-  }
-
-  push(e: Entry): void {
-    this.queue.push(e);
-    this.queued += e.data.length;
-  }
-
-  peek(): Entry | undefined {
-    return this.queue[this.head];
-  }
-
-  shift(): Entry {
-    const e = this.queue[this.head]!;
-    this.queue[this.head] = undefined as unknown as Entry;
-    this.head++;
-    this.queued -= e.data.length;
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue.splice(0, this.head);
-      this.head = 0;
-    }
-    return e;
-  }
-
-  clear(): void {
-    this.queue.length = 0;
-    this.head = 0;
-    this.queued = 0;
-    this.timer?.cancel();
-    this.timer = null;
-  }
-}
-
-class Connection {
-  readonly up: Pipe;
-  readonly down: Pipe;
-  closed = false;
-
-  constructor(readonly id: number, readonly client: net.Socket, readonly upstream: net.Socket, readonly peer: string) {
-    this.up = new Pipe('up', client, upstream);
-    this.down = new Pipe('down', upstream, client);
-  }
-}
-
-function destroySocket(s: net.Socket, reset: boolean): void {
-  if (s.destroyed) return;
-  if (reset) {
-    try {
-      s.resetAndDestroy();
-      return;
-    } catch {
-      // not connected yet or not TCP: fall through to a plain destroy
-    }
-  }
-  s.destroy();
-}
-
-function checkDir(dir: unknown, what = 'direction'): DirSpec {
-  if (dir === 'up' || dir === 'down' || dir === 'both') return dir;
-  throw new DstError('DST_ERR_INVALID', `invalid ${what} ${JSON.stringify(dir)}: expected up, down or both`);
-}
-
-function checkCount(n: unknown, what: string, min: number): number {
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min) {
-    throw new DstError('DST_ERR_INVALID', `invalid ${what} ${JSON.stringify(n)}: expected an integer ≥ ${min}`);
-  }
-  return n;
-}
-
-function checkBit(bit: unknown): number {
-  if (typeof bit !== 'number' || !Number.isInteger(bit) || bit < 0 || bit > 7) {
-    throw new DstError('DST_ERR_INVALID', `invalid bit ${JSON.stringify(bit)}: expected 0-7`);
-  }
-  return bit;
 }
 
 /**
@@ -352,37 +249,7 @@ export class FaultProxy extends EventEmitter {
    */
   async inject(source: string | Buffer, dir: DirSpec = 'up', opts: InjectOptions = {}): Promise<InjectResult> {
     checkDir(dir);
-    let buf: Buffer;
-    let what = 'buffer';
-    if (typeof source === 'string') {
-      what = source;
-      try {
-        const st = await stat(source);
-        if (!st.isFile()) throw new DstError('DST_ERR_INVALID', `inject: ${source} is not a regular file`);
-        if (st.size > MAX_INJECT_BYTES) {
-          throw new DstError('DST_ERR_INVALID', `inject: ${source} is ${st.size} bytes; at most ${MAX_INJECT_BYTES} may be injected`);
-        }
-        buf = await readFile(source);
-      } catch (err) {
-        if (err instanceof DstError) throw err;
-        const code = (err as { code?: string }).code ?? null;
-        throw new DstError(code === 'ENOENT' ? 'DST_ERR_NOT_FOUND' : 'DST_ERR_IO',
-          `inject: cannot read ${source}: ${(err as Error).message}`, { cause: err, errno: code });
-      }
-    } else {
-      if (source.length > MAX_INJECT_BYTES) throw new DstError('DST_ERR_INVALID', `inject: at most ${MAX_INJECT_BYTES} bytes`);
-      buf = source;
-    }
-
-    const plan: { dir: Direction; data: Buffer }[] = [];
-    if (isCapture(buf)) {
-      for (const r of parseCapture(buf, what)) {
-        if (opts.fromConnection !== undefined && r.connection !== opts.fromConnection) continue;
-        if (dir === 'both' || r.direction === dir) plan.push({ dir: r.direction, data: r.data });
-      }
-    } else {
-      for (const d of dir === 'both' ? (['up', 'down'] as const) : [dir]) plan.push({ dir: d, data: buf });
-    }
+    const { plan, what } = await injectPlan(source, dir, opts.fromConnection);
 
     let targets: Connection[];
     if (opts.connection !== undefined) {
@@ -525,27 +392,10 @@ export class FaultProxy extends EventEmitter {
     if (pipe.dir === 'up') this.counters.bytesUp += chunk.length;
     else this.counters.bytesDown += chunk.length;
     this.record(pipe.dir, c.id, chunk, false);
-    const data = this.corrupt(pipe.dir, start, chunk);
+    const { data, flipped } = corruptChunk(this.rule, pipe.dir, start, chunk);
+    this.counters.corrupted += flipped;
     pipe.push({ data, due: this.clock.now() + (this.mode === 'delay' ? this.delayMs : 0) });
     this.pump(pipe);
-  }
-
-  private corrupt(dir: Direction, start: number, chunk: Buffer): Buffer {
-    const r = this.rule;
-    if (!r || (r.dir !== 'both' && r.dir !== dir) || chunk.length === 0) return chunk;
-    const end = start + chunk.length;
-    let copy: Buffer | null = null;
-    const flip = (abs: number): void => {
-      copy ??= Buffer.from(chunk);
-      copy[abs - start] ^= 1 << r.bit;
-      this.counters.corrupted++;
-    };
-    if (r.kind === 'offset') {
-      if (r.offset >= start && r.offset < end) flip(r.offset);
-    } else {
-      for (let o = Math.ceil((start + 1) / r.every) * r.every - 1; o < end; o += r.every) flip(o);
-    }
-    return copy ?? chunk;
   }
 
   private reflow(): void {

@@ -194,6 +194,7 @@ export const statusShowSchema = objectSchema<StatusShow>('status', {
   cipherImpl: { attr: 9, type: t.string },
   diskLock: { attr: 10, type: t.string },
   config: { attr: 11, type: t.object(configStatusSchema) },
+  heap: { attr: 12, type: t.string },
 });
 
 export const eventRecordSchema = objectSchema<EventRecord>('event', {

@@ -1,7 +1,7 @@
 // The in-place cipher (native/cipher.c), when it was built: it runs a frame's payload through
 // OpenSSL straight into the caller's buffer, where node:crypto's cipher.update() allocates and
 // copies per call. Loading a module is the only side effect here; suites.ts decides when to use it.
-// The same addon carries mallocTrim (glibc only), which src/engine/reclaim.ts calls.
+// The same addon carries mallocTrim (glibc only), which src/engine/heap.ts calls.
 //
 // DST_NATIVE_CIPHER=0 turns the cipher off (node:crypto everywhere), for comparing the two and
 // for a machine where the addon misbehaves; mallocTrim stays available.

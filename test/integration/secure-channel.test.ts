@@ -98,6 +98,8 @@ interface Wire {
   in: Buffer[];
   /** the HELLO of each connection */
   hellos: Hello[];
+  /** performance.now() of each HELLO sent */
+  helloAt: number[];
   /** called on each outgoing chunk; return a replacement to tamper */
   tamper: ((chunk: Buffer) => Buffer | null) | null;
 }
@@ -119,7 +121,7 @@ async function pair(o: { exportCrypto: CryptoConfig; remoteCrypto: CryptoConfig;
   const exp = createExportNode({ get config() { return expHolder.config; } }, es.ctx, { env: {} });
   await exp.start();
   const port = Number(/:(\d+)$/.exec(exp.show().listen!)![1]);
-  const wire: Wire = { out: [], in: [], hellos: [], tamper: null };
+  const wire: Wire = { out: [], in: [], hellos: [], helloAt: [], tamper: null };
   const remHolder: { config: RemoteConfig } = {
     config: {
       role: 'remote', name: `rem${n}`, size: null, autostart: false,
@@ -141,7 +143,10 @@ async function pair(o: { exportCrypto: CryptoConfig; remoteCrypto: CryptoConfig;
           const f = dec.next();
           if (f) {
             helloSeen = true;
-            if (f.cmd === Cmd.HELLO) wire.hellos.push(decodeHello(f.payload));
+            if (f.cmd === Cmd.HELLO) {
+              wire.hellos.push(decodeHello(f.payload));
+              wire.helloAt.push(performance.now());
+            }
           }
         }
         wire.out.push(Buffer.from(chunk));
@@ -228,9 +233,12 @@ test('wrong key: both sides say authentication failed, backoff doubles, no data 
   assert.deepEqual(p.es.events.find((e) => e.event === 'auth-failed')!.fields, { addr: '127.0.0.1' });
   assert.ok(hasLog(p.es, /authentication failed.*127\.0\.0\.1/), 'the export logs it, naming the peer');
   assert.ok(hasLog(p.es, /"node":"vol\d+".*authentication failed|authentication failed.*node vol\d+/), 'naming the node');
-  // no retry storm: 20 ms doubling → a handful of attempts in 400 ms
-  await new Promise((r) => setTimeout(r, 400));
+  // no retry storm: 20 ms doubling → attempt n+1 at least 20·2^(n-1) ms after attempt n (so a
+  // handful of attempts in 400 ms)
+  await until(() => p.wire.hellos.length >= 4, 'four attempts');
   assert.ok(p.wire.hellos.length >= 2 && p.wire.hellos.length <= 6, `${p.wire.hellos.length} attempts`);
+  const gaps = p.wire.helloAt.slice(1, 4).map((at, i) => at - p.wire.helloAt[i]!);
+  gaps.forEach((gap, i) => assert.ok(gap >= 20 * 2 ** i - 1, `attempt ${i + 2} came ${gap.toFixed(1)} ms after the one before (backoff ${20 * 2 ** i} ms)`));
   assert.equal(p.exp.show().stats.bytesWritten, 0, 'no data moved');
   assert.equal(p.exp.show().stats.completed, 0);
   assert.ok(readFileSync(p.disk).subarray(0, 4096).equals(Buffer.alloc(4096)));

@@ -28,6 +28,7 @@ import { NlFramer } from '../../src/netlink/framer.js';
 import { createControlServer, type ControlServerOptions } from '../../src/netlink/server.js';
 import { SeqAllocator, connectControl, controlRequest } from '../../src/netlink/client.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/tools.js';
 
 const VERSION = '9.9.9-test';
 
@@ -45,6 +46,8 @@ interface Harness {
   clock: FakeClock;
   calls: { cmd: ControlCommand; args: object }[];
   subscribers: { node: string | null; push: (ev: EventRecord) => void; unsubscribed: boolean }[];
+  /** bytes the server has read from all its connections (its 'data' handlers ran on them) */
+  received(): number;
   close(): Promise<void>;
 }
 
@@ -78,7 +81,10 @@ async function start(t: TestContext, over: Partial<ControlServerOptions> = {}): 
     ...over,
   });
   t.after(() => srv.close());
-  return { path, clock, calls, subscribers, close: () => srv.close() };
+  const accepted: net.Socket[] = [];
+  srv.server.on('connection', (s: net.Socket) => accepted.push(s));
+  const received = (): number => accepted.reduce((n, s) => n + s.bytesRead, 0);
+  return { path, clock, calls, subscribers, received, close: () => srv.close() };
 }
 
 /** A hand-driven client: raw bytes out, framed messages in. */
@@ -278,10 +284,10 @@ test('a partial message older than the partial timeout closes the connection', a
   t.after(() => raw.sock.destroy());
   const m = req(DST_CMD.NODE_SHOW, [formatAttr(1, str('vol'))], 5);
   raw.send(m.subarray(0, 10));
-  await new Promise((r) => setTimeout(r, 50));
+  await waitFor('the server to read 10 bytes', () => h.received() >= 10 || null);
   h.clock.advance(DEFAULT_LIMITS.controlPartialTimeoutMs - 1);
   raw.send(m.subarray(10, 12)); // more bytes do not restart the clock
-  await new Promise((r) => setTimeout(r, 50));
+  await waitFor('the server to read 12 bytes', () => h.received() >= 12 || null);
   h.clock.advance(1);
   const e = await raw.nextError();
   assert.equal(e.code, 'DST_ERR_TIMEOUT');
@@ -296,7 +302,7 @@ test('a complete message in pieces within the timeout is served', async (t) => {
   t.after(() => raw.sock.destroy());
   const m = req(DST_CMD.NODE_SHOW, [formatAttr(1, str('slow'))], 5);
   raw.send(m.subarray(0, 7));
-  await new Promise((r) => setTimeout(r, 30));
+  await waitFor('the server to read 7 bytes', () => h.received() >= 7 || null);
   h.clock.advance(9_000);
   raw.send(m.subarray(7));
   const r = (await raw.next())!;

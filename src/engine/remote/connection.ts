@@ -1,14 +1,8 @@
 // One TCP connection from a remote node to its export (DESIGN §7, §8).
 //
-// A declared state table (libnbd style, reference/style.md §2): the states are data, every change
-// goes through transition(), and an illegal one throws. The connection moves bytes and watches the
-// link's liveness; it holds no retry policy (the node reconnects, the table replays).
-//
-// Liveness, not per-request timers: lastByteAt is refreshed by ANY byte received. With work
-// outstanding, a PING goes out after min(ping-interval, resend-timeout/3) of silence and the link
-// is dead after resend-timeout of silence; when idle, a PING after ping-interval of silence and
-// dead after 3 unanswered pings. A slow export that still answers PINGs is never declared dead.
-// One liveness timer per connection, from the injected Clock.
+// It moves through the declared state table of conn-state.ts, makes the handshake, moves bytes and
+// has its link watched by liveness.ts; it holds no retry policy (the node reconnects, the table
+// replays).
 //
 // Handshake (DESIGN §7, §9), frames in order; the whole of it bounded by resend-timeout:
 //   (key files read fresh: the input key = cipher key ‖ hash key, as configured now)
@@ -27,6 +21,8 @@ import { randomBytes } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import type { Clock, TimerHandle } from '../../util/clock.js';
 import { DstError, errnoName } from '../../util/errors.js';
+import { ConnState, refusalReason, transition, type ConnCloseInfo, type ConnCloseReason, type ConnEvent } from './conn-state.js';
+import { Liveness } from './liveness.js';
 import type { Logger } from '../../util/log.js';
 import { PEER_MESSAGE_MAX, peerText } from '../../util/escape.js';
 import {
@@ -42,66 +38,8 @@ import { DEFAULT_CRYPTO, type CryptoConfig, type Policy } from '../types.js';
 import { NO_KEYS, SealedChannel, type FrameCrypto } from '../channel.js';
 import { configSuite, loadNodeKey } from '../keys.js';
 import type { BlockOp } from './target.js';
+
 import type { Txn, TxnSender } from './transactions.js';
-
-/** Connection states. */
-export enum ConnState {
-  /** Created; nothing sent, no socket yet. */
-  IDLE = 'idle',
-  /** TCP connect in progress; bounded by resend-timeout. */
-  CONNECTING = 'connecting',
-  /** TCP up and HELLO written; awaiting HELLO_REPLY, bounded by resend-timeout. */
-  HELLO_SENT = 'hello-sent',
-  /** Keyed suite: our AUTH written; awaiting the export's AUTH (same bound). */
-  AUTH_SENT = 'auth-sent',
-  /** Handshake done: IO frames flow, liveness (PING/PONG) is watched. */
-  READY = 'ready',
-  /** Terminal: socket destroyed or ended, timers cancelled, onClose reported once. */
-  CLOSED = 'closed',
-}
-
-/** What moves a connection from one state to the next. */
-export type ConnEvent =
-  | 'start'     // begin the TCP connect
-  | 'tcp-up'    // TCP connected, HELLO written
-  | 'hello-ok'  // an acceptable HELLO_REPLY arrived (suite without a key: done)
-  | 'auth-sent' // an acceptable HELLO_REPLY arrived for a keyed suite; our AUTH written
-  | 'auth-ok'   // the export's AUTH proved its key
-  | 'fail'      // error: socket error/close, timeout, refusal, bad frame, dead link
-  | 'close';    // local decision to close (node stop, reconnect request)
-
-const TRANSITIONS: Readonly<Record<ConnState, Partial<Record<ConnEvent, ConnState>>>> = {
-  [ConnState.IDLE]: { start: ConnState.CONNECTING, close: ConnState.CLOSED },
-  [ConnState.CONNECTING]: { 'tcp-up': ConnState.HELLO_SENT, fail: ConnState.CLOSED, close: ConnState.CLOSED },
-  [ConnState.HELLO_SENT]: {
-    'hello-ok': ConnState.READY, 'auth-sent': ConnState.AUTH_SENT, fail: ConnState.CLOSED, close: ConnState.CLOSED,
-  },
-  [ConnState.AUTH_SENT]: { 'auth-ok': ConnState.READY, fail: ConnState.CLOSED, close: ConnState.CLOSED },
-  [ConnState.READY]: { fail: ConnState.CLOSED, close: ConnState.CLOSED },
-  [ConnState.CLOSED]: {},
-};
-
-/** The next state for `event` in `from`; throws DST_ERR_INTERNAL for an illegal transition. */
-export function transition(from: ConnState, event: ConnEvent): ConnState {
-  const to = TRANSITIONS[from][event];
-  if (to === undefined) {
-    throw new DstError('DST_ERR_INTERNAL', `connection: illegal transition from ${from} on ${event}`);
-  }
-  return to;
-}
-
-/** Why a connection closed; the node maps it to its backoff reason. */
-export type ConnCloseReason = 'link' | 'denied' | 'suite-mismatch' | 'auth-failed' | 'closed';
-
-export interface ConnCloseInfo {
-  reason: ConnCloseReason;
-  /** human-readable cause, logged by the node */
-  detail: string;
-  /** errno behind it when there is one (ECONNREFUSED, ETIMEDOUT, EACCES, ...) */
-  errno: string | null;
-  /** the handshake had completed */
-  wasReady: boolean;
-}
 
 /** The part of net.Socket a connection uses (tests pass an in-memory fake). */
 export interface WireSocket {
@@ -121,17 +59,6 @@ export const defaultSocketFactory: SocketFactory = (host, port) => {
   s.setNoDelay(true);
   return s;
 };
-
-/** Map a refusal status (errno number in HELLO_REPLY or AUTH) and its message to a close reason. */
-export function refusalReason(status: number, message = ''): ConnCloseReason {
-  const name = errnoName(status);
-  if (name === 'EACCES') return message.startsWith('authentication failed') ? 'auth-failed' : 'denied';
-  if (name === 'EPROTO') return 'suite-mismatch';
-  return 'link';
-}
-
-/** Missed pongs after which an idle link is dead. */
-export const IDLE_MISSED_PONGS = 3;
 
 export const WIRE_OP: Readonly<Record<BlockOp, Op>> = {
   'read': Op.READ,
@@ -171,8 +98,6 @@ export class Connection implements TxnSender {
   private readonly decoder = new FrameDecoder(MAX_PAYLOAD, payloadPool);
   private readonly scratch = Buffer.allocUnsafe(64 * 1024);
   private handshakeTimer: TimerHandle | null = null;
-  private livenessTimer: TimerHandle | null = null;
-  private livenessAt = Infinity;
   private corked = false;
 
   /** the suite of this handshake (from the config at start) and its input key until derived */
@@ -185,23 +110,17 @@ export class Connection implements TxnSender {
   /** once READY: every frame both ways */
   private channel: SealedChannel | null = null;
 
-  /** clock.now() of the last byte received (any frame, any part) */
-  lastByteAt = 0;
-  /** clock.now() of the last PING sent */
-  private lastPingAt = -Infinity;
-  /** PINGs sent since the last byte received */
-  private unanswered = 0;
-  private pingSeq = 0;
-  /** work was outstanding at the last check, and since when */
-  private busy = false;
-  private busySince = 0;
-
   /** HELLO_REPLY once READY */
   reply: HelloReply | null = null;
-  /** counters for tests and debug logs */
-  pingsSent = 0;
+  private readonly live: Liveness;
 
-  constructor(private readonly opts: ConnectionOptions) {}
+  constructor(private readonly opts: ConnectionOptions) {
+    this.live = new Liveness({
+      clock: opts.clock, policy: opts.policy, outstanding: opts.outstanding,
+      ping: (id) => this.send({ cmd: Cmd.PING, id }),
+      dead: (detail) => this.fail('link', detail, 'ETIMEDOUT'),
+    });
+  }
 
   get state(): ConnState {
     return this.st;
@@ -283,7 +202,7 @@ export class Connection implements TxnSender {
   private onConnect(): void {
     if (this.st !== ConnState.CONNECTING) return;
     this.go('tcp-up');
-    this.lastByteAt = this.opts.clock.now();
+    this.live.heard(this.opts.clock.now());
     this.socket!.setNoDelay(true);
     this.clientNonce = randomBytes(32);
     const hello = encodeHello({
@@ -308,8 +227,7 @@ export class Connection implements TxnSender {
 
   private onData(chunk: Buffer, transient = false): void {
     if (this.st === ConnState.CLOSED) return;
-    this.lastByteAt = this.opts.clock.now();
-    this.unanswered = 0;
+    this.live.heard(this.opts.clock.now());
     if (transient) this.decoder.feedTransient(chunk);
     else this.decoder.feed(chunk);
     while (this.st === ConnState.HELLO_SENT || this.st === ConnState.AUTH_SENT || this.st === ConnState.READY) {
@@ -412,9 +330,7 @@ export class Connection implements TxnSender {
       deliver: (f) => this.onReadyFrame(f),
       fail: (reason) => this.fail('link', reason, 'EBADMSG'),
     });
-    this.busy = this.opts.outstanding();
-    this.busySince = this.opts.clock.now();
-    this.armLiveness();
+    this.live.start();
     this.opts.onReady(this.reply!);
   }
 
@@ -475,79 +391,13 @@ export class Connection implements TxnSender {
       ackedBelow,
       payload: txn.op === 'write' ? txn.payload : null,
     });
-    if (!this.busy) {
-      this.busy = true;
-      this.busySince = this.opts.clock.now();
-      this.armLiveness();
-    }
+    this.live.workSent();
   }
-
-  // ---- liveness ----
 
   /** Re-evaluate the liveness timer after a policy change. */
   policyChanged(): void {
     if (this.st !== ConnState.READY) return;
-    this.livenessTimer?.cancel();
-    this.livenessTimer = null;
-    this.livenessAt = Infinity;
-    this.armLiveness();
-  }
-
-  /** The silence window before a PING: shorter while work is outstanding (whole ms). */
-  private pingWindow(p: Policy, busy: boolean): number {
-    return Math.max(1, Math.floor(busy ? Math.min(p.pingIntervalMs, p.resendTimeoutMs / 3) : p.pingIntervalMs));
-  }
-
-  /**
-   * When the next PING is due and when the link is dead. Used both to arm the timer and to act
-   * when it fires, so the two always agree (no float drift between them).
-   */
-  private dues(p: Policy): { pingAt: number; deadAt: number } {
-    const pingAt = Math.max(this.lastByteAt, this.lastPingAt) + this.pingWindow(p, this.busy);
-    let deadAt = Infinity;
-    if (this.busy) deadAt = Math.max(this.lastByteAt, this.busySince) + p.resendTimeoutMs;
-    else if (this.unanswered >= IDLE_MISSED_PONGS) deadAt = this.lastPingAt + p.pingIntervalMs;
-    return { pingAt, deadAt };
-  }
-
-  private armLiveness(): void {
-    if (this.st !== ConnState.READY) return;
-    const { pingAt, deadAt } = this.dues(this.opts.policy());
-    const at = Math.min(pingAt, deadAt);
-    if (this.livenessTimer && this.livenessAt <= at) return; // fires early and re-arms: fine
-    this.livenessTimer?.cancel();
-    this.livenessAt = at;
-    // whole ms, at least 1: a timer can never spin at the same instant
-    const delay = Math.max(1, Math.ceil(at - this.opts.clock.now()));
-    this.livenessTimer = this.opts.clock.setTimer(delay, () => this.onLiveness());
-  }
-
-  private onLiveness(): void {
-    this.livenessTimer = null;
-    this.livenessAt = Infinity;
-    if (this.st !== ConnState.READY) return;
-    const p = this.opts.policy();
-    const now = this.opts.clock.now();
-    const busy = this.opts.outstanding();
-    if (busy && !this.busy) this.busySince = now;
-    this.busy = busy;
-    const { pingAt, deadAt } = this.dues(p);
-    if (now >= deadAt) {
-      if (busy) {
-        const quiet = Math.round(now - Math.max(this.lastByteAt, this.busySince));
-        this.fail('link', `no byte from the export for ${quiet} ms with requests outstanding (resend-timeout ${p.resendTimeoutMs} ms)`, 'ETIMEDOUT');
-      } else {
-        this.fail('link', `${this.unanswered} pings unanswered on an idle link`, 'ETIMEDOUT');
-      }
-      return;
-    }
-    if (now >= pingAt) {
-      this.lastPingAt = now;
-      this.unanswered++;
-      this.pingsSent++;
-      this.send({ cmd: Cmd.PING, id: ++this.pingSeq });
-    }
-    this.armLiveness();
+    this.live.policyChanged();
   }
 
   // ---- closing ----
@@ -588,9 +438,7 @@ export class Connection implements TxnSender {
     this.transcript = null;
     this.handshakeTimer?.cancel();
     this.handshakeTimer = null;
-    this.livenessTimer?.cancel();
-    this.livenessTimer = null;
-    this.livenessAt = Infinity;
+    this.live.stop();
     const s = this.socket;
     this.socket = null;
     if (!s) return;

@@ -29,7 +29,8 @@ import {
   emptyStats, type EventFields, type EventName, type NodeContext, type NodeShow, type Policy, type RemoteConfig,
   type RemoteRuntime, type RemoteState, type Stats,
 } from '../types.js';
-import { ConnState, Connection, type ConnCloseInfo, type SocketFactory } from './connection.js';
+import { Connection, type SocketFactory } from './connection.js';
+import { ConnState, type ConnCloseInfo } from './conn-state.js';
 import { startNbdEndpoint, type NbdEndpoint, type NbdEndpointOptions } from './nbd-endpoint.js';
 import type { BlockDone, BlockRequest, BlockTarget } from './target.js';
 import { STOP_GRACE_MS, TransactionTable } from './transactions.js';
