@@ -13,6 +13,7 @@ import { formatDuration, formatHostPort, parseHostPort, parseNodeName, type Host
 import { cipherImplementationText } from '../protocol/native-cipher.js';
 import { diskId, diskLockText, sameDisk } from './export/disk-lock.js';
 import { DIRECT_GATE, type ChangeGate } from './config-store.js';
+import { POLICY_TABLE } from './policy.js';
 import { AttachManager, type AttachManagerOptions, type AttachMethodArg, type DetachResult } from './attach/manager.js';
 import {
   DEFAULT_CRYPTO, DEFAULT_POLICY, deadlineMs, emptyStats,
@@ -22,7 +23,7 @@ import {
 } from './types.js';
 import {
   applyPolicy, canonicalAddr, checkKeyFile, checkThreads, cryptoShow, normalizeCipher, normalizeHash, parsePerm,
-  POLICY_KEYS, suiteName,
+  suiteName,
 } from './validate.js';
 
 export type ExportFactory = (node: { readonly config: ExportConfig }, ctx: NodeContext) => NodeRuntime;
@@ -778,14 +779,14 @@ export class Registry {
     const where = `node set ${name}`;
     this.entry(name, where);
     const clean: Partial<Policy> = {};
-    for (const k of Object.keys(POLICY_KEYS) as (keyof Policy)[]) {
-      if (patch[k] !== undefined && patch[k] !== null) clean[k] = patch[k];
+    for (const { field } of POLICY_TABLE) {
+      if (patch[field] !== undefined && patch[field] !== null) clean[field] = patch[field];
     }
     return this.locks.run(name, async () => {
       const e = this.entry(name, where);
       const policy = applyPolicy(e.config.policy, clean, this.opts.limits, where);
       await this.replace(e, { ...e.config, policy }, where, 'grant');
-      this.log.info(`policy set: ${Object.keys(clean).map((k) => POLICY_KEYS[k as keyof Policy]).join(', ') || 'nothing'}`, { node: name, op: 'node set' });
+      this.log.info(`policy set: ${POLICY_TABLE.filter((k) => clean[k.field] !== undefined).map((k) => k.key).join(', ') || 'nothing'}`, { node: name, op: 'node set' });
       return this.buildShow(e);
     });
   }
