@@ -1,8 +1,7 @@
 // The node registry: the node map and the nodes' lifecycle, each node an immutable config (replaced
 // on every change, per node one at a time, through the config gate) next to its live runtime. A
-// refused command changes nothing. Beside it: node-checks.ts (one config on its own), node-probes.ts
-// (disk, port, clashes), node-edits.ts (pure edits), node-states.ts, node-show.ts (answers).
-// Errors name the operation and the node ("node add vol: disk /x: no such file (ENOENT)").
+// refused command changes nothing; errors name the operation and the node. Beside it: node-checks.ts
+// (one config alone), node-probes.ts (disk, port, clashes), node-edits.ts, node-states.ts, node-show.ts.
 import { availableParallelism } from 'node:os';
 import { DstError, errnoOf } from '../util/errors.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
