@@ -3,7 +3,7 @@
 // what is allowed and what to do about it. Pure: the registry asks with the node's current state.
 import { DstError } from '../util/errors.js';
 import { formatDuration } from '../util/parse.js';
-import type { NodeState } from './types.js';
+import type { AttachmentShow, NodeState } from './types.js';
 
 const opName = (cmd: string): string => cmd.replace(/-/g, ' ');
 
@@ -28,6 +28,13 @@ export function requireNotStopping(where: string, state: NodeState): void {
 export function requireConfigured(where: string, name: string, state: NodeState): void {
   if (state !== 'configured') {
     throw new DstError('DST_ERR_STATE', `${where}: the node is ${state}; stop it first (dst node stop ${name})`, { errno: 'EBUSY' });
+  }
+}
+
+/** `node del`: refused while the node is attached as a local block device. */
+export function requireDetached(where: string, name: string, att: AttachmentShow | null): void {
+  if (att) {
+    throw new DstError('DST_ERR_BUSY', `${where}: the node is attached as ${att.device || '(attaching)'} (${att.state}); detach it first (dst detach ${name})`, { errno: 'EBUSY' });
   }
 }
 

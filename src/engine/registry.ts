@@ -13,7 +13,7 @@ import { canonicalAddr, cryptoShow } from './validate.js';
 import { checkAclEntries, checkAclEntry, checkCrypto, checkName, checkNodeConfig, wrapError } from './node-checks.js';
 import { isUnkeyedDigest } from '../protocol/suite-names.js';
 import { checkDiskClash, checkListenClash, createDisk, probeDisk, probeListen } from './node-probes.js';
-import { isStopped, notReadyError, requireConfigured, requireNotStopping, requireState } from './node-states.js';
+import { isStopped, notReadyError, requireConfigured, requireDetached, requireNotStopping, requireState } from './node-states.js';
 import {
   aclCopy, clearedCrypto, configOfAdd, deepFreeze, policyPatch, withAclEntries, withBoundPort, withCrypto, withoutAclEntry, withPolicy, withReplaced,
 } from './node-edits.js';
@@ -372,10 +372,7 @@ export class Registry {
     await this.gate.revoke(where, async () => {
       const e = this.entry(name, where);
       requireConfigured(where, name, e.runtime.state);
-      const att = this.attachments.show(name);
-      if (att) {
-        throw new DstError('DST_ERR_BUSY', `${where}: the node is attached as ${att.device || '(attaching)'} (${att.state}); detach it first (dst detach ${name})`, { errno: 'EBUSY' });
-      }
+      requireDetached(where, name, this.attachments.show(name));
       this.nodes.delete(name);
       this.opts.events.emit(name, 'node-removed');
       this.log.info('removed', { node: name, op: 'node del' });
