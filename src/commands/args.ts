@@ -106,10 +106,5 @@ export function optHash(option: string, v: unknown): { hash: HashName; hmac: boo
   return { hash: h, hmac: m !== null };
 }
 
-/** Is this canonical suite an unkeyed digest (`none+sha256`, not `none+hmac-sha256`)? */
-export function isUnkeyedDigest(suite: string): boolean {
-  return /^none\+(?!hmac-)/.test(suite);
-}
-
 export const UNKEYED_DIGEST_WARNING =
   'an unkeyed digest detects accidents only and authenticates nothing: anyone on the path can change data and fix the digest; add a hash key file for an HMAC';

@@ -2,7 +2,8 @@
 // the CLI only makes their paths absolute. Changes apply at the next handshake.
 import type { CryptoSetArgs, CryptoShow } from '../engine/types.js';
 import { defineCommand, defineGroup, makeContext, usage, type CommandContext, type DstCommand } from './context.js';
-import { UNKEYED_DIGEST_WARNING, isUnkeyedDigest, optCipher, optHash, optInt, optName } from './args.js';
+import { isUnkeyedDigest } from '../protocol/suite-names.js';
+import { UNKEYED_DIGEST_WARNING, optCipher, optHash, optInt, optName } from './args.js';
 import { cryptoBlock } from './render.js';
 import { describeOf } from './help.js';
 

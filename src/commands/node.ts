@@ -1,9 +1,10 @@
 // `dst node add|start|stop|del|reconnect|list|show|set`: parse, one control request, render.
-import type { NodeAddArgs, NodeShow, Policy } from '../engine/types.js';
-import { formatDuration, formatSize } from '../util/parse.js';
+import { DEFAULT_LIMITS, type NodeAddArgs, type NodeShow, type Policy } from '../engine/types.js';
+import { POLICY_TABLE, optionName, policyHelp } from '../engine/policy.js';
+import { formatDuration } from '../util/parse.js';
 import { engineError, defineCommand, defineGroup, makeContext, usage, type CommandContext, type DstCommand } from './context.js';
 import { optDuration, optHostPort, optInt, optName, optSize } from './args.js';
-import { nodeBlock, nodeLine, nodeTable } from './render.js';
+import { nodeBlock, nodeLine, nodeTable, policyLine } from './render.js';
 import { DstError } from '../util/errors.js';
 import { describeOf } from './help.js';
 
@@ -168,24 +169,19 @@ const show = defineCommand<{ name: string }>({
 
 // ---- set ----
 
-interface SetOpts {
-  name: string;
-  resendTimeout?: string; maxResends?: string; pingInterval?: string; reconnectDelay?: string;
-  maxInflight?: string; maxRequest?: string; maxHandshakesPerAddr?: string; maxConnsPerAddr?: string;
-}
+/** `node set` options: one per row of the policy table, by yargs name. */
+type SetOpts = { name: string } & Record<string, string | undefined>;
 
 export function nodeSetArgs(o: SetOpts): { name: string } & Partial<Policy> {
   const out: { name: string } & Partial<Policy> = { name: optName(o.name) };
-  if (o.resendTimeout !== undefined) out.resendTimeoutMs = optDuration('--resend-timeout', o.resendTimeout);
-  if (o.maxResends !== undefined) out.maxResends = optInt('--max-resends', o.maxResends);
-  if (o.pingInterval !== undefined) out.pingIntervalMs = optDuration('--ping-interval', o.pingInterval);
-  if (o.reconnectDelay !== undefined) out.reconnectDelayMs = optDuration('--reconnect-delay', o.reconnectDelay);
-  if (o.maxInflight !== undefined) out.maxInflight = optInt('--max-inflight', o.maxInflight, 1);
-  if (o.maxRequest !== undefined) out.maxRequest = optSize('--max-request', o.maxRequest);
-  if (o.maxHandshakesPerAddr !== undefined) out.maxHandshakesPerAddr = optInt('--max-handshakes-per-addr', o.maxHandshakesPerAddr, 1);
-  if (o.maxConnsPerAddr !== undefined) out.maxConnsPerAddr = optInt('--max-conns-per-addr', o.maxConnsPerAddr, 1);
+  for (const k of POLICY_TABLE) {
+    const v = o[optionName(k)];
+    if (v === undefined) continue;
+    const option = `--${k.key}`;
+    out[k.field] = k.kind === 'duration' ? optDuration(option, v) : k.kind === 'size' ? optSize(option, v) : optInt(option, v, k.min);
+  }
   if (Object.keys(out).length === 1) {
-    throw usage('dst node set: give at least one of --resend-timeout, --max-resends, --ping-interval, --reconnect-delay, --max-inflight, --max-request, --max-handshakes-per-addr, --max-conns-per-addr');
+    throw usage(`dst node set: give at least one of ${POLICY_TABLE.map((k) => `--${k.key}`).join(', ')}`);
   }
   return out;
 }
@@ -193,25 +189,12 @@ export function nodeSetArgs(o: SetOpts): { name: string } & Partial<Policy> {
 const set = defineCommand<SetOpts>({
   command: 'set <name>',
   describe: describeOf('node-set', 'change a node\'s policy; applies at once'),
-  builder: (y) => y.positional('name', name).options({
-    'resend-timeout': { type: 'string', describe: 'dead connection after this long without a byte (default 5s)' },
-    'max-resends': { type: 'string', describe: 'replays per transaction (default 12)' },
-    'ping-interval': { type: 'string', describe: 'PING after this long without a byte (default 1s)' },
-    'reconnect-delay': { type: 'string', describe: 'first reconnect backoff, doubling to 30s (default 1s)' },
-    'max-inflight': { type: 'string', describe: 'transactions in flight (default 64, at most 128)' },
-    'max-request': { type: 'string', describe: 'split NBD requests above this (default 1M, at most 32M)' },
-    'max-handshakes-per-addr': { type: 'string', describe: 'connections from one address still in the handshake (default 8, at most 64)' },
-    'max-conns-per-addr': { type: 'string', describe: 'connections from one address in all (default 32, at most 64)' },
-  }),
+  builder: (y) => y.positional('name', name).options(Object.fromEntries(POLICY_TABLE.map((k) =>
+    [k.key, { type: 'string', describe: policyHelp(k, DEFAULT_LIMITS) } as const]))),
   handler: async (argv) => {
     const ctx = makeContext(argv);
     const res = await ctx.request('node-set', nodeSetArgs(argv));
-    ctx.print(res, (n) => {
-      const p = n.policy;
-      return `${nodeLine(ctx.chalk, n)}\n  resend-timeout ${formatDuration(p.resendTimeoutMs)}, max-resends ${p.maxResends}, ping-interval ${formatDuration(p.pingIntervalMs)}, ` +
-        `reconnect-delay ${formatDuration(p.reconnectDelayMs)}, max-inflight ${p.maxInflight}, max-request ${formatSize(p.maxRequest)}, ` +
-        `max-handshakes-per-addr ${p.maxHandshakesPerAddr}, max-conns-per-addr ${p.maxConnsPerAddr}`;
-    });
+    ctx.print(res, (n) => `${nodeLine(ctx.chalk, n)}\n  ${policyLine(n.policy)}`);
   },
 });
 

@@ -1,7 +1,8 @@
 // Text rendering only (no I/O): aligned tables and readable blocks. --json never comes here.
 import type { ChalkInstance } from 'chalk';
 import { formatDuration, formatSize } from '../util/parse.js';
-import type { AclEntry, CryptoShow, EventRecord, NodeShow, StatusShow } from '../engine/types.js';
+import { POLICY_TABLE, policyText } from '../engine/policy.js';
+import type { AclEntry, CryptoShow, EventRecord, NodeShow, Policy, StatusShow } from '../engine/types.js';
 
 /** Columns padded to the widest cell; the header in bold. Colour never affects alignment. */
 export function table(chalk: ChalkInstance, header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -60,6 +61,21 @@ export function nodeLine(chalk: ChalkInstance, n: NodeShow): string {
   return `${chalk.bold(n.name)}: ${n.role} ${stateText(chalk, n.state)}${reason}${place ? ' ' + place : ''}`;
 }
 
+/** `node set`: every policy key on one line, in table order. */
+export function policyLine(p: Policy): string {
+  return POLICY_TABLE.map((k) => policyText(k, p)).join(', ');
+}
+
+/** `node show`: the policy keys two to a line, the deadline they make after the first pair. */
+function policyLines(p: Policy & { deadlineMs: number }): string[] {
+  const lines: string[] = [];
+  for (let i = 0; i < POLICY_TABLE.length; i += 2) {
+    lines.push(POLICY_TABLE.slice(i, i + 2).map((k) => policyText(k, p)).join(', '));
+  }
+  lines[0] += ` (deadline ${formatDuration(p.deadlineMs)})`;
+  return lines;
+}
+
 function aclLines(acl: readonly AclEntry[]): string[] {
   return acl.map((e) => `${e.addr} ${e.perm}${e.keyFile ? ` key-file=${e.keyFile}` : ''}`);
 }
@@ -83,13 +99,7 @@ export function nodeBlock(chalk: ChalkInstance, n: NodeShow): string {
   }
   rows.push(['autostart', n.autostart ? 'yes' : 'no']);
   rows.push(['crypto', cryptoSummary(n.crypto)]);
-  const p = n.policy;
-  rows.push(['policy', [
-    `resend-timeout ${formatDuration(p.resendTimeoutMs)}, max-resends ${p.maxResends} (deadline ${formatDuration(p.deadlineMs)})`,
-    `ping-interval ${formatDuration(p.pingIntervalMs)}, reconnect-delay ${formatDuration(p.reconnectDelayMs)}`,
-    `max-inflight ${p.maxInflight}, max-request ${formatSize(p.maxRequest)}`,
-    `max-handshakes-per-addr ${p.maxHandshakesPerAddr}, max-conns-per-addr ${p.maxConnsPerAddr}`,
-  ]]);
+  rows.push(['policy', policyLines(n.policy)]);
   const s = n.stats;
   rows.push(['stats', [
     `inflight ${s.inflight} (peak ${s.inflightPeak}${s.oldestInflightMs !== null ? `, oldest ${formatDuration(s.oldestInflightMs)}` : ''}), completed ${s.completed}, failed ${s.failed}`,

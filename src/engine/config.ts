@@ -6,11 +6,12 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { DstError, errnoOf } from '../util/errors.js';
 import type { LogLevel } from '../util/log.js';
-import { formatDuration, formatSize, parseDuration, parseHostPort, parseNodeName, parseSize } from '../util/parse.js';
+import { formatSize, parseDuration, parseHostPort, parseNodeName, parseSize } from '../util/parse.js';
 import {
   DEFAULT_CRYPTO, DEFAULT_LIMITS, DEFAULT_POLICY,
   type AclEntry, type CryptoConfig, type Limits, type NodeConfig, type Policy,
 } from './types.js';
+import { POLICY_TABLE, formatPolicyValue } from './policy.js';
 import {
   applyPolicy, checkThreads, formatAllowLine, normalizeCipher, normalizeHash, parseAllowLine, suiteName,
 } from './validate.js';
@@ -40,23 +41,10 @@ const noEngineKeys = (): EngineKeys => ({ logLevel: null, autosave: null });
 const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
 
 const COMMON_KEYS = ['role', 'size', 'autostart', 'cipher', 'hash', 'cipher-key-file', 'hash-key-file', 'threads',
-  'resend-timeout', 'max-resends', 'ping-interval', 'reconnect-delay', 'max-inflight', 'max-request',
-  'max-handshakes-per-addr', 'max-conns-per-addr'] as const;
+  ...POLICY_TABLE.map((k) => k.key)] as const;
 const EXPORT_KEYS = ['disk', 'listen', 'readonly', 'allow'] as const;
 const REMOTE_KEYS = ['remote', 'export', 'nbd-listen'] as const;
 const ENGINE_KEYS = ['log-level', 'autosave'] as const;
-
-/** Config key → policy field. */
-const POLICY_FROM_KEY: Record<string, { field: keyof Policy; kind: 'duration' | 'int' | 'size' }> = {
-  'resend-timeout': { field: 'resendTimeoutMs', kind: 'duration' },
-  'max-resends': { field: 'maxResends', kind: 'int' },
-  'ping-interval': { field: 'pingIntervalMs', kind: 'duration' },
-  'reconnect-delay': { field: 'reconnectDelayMs', kind: 'duration' },
-  'max-inflight': { field: 'maxInflight', kind: 'int' },
-  'max-request': { field: 'maxRequest', kind: 'size' },
-  'max-handshakes-per-addr': { field: 'maxHandshakesPerAddr', kind: 'int' },
-  'max-conns-per-addr': { field: 'maxConnsPerAddr', kind: 'int' },
-};
 
 /** ini's own section/key line pattern (ini/lib/ini.js decode). */
 const INI_LINE = /^\[([^\]]*)\]\s*$|^([^=]+)(=(.*))?$/i;
@@ -238,7 +226,7 @@ function parseNodeSection(file: string, section: string, name: string, raw: Raw,
   if (size !== null && size <= 0) throw r.fail('size', 'must be positive');
 
   const patch: Partial<Policy> = {};
-  for (const [key, { field, kind }] of Object.entries(POLICY_FROM_KEY)) {
+  for (const { key, field, kind } of POLICY_TABLE) {
     const v = kind === 'duration' ? r.duration(key) : kind === 'size' ? r.size(key) : r.int(key);
     if (v === undefined) continue;
     patch[field] = v;
@@ -387,11 +375,11 @@ export function formatConfig(snap: ConfigSnapshot): string {
     if (cr.cipherKeyFile !== null) lines.push(`cipher-key-file = ${q(cr.cipherKeyFile)}`);
     if (cr.hashKeyFile !== null) lines.push(`hash-key-file = ${q(cr.hashKeyFile)}`);
     if (cr.threads !== null) lines.push(`threads = ${cr.threads}`);
-    for (const [key, { field, kind }] of Object.entries(POLICY_FROM_KEY)) {
-      const v = c.policy[field];
-      if (v === DEFAULT_POLICY[field]) continue;
-      lines.push(kind === 'duration' ? `${key} = ${q(formatDuration(v))}`
-        : kind === 'size' ? `${key} = ${q(formatSize(v))}` : `${key} = ${v}`);
+    for (const k of POLICY_TABLE) {
+      const v = c.policy[k.field];
+      if (v === k.default) continue;
+      // durations and sizes are strings ("5s", "1M"), counts bare numbers
+      lines.push(`${k.key} = ${k.kind === 'int' ? v : q(formatPolicyValue(k, v))}`);
     }
   }
   return lines.join('\n') + '\n';

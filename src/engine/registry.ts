@@ -1,30 +1,27 @@
-// The node registry: named nodes, each an immutable config (replaced on every change) next to its
-// live runtime. Every command validates fully before it changes anything: a refused command
-// changes nothing. Errors are DstErrors naming the operation and the node
-// ("node add vol: disk /x: no such file (ENOENT)").
-import { constants as fsConstants } from 'node:fs';
-import { access, open, readFile, stat, unlink } from 'node:fs/promises';
-import { createServer } from 'node:net';
+// The node registry: the node map and the nodes' lifecycle, each node an immutable config (replaced
+// on every change, per node one at a time, through the config gate) next to its live runtime. A
+// refused command changes nothing; errors name the operation and the node. Beside it: node-checks.ts
+// (one config alone), node-probes.ts (disk, port, clashes), node-edits.ts, node-states.ts, node-show.ts.
 import { availableParallelism } from 'node:os';
-import { dirname, isAbsolute } from 'node:path';
-import { DstError, errnoOf, type DstErrorCode } from '../util/errors.js';
+import { DstError, errnoOf } from '../util/errors.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { Logger } from '../util/log.js';
-import { formatDuration, formatHostPort, parseHostPort, parseNodeName, type HostPort } from '../util/parse.js';
-import { cipherImplementationText } from '../protocol/native-cipher.js';
-import { diskId, diskLockText, sameDisk } from './export/disk-lock.js';
-import { heapText } from './heap.js';
 import { DIRECT_GATE, type ChangeGate } from './config-store.js';
+import { POLICY_TABLE } from './policy.js';
 import { AttachManager, type AttachManagerOptions, type AttachMethodArg, type DetachResult } from './attach/manager.js';
+import { canonicalAddr, cryptoShow } from './validate.js';
+import { checkAclEntries, checkAclEntry, checkCrypto, checkName, checkNodeConfig, wrapError } from './node-checks.js';
+import { isUnkeyedDigest } from '../protocol/suite-names.js';
+import { checkDiskClash, checkListenClash, createDisk, probeDisk, probeListen } from './node-probes.js';
+import { isStopped, notReadyError, requireConfigured, requireDetached, requireNotStopping, requireState } from './node-states.js';
 import {
-  DEFAULT_CRYPTO, DEFAULT_POLICY, deadlineMs, emptyStats,
-  type AclEntry, type CryptoConfig, type CryptoSetArgs, type CryptoShow, type ExportConfig,
-  type NodeAddArgs, type NodeConfig, type NodeContext, type NodeRuntime, type NodeShow, type NodeState,
-  type Policy, type RemoteConfig, type RemoteRuntime, type StatusShow, type AttachmentShow, type EventSink,
+  aclCopy, clearedCrypto, configOfAdd, deepFreeze, policyPatch, withAclEntries, withBoundPort, withCrypto, withoutAclEntry, withPolicy, withReplaced,
+} from './node-edits.js';
+import { attachView, nodeShow, statusShow } from './node-show.js';
+import type {
+  AclEntry, AttachmentShow, CryptoSetArgs, CryptoShow, EventSink, ExportConfig, NodeAddArgs, NodeConfig, NodeContext,
+  NodeRuntime, NodeShow, NodeState, Policy, RemoteConfig, RemoteRuntime, Role, StatusShow,
 } from './types.js';
-import {
-  applyPolicy, canonicalAddr, checkKeyFile, checkThreads, cryptoShow, normalizeCipher, normalizeHash, parsePerm,
-  POLICY_KEYS, suiteName,
-} from './validate.js';
 
 export type ExportFactory = (node: { readonly config: ExportConfig }, ctx: NodeContext) => NodeRuntime;
 export type RemoteFactory = (node: { readonly config: RemoteConfig }, ctx: NodeContext) => RemoteRuntime;
@@ -51,80 +48,6 @@ interface Entry {
   diskSize: number | null;
 }
 
-/** Serialises config mutations per node (set, security, crypto). */
-class KeyedMutex {
-  private tails = new Map<string, Promise<void>>();
-
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((r) => { release = r; });
-    const tail = prev.then(() => mine);
-    this.tails.set(key, tail);
-    await prev;
-    try {
-      return await fn();
-    } finally {
-      release();
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    }
-  }
-}
-
-function deepFreeze<T extends NodeConfig>(c: T): T {
-  Object.freeze(c.policy);
-  Object.freeze(c.crypto);
-  if (c.role === 'export') {
-    c.acl.forEach((e) => Object.freeze(e));
-    Object.freeze(c.acl);
-  }
-  return Object.freeze(c);
-}
-
-/** Prefix a thrown error with the operation; map system errors to DstErrors. */
-export function wrapError(err: unknown, where: string): DstError {
-  if (err instanceof DstError) {
-    if (err.message.startsWith(where)) return err;
-    return new DstError(err.code, `${where}: ${err.message}`, { errno: err.errno, cause: err });
-  }
-  const errno = errnoOf(err);
-  const code: DstErrorCode = errno === 'ENOENT' ? 'DST_ERR_NOT_FOUND'
-    : errno === 'EADDRINUSE' || errno === 'EBUSY' ? 'DST_ERR_BUSY'
-      : errno === 'EEXIST' ? 'DST_ERR_EXISTS'
-        : errno ? 'DST_ERR_IO' : 'DST_ERR_INTERNAL';
-  const msg = (err as Error)?.message ?? String(err);
-  return new DstError(code, `${where}: ${msg}`, { errno, cause: err });
-}
-
-const opName = (cmd: string): string => cmd.replace(/-/g, ' ');
-
-/** Real size of a block device: /sys/dev/block/MAJ:MIN/size × 512. */
-async function blockDeviceSize(path: string): Promise<number> {
-  const st = await stat(path, { bigint: true });
-  const dev = st.rdev;
-  const major = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
-  const minor = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
-  const text = await readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8');
-  const sectors = Number(text.trim());
-  if (!Number.isSafeInteger(sectors)) throw new Error(`cannot read the size of block device ${path} from /sys/dev/block/${major}:${minor}/size`);
-  return sectors * 512;
-}
-
-function testBind(hp: HostPort): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen({ host: hp.host, port: hp.port, exclusive: true }, () => srv.close(() => resolve()));
-  });
-}
-
-const WILDCARDS = new Set(['0.0.0.0', '::', '']);
-
-function portsClash(a: HostPort, b: HostPort): boolean {
-  if (a.port === 0 || b.port === 0 || a.port !== b.port) return false;
-  return a.host === b.host || WILDCARDS.has(a.host) || WILDCARDS.has(b.host);
-}
-
 export class Registry {
   private readonly nodes = new Map<string, Entry>();
   /** names being added (add/load in progress) with their configs: reserved */
@@ -145,9 +68,7 @@ export class Registry {
       stateDir: opts.stateDir, runtimeDir: opts.runtimeDir, log: opts.log, events: opts.events, clock: opts.clock,
       node: (name) => {
         const e = this.nodes.get(name);
-        if (!e) return null;
-        const r = e.runtime.show();
-        return { role: e.config.role, state: e.runtime.state, reason: e.runtime.reason, socket: r.nbd?.socket ?? null, permissions: r.permissions ?? null };
+        return e ? attachView(e.config, e.runtime) : null;
       },
     });
   }
@@ -180,54 +101,29 @@ export class Registry {
     return this.entry(name, 'node show').runtime;
   }
 
-  private entry(name: unknown, where: string): Entry {
+  /** The node named `name`; with `role`, refused unless of that role (`what` says what applies to it). */
+  private entry(name: unknown, where: string, role?: Role, what?: string): Entry {
     const e = typeof name === 'string' ? this.nodes.get(name) : undefined;
     if (!e) {
       throw new DstError('DST_ERR_NOT_FOUND', `${where}: no node named ${JSON.stringify(name)} (see dst node list)`, { errno: 'ENOENT' });
+    }
+    if (role !== undefined && e.config.role !== role) {
+      throw new DstError('DST_ERR_INVALID', `${where}: ${e.config.name} is ${role === 'export' ? 'a remote' : 'an export'} node; ${what} to ${role} nodes`);
     }
     return e;
   }
 
   /** Refuse `cmd` unless the node's state is one of `states` (from the control table). */
   checkState(cmd: string, name: string, states: readonly NodeState[]): void {
-    const where = `${opName(cmd)} ${name}`;
-    const e = this.entry(name, where);
-    const state = e.runtime.state;
-    if (!states.includes(state)) {
-      const hint = states.length === 1 && states[0] === 'configured' ? `; stop it first (dst node stop ${name})`
-        : states.includes('ready') && (state === 'configured' || state === 'failed') ? `; start it first (dst node start ${name})`
-          : states.includes('ready') ? `; wait until it is ready (dst node show ${name})` : '';
-      throw new DstError('DST_ERR_STATE', `${where}: not allowed while the node is ${state} (allowed: ${states.join(', ')})${hint}`, { errno: 'EBUSY' });
-    }
+    requireState(cmd, name, this.entry(name, `${cmd.replace(/-/g, ' ')} ${name}`).runtime.state, states);
   }
 
   // ---- show ----
 
   private buildShow(e: Entry): NodeShow {
     const c = e.config;
-    const r = e.runtime.show();
-    const exp = c.role === 'export';
-    return {
-      name: c.name,
-      role: c.role,
-      state: r.state ?? e.runtime.state,
-      reason: r.reason ?? null,
-      size: r.size ?? c.size ?? (exp ? e.diskSize : null),
-      autostart: c.autostart,
-      disk: exp ? c.disk : null,
-      listen: exp ? (r.listen ?? c.listen) : null,
-      readonly: exp ? c.readonly : null,
-      acl: exp ? c.acl.map((a) => ({ addr: a.addr, perm: a.perm, keyFile: a.keyFile })) : null,
-      remote: exp ? null : c.remote,
-      export: exp ? null : c.export,
-      permissions: exp ? null : (r.permissions ?? null),
-      nbd: exp || !r.nbd ? null : { socket: r.nbd.socket, uri: r.nbd.uri, listen: r.nbd.listen ?? null },
-      attachment: exp ? null : this.attachments.show(c.name),
-      sessionId: exp ? null : (r.sessionId ?? null),
-      policy: { ...c.policy, deadlineMs: deadlineMs(c.policy) },
-      stats: { ...emptyStats(), ...r.stats },
-      crypto: cryptoShow(c.crypto, this.cores),
-    };
+    return nodeShow({ config: c, runtime: e.runtime, diskSize: e.diskSize, cores: this.cores,
+      attachment: c.role === 'export' ? null : this.attachments.show(c.name) });
   }
 
   show(name: string): NodeShow {
@@ -246,19 +142,13 @@ export class Registry {
   }
 
   status(extra: { socket?: string; version?: string } = {}): Omit<StatusShow, 'config'> {
-    return {
+    return statusShow({
       version: extra.version ?? this.opts.version ?? '0.0.0',
-      pid: process.pid,
-      uptimeMs: Math.max(0, Math.round(this.opts.clock.now() - this.startedAt)),
+      uptimeMs: this.opts.clock.now() - this.startedAt,
       socket: extra.socket ?? this.opts.socket ?? '',
-      stateDir: this.opts.stateDir,
-      limits: { ...this.opts.limits },
-      cryptoThreads: this.cryptoThreads(),
-      cipherImpl: cipherImplementationText,
-      diskLock: diskLockText,
-      heap: heapText(),
+      stateDir: this.opts.stateDir, limits: this.opts.limits, cryptoThreads: this.cryptoThreads(),
       nodes: [...this.nodes.values()].map((e) => ({ name: e.config.name, role: e.config.role, state: e.runtime.state, attachment: this.attachments.show(e.config.name) })),
-    };
+    });
   }
 
   /** What runs now, autostart = the operator's intent (for config show/save). */
@@ -268,12 +158,7 @@ export class Registry {
 
   /** snapshot() as it will be once `changed` configs replace (or join) the nodes of their names. */
   private snapshotWith(...changed: NodeConfig[]): NodeConfig[] {
-    const nodes = this.snapshot();
-    for (const c of changed) {
-      const i = nodes.findIndex((n) => n.name === c.name);
-      if (i >= 0) nodes[i] = c; else nodes.push(c);
-    }
-    return nodes;
+    return withReplaced(this.snapshot(), changed);
   }
 
   // ---- add / load ----
@@ -295,162 +180,20 @@ export class Registry {
     return all.filter((o): o is ExportConfig => o !== c && o.name !== c.name && o.role === 'export');
   }
 
-  /** Check a listen address against every other node (configured, pending, or in this batch). */
-  private checkListenClash(c: ExportConfig, batch: NodeConfig[], where: string): void {
-    const mine = parseHostPort(c.listen);
-    for (const o of this.otherExports(c, batch)) {
-      if (portsClash(mine, parseHostPort(o.listen))) {
-        throw new DstError('DST_ERR_BUSY', `${where}: listen ${c.listen}: port already used by node ${o.name}`, { errno: 'EADDRINUSE' });
-      }
-    }
-  }
-
-  /** One disk, one export: refuse a disk that is the same file (any path, symlink, hard link) as another export's. */
-  private async checkDiskClash(c: ExportConfig, batch: NodeConfig[], where: string): Promise<void> {
-    const mine = await diskId(c.disk);
-    if (mine === null) return; // not there yet: checked again at start
-    for (const o of this.otherExports(c, batch)) {
-      const theirs = await diskId(o.disk);
-      if (theirs !== null && sameDisk(mine, theirs)) {
-        throw new DstError('DST_ERR_BUSY', `${where}: disk ${c.disk}${mine.real !== c.disk ? ` (${mine.real})` : ''} is the same file as the disk ${o.disk} of node ${o.name}: one disk, one export`,
-          { errno: 'EBUSY' });
-      }
-    }
-  }
-
-  private async checkCrypto(name: string, c: CryptoConfig, where: string): Promise<void> {
-    suiteName(c, where);
-    if (c.threads !== null) checkThreads(c.threads, where);
-    const log = this.log.child({ node: name });
-    if (c.cipherKeyFile !== null) await checkKeyFile(c.cipherKeyFile, where, log);
-    if (c.hashKeyFile !== null) await checkKeyFile(c.hashKeyFile, where, log);
-  }
-
-  /** Validate an export's meaning. Returns the disk size and whether the disk must be created. */
-  private async validateExport(c: ExportConfig, where: string, create: number | null, batch: NodeConfig[]):
-  Promise<{ diskSize: number; mustCreate: boolean }> {
-    if (typeof c.disk !== 'string' || c.disk === '') throw new DstError('DST_ERR_INVALID', `${where}: an export node needs a disk (--disk PATH)`);
-    if (!isAbsolute(c.disk)) throw new DstError('DST_ERR_INVALID', `${where}: disk ${c.disk}: must be an absolute path`);
-    if (typeof c.listen !== 'string' || c.listen === '') throw new DstError('DST_ERR_INVALID', `${where}: an export node needs a listen address (--listen IP:PORT)`);
-    let hp: HostPort;
-    try {
-      hp = parseHostPort(c.listen, 'listen address');
-    } catch (err) {
-      throw wrapError(err, where);
-    }
-    if (c.size !== null && (!Number.isSafeInteger(c.size) || c.size <= 0)) {
-      throw new DstError('DST_ERR_INVALID', `${where}: size ${c.size} must be a positive number of bytes`);
-    }
-    if (create !== null && (!Number.isSafeInteger(create) || create <= 0)) {
-      throw new DstError('DST_ERR_INVALID', `${where}: --create ${create} must be a positive number of bytes`);
-    }
-    const acl = new Set<string>();
-    for (const a of c.acl) {
-      const addr = canonicalAddr(a.addr, where);
-      if (acl.has(addr)) throw new DstError('DST_ERR_INVALID', `${where}: ACL entry ${addr} appears twice`);
-      acl.add(addr);
-      parsePerm(a.perm, where);
-      if (a.keyFile !== null) await checkKeyFile(a.keyFile, where, this.log.child({ node: c.name }));
-    }
-    await this.checkCrypto(c.name, c.crypto, where);
-
-    let diskSize: number;
-    let mustCreate = false;
-    let st;
-    try {
-      st = await stat(c.disk);
-    } catch (err) {
-      const errno = errnoOf(err);
-      if (errno !== 'ENOENT' || create === null) {
-        this.log.debug(`stat ${c.disk}: ${(err as Error).message}`, { node: c.name, op: where, errno });
-        if (errno === 'ENOENT') {
-          throw new DstError('DST_ERR_NOT_FOUND', `${where}: disk ${c.disk}: no such file (ENOENT); use --create SIZE to make one`, { errno });
-        }
-        throw new DstError('DST_ERR_INVALID', `${where}: disk ${c.disk}: ${(err as Error).message}`, { errno, cause: err });
-      }
-    }
-    if (st) {
-      if (st.isFile()) diskSize = st.size;
-      else if (st.isBlockDevice()) {
-        try {
-          diskSize = await blockDeviceSize(c.disk);
-        } catch (err) {
-          throw new DstError('DST_ERR_INVALID', `${where}: disk ${c.disk}: ${(err as Error).message}`, { errno: errnoOf(err), cause: err });
-        }
-      } else {
-        throw new DstError('DST_ERR_INVALID', `${where}: disk ${c.disk}: not a regular file or block device`, { errno: st.isDirectory() ? 'EISDIR' : 'EINVAL' });
-      }
-      if (create !== null && diskSize < create) {
-        throw new DstError('DST_ERR_INVALID', `${where}: disk ${c.disk} exists with ${diskSize} bytes, less than --create ${create}; remove it or create less`, { errno: 'EEXIST' });
-      }
-      try {
-        await access(c.disk, fsConstants.R_OK | (c.readonly ? 0 : fsConstants.W_OK));
-      } catch (err) {
-        const errno = errnoOf(err);
-        throw new DstError('DST_ERR_INVALID', `${where}: disk ${c.disk}: no ${c.readonly ? 'read' : 'read/write'} access (${errno})${c.readonly ? '' : '; use --readonly for a read-only export'}`, { errno });
-      }
-    } else {
-      const dir = dirname(c.disk);
-      try {
-        const ds = await stat(dir);
-        if (!ds.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
-        await access(dir, fsConstants.W_OK);
-      } catch (err) {
-        const errno = errnoOf(err);
-        throw new DstError(errno === 'ENOENT' ? 'DST_ERR_NOT_FOUND' : 'DST_ERR_INVALID',
-          `${where}: cannot create disk ${c.disk}: directory ${dir}: ${errno === 'ENOENT' ? 'no such directory' : (err as Error).message} (${errno})`, { errno });
-      }
-      diskSize = create!;
-      mustCreate = true;
-    }
-    if (diskSize === 0) throw new DstError('DST_ERR_INVALID', `${where}: disk ${c.disk} is empty (0 bytes)`, { errno: 'EINVAL' });
-    if (c.size !== null && c.size > diskSize) {
-      throw new DstError('DST_ERR_INVALID', `${where}: size ${c.size} is larger than disk ${c.disk} (${diskSize} bytes)`, { errno: 'EINVAL' });
-    }
-
-    this.checkListenClash(c, batch, where);
-    try {
-      await testBind(hp);
-    } catch (err) {
-      const errno = errnoOf(err);
-      this.log.debug(`test bind ${c.listen}: ${(err as Error).message}`, { node: c.name, op: where, errno });
-      if (errno === 'EADDRINUSE') throw new DstError('DST_ERR_BUSY', `${where}: listen ${c.listen}: port in use (EADDRINUSE)`, { errno });
-      if (errno === 'EADDRNOTAVAIL') throw new DstError('DST_ERR_INVALID', `${where}: listen ${c.listen}: not a local address (EADDRNOTAVAIL)`, { errno });
-      if (errno === 'EACCES') throw new DstError('DST_ERR_INVALID', `${where}: listen ${c.listen}: permission denied (EACCES); ports below 1024 need privileges`, { errno });
-      throw new DstError('DST_ERR_INVALID', `${where}: listen ${c.listen}: ${(err as Error).message}`, { errno, cause: err });
-    }
-    await this.checkDiskClash(c, batch, where);
-    return { diskSize, mustCreate };
-  }
-
-  private async validateRemote(c: RemoteConfig, where: string): Promise<void> {
-    if (typeof c.remote !== 'string' || c.remote === '') throw new DstError('DST_ERR_INVALID', `${where}: a remote node needs the export's address (--remote HOST:PORT)`);
-    try {
-      parseHostPort(c.remote, 'remote address', false);
-      if (c.export !== null) parseNodeName(c.export, 'export name');
-      if (c.nbdListen !== null) parseHostPort(c.nbdListen, 'NBD listen address');
-    } catch (err) {
-      throw wrapError(err, where);
-    }
-    if (c.size !== null && (!Number.isSafeInteger(c.size) || c.size <= 0)) {
-      throw new DstError('DST_ERR_INVALID', `${where}: size ${c.size} must be a positive number of bytes`);
-    }
-    await this.checkCrypto(c.name, c.crypto, where);
-  }
-
+  /**
+   * Check a config fully before anything changes: on its own (node-checks.ts), then an export's
+   * disk, its port against the other nodes and the host, and its disk against the other exports.
+   * Returns an export's disk size.
+   */
   private async validateConfig(c: NodeConfig, where: string, create: number | null, batch: NodeConfig[]): Promise<number | null> {
-    try {
-      parseNodeName(c.name);
-    } catch (err) {
-      throw wrapError(err, where);
-    }
-    applyPolicy(DEFAULT_POLICY, c.policy, this.opts.limits, where);
-    if (c.role === 'export') return (await this.validateExport(c, where, create, batch)).diskSize;
-    if (c.role === 'remote') {
-      await this.validateRemote(c, where);
-      return null;
-    }
-    throw new DstError('DST_ERR_INVALID', `${where}: role must be export or remote, not ${JSON.stringify((c as { role: unknown }).role)}`);
+    const log = this.log.child({ node: c.name });
+    const hp = await checkNodeConfig(c, where, create, this.opts.limits, log);
+    if (c.role !== 'export' || hp === null) return null;
+    const { diskSize } = await probeDisk(c, where, create, this.log);
+    checkListenClash(c, this.otherExports(c, batch), where);
+    await probeListen(c, hp, where, this.log);
+    await checkDiskClash(c, this.otherExports(c, batch), where);
+    return diskSize;
   }
 
   private commit(c: NodeConfig, diskSize: number | null, wanted: boolean): Entry {
@@ -480,75 +223,39 @@ export class Registry {
     return entry;
   }
 
+  /**
+   * Add `configs` all or nothing: their names reserved while each is checked (errors name
+   * `whereOf` it; `create`: the disk size `node add --create` makes), then `apply` runs inside one
+   * granted change with the disk sizes found.
+   */
+  private async adding<T>(configs: NodeConfig[], where: string, whereOf: (c: NodeConfig) => string, create: number | null,
+    apply: (sizes: (number | null)[]) => Promise<T>): Promise<T> {
+    const names = configs.map((c) => c.name);
+    this.reserve(names, where);
+    for (const c of configs) this.pending.set(c.name, c);
+    try {
+      const sizes: (number | null)[] = [];
+      for (const c of configs) sizes.push(await this.validateConfig(c, whereOf(c), create, configs));
+      // after the async checks: a listen clash may have appeared meanwhile
+      for (const c of configs) if (c.role === 'export') checkListenClash(c, this.otherExports(c, []), whereOf(c));
+      return await this.gate.grant(where, () => this.snapshotWith(...configs), () => apply(sizes));
+    } finally {
+      for (const n of names) this.pending.delete(n);
+    }
+  }
+
   /** node add: validate meaning, create the disk if asked (last), store. Does not serve. */
   async add(args: NodeAddArgs): Promise<NodeShow> {
     const name = args?.name;
     const where = `node add ${typeof name === 'string' ? name : JSON.stringify(name)}`;
-    try {
-      parseNodeName(name);
-    } catch (err) {
-      throw wrapError(err, where);
-    }
-    const base = { name, size: args.size ?? null, autostart: false, policy: { ...DEFAULT_POLICY }, crypto: { ...DEFAULT_CRYPTO } };
-    let cfg: NodeConfig;
-    const notFor = (keys: [string, unknown][], role: string): void => {
-      for (const [flag, v] of keys) {
-        if (v !== undefined && v !== null && v !== false) {
-          throw new DstError('DST_ERR_INVALID', `${where}: --${flag} is only for ${role} nodes`);
-        }
-      }
-    };
-    if (args.role === 'export') {
-      notFor([['remote', args.remote], ['export', args.export], ['nbd-listen', args.nbdListen]], 'remote');
-      cfg = { ...base, role: 'export', disk: args.disk ?? '', listen: args.listen ?? '', readonly: args.readonly === true, acl: [] };
-    } else if (args.role === 'remote') {
-      notFor([['disk', args.disk], ['listen', args.listen], ['readonly', args.readonly], ['create', args.create]], 'export');
-      cfg = { ...base, role: 'remote', remote: args.remote ?? '', export: args.export || null, nbdListen: args.nbdListen ?? null };
-    } else {
-      throw new DstError('DST_ERR_INVALID', `${where}: role must be export or remote, not ${JSON.stringify(args.role)}`);
-    }
-    this.reserve([name], where);
-    this.pending.set(name, cfg);
-    try {
-      const create = cfg.role === 'export' ? (args.create ?? null) : null;
-      const diskSize = await this.validateConfig(cfg, where, create, []);
-      this.reserveCheckAgain(cfg, where);
-      const e = await this.gate.grant(where, () => this.snapshotWith(cfg), async () => {
-        if (cfg.role === 'export' && create !== null) await this.createDisk(name, cfg.disk, create, where);
-        return this.commit(cfg, diskSize, false);
-      });
-      return this.buildShow(e);
-    } finally {
-      this.pending.delete(name);
-    }
-  }
-
-  /** After the async checks: a listen clash may have appeared meanwhile. */
-  private reserveCheckAgain(c: NodeConfig, where: string): void {
-    if (c.role === 'export') this.checkListenClash(c, [], where);
-  }
-
-  /** Make a sparse file of `size` bytes at `path`; an existing one is reused as it is. */
-  private async createDisk(node: string, path: string, size: number, where: string): Promise<void> {
-    let fh;
-    try {
-      fh = await open(path, 'wx', 0o600);
-    } catch (err) {
-      if (errnoOf(err) === 'EEXIST') {
-        this.log.info(`disk ${path} exists; reusing it`, { node, op: where });
-        return;
-      }
-      throw new DstError('DST_ERR_INVALID', `${where}: cannot create disk ${path}: ${(err as Error).message}`, { errno: errnoOf(err), cause: err });
-    }
-    try {
-      await fh.truncate(size);
-      this.log.info(`created sparse disk ${path} of ${size} bytes`, { node, op: where });
-    } catch (err) {
-      await fh.close().catch(() => {});
-      await unlink(path).catch(() => {});
-      throw new DstError('DST_ERR_INVALID', `${where}: cannot size disk ${path}: ${(err as Error).message}`, { errno: errnoOf(err), cause: err });
-    }
-    await fh.close();
+    checkName(name, where);
+    const cfg = configOfAdd(args, where);
+    const create = cfg.role === 'export' ? (args.create ?? null) : null;
+    const e = await this.adding([cfg], where, () => where, create, async ([diskSize]) => {
+      if (cfg.role === 'export' && create !== null) await createDisk(name, cfg.disk, create, where, this.log);
+      return this.commit(cfg, diskSize!, false);
+    });
+    return this.buildShow(e);
   }
 
   /**
@@ -558,23 +265,11 @@ export class Registry {
    */
   async load(configs: NodeConfig[], where: string, opts: { start: boolean }): Promise<string[]> {
     const names = configs.map((c) => c.name);
-    this.reserve(names, where);
-    for (const c of configs) this.pending.set(c.name, c);
-    const sizes: (number | null)[] = [];
-    try {
-      for (const c of configs) {
-        const w = `${where}: node ${c.name}`;
-        sizes.push(await this.validateConfig(c, w, null, configs));
-      }
-      for (const c of configs) this.reserveCheckAgain(c, `${where}: node ${c.name}`);
-      // started inside the change, so the ports they bind are saved with it
-      await this.gate.grant(where, () => this.snapshotWith(...configs), async () => {
-        configs.forEach((c, i) => this.commit(c, sizes[i]!, c.autostart));
-        if (opts.start) await this.startWanted(names);
-      });
-    } finally {
-      for (const n of names) this.pending.delete(n);
-    }
+    // started inside the change, so the ports they bind are saved with it
+    await this.adding(configs, where, (c) => `${where}: node ${c.name}`, null, async (sizes) => {
+      configs.forEach((c, i) => this.commit(c, sizes[i]!, c.autostart));
+      if (opts.start) await this.startWanted(names);
+    });
     return names;
   }
 
@@ -609,7 +304,7 @@ export class Registry {
     const name = e.config.name;
     const before = e.runtime.state;
     try {
-      if (e.config.role === 'export') await this.checkDiskClash(e.config, [], where);
+      if (e.config.role === 'export') await checkDiskClash(e.config, this.otherExports(e.config, []), where);
       await e.runtime.start();
     } catch (err) {
       this.log.error(`start failed: ${(err as Error).message}`, { node: name, op: 'node start', errno: errnoOf(err) });
@@ -617,14 +312,9 @@ export class Registry {
     }
     if (this.nodes.get(name) !== e) return;
     this.setWanted(e, true);
-    const bound = e.runtime.show().listen;
-    if (e.config.role === 'export' && bound) {
-      const asked = parseHostPort(e.config.listen);
-      if (asked.port === 0) {
-        e.config = deepFreeze({ ...e.config, listen: formatHostPort({ host: asked.host, port: parseHostPort(bound).port }) });
-      }
-    }
-    if (before === 'configured' || before === 'failed') {
+    const pinned = withBoundPort(e.config, e.runtime.show().listen);
+    if (pinned !== e.config) e.config = deepFreeze(pinned);
+    if (isStopped(before)) {
       this.opts.events.emit(name, 'node-started');
       this.log.info('started', { node: name, op: 'node start' });
     }
@@ -637,9 +327,7 @@ export class Registry {
   async start(name: string, waitMs: number): Promise<NodeShow> {
     const where = `node start ${name}`;
     const e = this.entry(name, where);
-    if (e.runtime.state === 'stopping') {
-      throw new DstError('DST_ERR_STATE', `${where}: the node is stopping; start it again once it is configured`, { errno: 'EBUSY' });
-    }
+    requireNotStopping(where, e.runtime.state);
     if (e.config.role === 'export' && e.config.acl.length === 0) {
       this.log.warn(`export ${name} has an empty ACL: nobody may connect; add an entry with: dst security add ${name} --addr IP[/PREFIX] --perm rw`,
         { node: name, op: 'node start' });
@@ -649,18 +337,7 @@ export class Registry {
     if (e.config.role === 'remote' && waitMs > 0) {
       const rt = e.runtime as RemoteRuntime;
       const st = await rt.waitReady(waitMs);
-      if (st !== 'ready') {
-        const reason = rt.reason;
-        const why = `state ${st}${reason ? ` (reason ${reason})` : ''}`;
-        if (st === 'failed') {
-          throw new DstError('DST_ERR_IDENTITY', `${where}: not ready: ${why}; the node stays failed until started again`, { errno: 'EIO' });
-        }
-        if (st === 'configured' || st === 'stopping') {
-          throw new DstError('DST_ERR_STATE', `${where}: the node was stopped while waiting for it to become ready`, { errno: 'ESHUTDOWN' });
-        }
-        throw new DstError('DST_ERR_TIMEOUT',
-          `${where}: not ready after ${formatDuration(waitMs)}: ${why}; the node keeps trying (watch it with dst node show ${name})`, { errno: 'ETIMEDOUT' });
-      }
+      if (st !== 'ready') throw notReadyError(where, name, st, rt.reason, waitMs);
     }
     return this.buildShow(e);
   }
@@ -694,13 +371,8 @@ export class Registry {
     this.entry(name, where);
     await this.gate.revoke(where, async () => {
       const e = this.entry(name, where);
-      if (e.runtime.state !== 'configured') {
-        throw new DstError('DST_ERR_STATE', `${where}: the node is ${e.runtime.state}; stop it first (dst node stop ${name})`, { errno: 'EBUSY' });
-      }
-      const att = this.attachments.show(name);
-      if (att) {
-        throw new DstError('DST_ERR_BUSY', `${where}: the node is attached as ${att.device || '(attaching)'} (${att.state}); detach it first (dst detach ${name})`, { errno: 'EBUSY' });
-      }
+      requireConfigured(where, name, e.runtime.state);
+      requireDetached(where, name, this.attachments.show(name));
       this.nodes.delete(name);
       this.opts.events.emit(name, 'node-removed');
       this.log.info('removed', { node: name, op: 'node del' });
@@ -711,8 +383,7 @@ export class Registry {
   /** node reconnect: remote only; crypto changes apply. */
   reconnect(name: string): NodeShow {
     const where = `node reconnect ${name}`;
-    const e = this.entry(name, where);
-    if (e.config.role !== 'remote') throw new DstError('DST_ERR_INVALID', `${where}: ${name} is an export node; reconnect applies to remote nodes`);
+    const e = this.entry(name, where, 'remote', 'reconnect applies');
     (e.runtime as RemoteRuntime).reconnect();
     this.log.info('reconnect requested', { node: name, op: 'node reconnect' });
     return this.buildShow(e);
@@ -779,52 +450,30 @@ export class Registry {
   async set(name: string, patch: Partial<Policy>): Promise<NodeShow> {
     const where = `node set ${name}`;
     this.entry(name, where);
-    const clean: Partial<Policy> = {};
-    for (const k of Object.keys(POLICY_KEYS) as (keyof Policy)[]) {
-      if (patch[k] !== undefined && patch[k] !== null) clean[k] = patch[k];
-    }
+    const clean = policyPatch(patch);
     return this.locks.run(name, async () => {
       const e = this.entry(name, where);
-      const policy = applyPolicy(e.config.policy, clean, this.opts.limits, where);
-      await this.replace(e, { ...e.config, policy }, where, 'grant');
-      this.log.info(`policy set: ${Object.keys(clean).map((k) => POLICY_KEYS[k as keyof Policy]).join(', ') || 'nothing'}`, { node: name, op: 'node set' });
+      await this.replace(e, withPolicy(e.config, clean, this.opts.limits, where), where, 'grant');
+      this.log.info(`policy set: ${POLICY_TABLE.filter((k) => clean[k.field] !== undefined).map((k) => k.key).join(', ') || 'nothing'}`, { node: name, op: 'node set' });
       return this.buildShow(e);
     });
   }
 
   private exportEntry(name: string, where: string): Entry & { config: ExportConfig } {
-    const e = this.entry(name, where);
-    if (e.config.role !== 'export') {
-      throw new DstError('DST_ERR_INVALID', `${where}: ${name} is a remote node; ACLs apply to export nodes`);
-    }
-    return e as Entry & { config: ExportConfig };
-  }
-
-  private async aclEntry(name: string, a: { addr: unknown; perm: unknown; keyFile?: unknown }, where: string): Promise<AclEntry> {
-    const addr = canonicalAddr(a.addr, where);
-    const perm = parsePerm(a.perm, where);
-    const keyFile = a.keyFile === undefined || a.keyFile === null || a.keyFile === '' ? null : a.keyFile;
-    if (keyFile !== null) await checkKeyFile(keyFile, where, this.log.child({ node: name }));
-    return { addr, perm, keyFile: keyFile as string | null };
-  }
-
-  private aclResult(c: ExportConfig): AclEntry[] {
-    return c.acl.map((a) => ({ addr: a.addr, perm: a.perm, keyFile: a.keyFile }));
+    return this.entry(name, where, 'export', 'ACLs apply') as Entry & { config: ExportConfig };
   }
 
   /** security add: add an entry, or replace the one for the same address. */
   async securityAdd(name: string, addr: string, perm: string, keyFile: string | null): Promise<AclEntry[]> {
     const where = `security add ${name}`;
     this.exportEntry(name, where);
-    const entry = await this.aclEntry(name, { addr, perm, keyFile }, where);
+    const entry = await checkAclEntry({ addr, perm, keyFile }, where, this.log.child({ node: name }));
     return this.locks.run(name, async () => {
       const e = this.exportEntry(name, where);
-      const i = e.config.acl.findIndex((a) => a.addr === entry.addr);
-      const acl = [...e.config.acl];
-      if (i >= 0) acl[i] = entry; else acl.push(entry);
-      await this.replace(e, { ...e.config, acl }, where, 'grant');
-      this.log.info(`ACL ${i >= 0 ? 'replaced' : 'added'} ${entry.addr} ${entry.perm}${entry.keyFile ? ' with key file ' + entry.keyFile : ''}`, { node: name, op: 'security add' });
-      return this.aclResult(e.config);
+      const replaced = e.config.acl.some((a) => a.addr === entry.addr);
+      await this.replace(e, withAclEntries(e.config, [entry]), where, 'grant');
+      this.log.info(`ACL ${replaced ? 'replaced' : 'added'} ${entry.addr} ${entry.perm}${entry.keyFile ? ' with key file ' + entry.keyFile : ''}`, { node: name, op: 'security add' });
+      return aclCopy(e.config.acl);
     });
   }
 
@@ -834,42 +483,26 @@ export class Registry {
     const canon = canonicalAddr(addr, where);
     return this.locks.run(name, async () => {
       const e = this.exportEntry(name, where);
-      if (!e.config.acl.some((a) => a.addr === canon)) {
-        throw new DstError('DST_ERR_NOT_FOUND', `${where}: no ACL entry for ${canon}`, { errno: 'ENOENT' });
-      }
-      await this.replace(e, { ...e.config, acl: e.config.acl.filter((a) => a.addr !== canon) }, where, 'revoke');
+      await this.replace(e, withoutAclEntry(e.config, canon, where), where, 'revoke');
       this.log.info(`ACL removed ${canon}`, { node: name, op: 'security del' });
-      return this.aclResult(e.config);
+      return aclCopy(e.config.acl);
     });
   }
 
   securityList(name: string): AclEntry[] {
-    return this.aclResult(this.exportEntry(name, `security list ${name}`).config);
+    return aclCopy(this.exportEntry(name, `security list ${name}`).config.acl);
   }
 
   /** security load: all entries at once (same address → replaced), all-or-nothing. */
   async securityLoad(name: string, entries: { addr: unknown; perm: unknown; keyFile?: unknown }[]): Promise<AclEntry[]> {
     const where = `security load ${name}`;
     this.exportEntry(name, where);
-    if (!Array.isArray(entries)) throw new DstError('DST_ERR_INVALID', `${where}: entries must be a list`);
-    const parsed: AclEntry[] = [];
-    for (const [i, raw] of entries.entries()) {
-      const entry = await this.aclEntry(name, raw ?? {}, `${where}: entry ${i + 1}`);
-      if (parsed.some((p) => p.addr === entry.addr)) {
-        throw new DstError('DST_ERR_INVALID', `${where}: entry ${i + 1}: ${entry.addr} appears twice`);
-      }
-      parsed.push(entry);
-    }
+    const parsed = await checkAclEntries(entries, where, this.log.child({ node: name }));
     return this.locks.run(name, async () => {
       const e = this.exportEntry(name, where);
-      const acl = [...e.config.acl];
-      for (const p of parsed) {
-        const i = acl.findIndex((a) => a.addr === p.addr);
-        if (i >= 0) acl[i] = p; else acl.push(p);
-      }
-      await this.replace(e, { ...e.config, acl }, where, 'grant');
+      await this.replace(e, withAclEntries(e.config, parsed), where, 'grant');
       this.log.info(`ACL loaded ${parsed.length} entries`, { node: name, op: 'security load' });
-      return this.aclResult(e.config);
+      return aclCopy(e.config.acl);
     });
   }
 
@@ -882,35 +515,9 @@ export class Registry {
     this.entry(name, where);
     return this.locks.run(name, async () => {
       const e = this.entry(name, where);
-      const cur = e.config.crypto;
-      const next: CryptoConfig = { ...cur };
-      const given = (v: unknown): boolean => v !== undefined && v !== null;
-      let hmacAsked = false;
-      if (given(args.cipher)) {
-        next.cipher = normalizeCipher(args.cipher, where);
-        if (next.cipher === 'none') next.cipherKeyFile = null;
-        if ((next.cipher === 'aes-gcm' || next.cipher === 'chacha20-poly1305') && !given(args.hash)) {
-          next.hash = 'none';
-          next.hashKeyFile = null;
-        }
-      }
-      if (given(args.hash)) {
-        const h = normalizeHash(args.hash, where);
-        next.hash = h.hash;
-        hmacAsked = h.hmac;
-        if (h.hash === 'none') next.hashKeyFile = null;
-      }
-      if (given(args.cipherKeyFile) && args.cipherKeyFile !== '') next.cipherKeyFile = args.cipherKeyFile!;
-      if (given(args.hashKeyFile) && args.hashKeyFile !== '') next.hashKeyFile = args.hashKeyFile!;
-      if (given(args.threads)) next.threads = checkThreads(args.threads, where);
-      if (hmacAsked && next.hashKeyFile === null) {
-        throw new DstError('DST_ERR_INVALID', `${where}: hash ${String(args.hash)} is keyed: add --hash-key-file FILE`);
-      }
-      const suite = suiteName(next, where);
-      const klog = this.log.child({ node: name });
-      if (next.cipherKeyFile !== null) await checkKeyFile(next.cipherKeyFile, where, klog);
-      if (next.hashKeyFile !== null) await checkKeyFile(next.hashKeyFile, where, klog);
-      if (suite.startsWith('none+') && !suite.startsWith('none+hmac-')) {
+      const { crypto: next, suite } = withCrypto(e.config.crypto, args, where);
+      await checkCrypto(next, where, this.log.child({ node: name }));
+      if (isUnkeyedDigest(suite)) {
         this.log.warn(`suite ${suite} only detects accidents: it authenticates nothing; use a hash key file for none+hmac-${next.hash}`, { node: name, op: 'crypto set' });
       }
       await this.replace(e, { ...e.config, crypto: next }, where, 'grant');
@@ -930,7 +537,7 @@ export class Registry {
     this.entry(name, where);
     return this.locks.run(name, async () => {
       const e = this.entry(name, where);
-      const next: CryptoConfig = { ...DEFAULT_CRYPTO, threads: e.config.crypto.threads };
+      const next = clearedCrypto(e.config.crypto);
       await this.replace(e, { ...e.config, crypto: next }, where, 'revoke');
       this.log.info('crypto cleared: suite none, applies at the next handshake', { node: name, op: 'crypto clear' });
       return cryptoShow(next, this.cores);

@@ -4,6 +4,8 @@
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import type { CryptoPool } from './crypto-pool.js';
+import type { Policy } from './policy.js';
+import type { CipherAlg as CipherName, HashAlg as HashName } from '../protocol/suite-names.js';
 
 export type Role = 'export' | 'remote';
 
@@ -23,38 +25,14 @@ export interface AclEntry {
   keyFile: string | null;
 }
 
-export interface Policy {
-  resendTimeoutMs: number;
-  maxResends: number;
-  pingIntervalMs: number;
-  reconnectDelayMs: number;
-  maxInflight: number;
-  maxRequest: number;
-  /** connections from one peer address still in the handshake (export and NBD TCP listener) */
-  maxHandshakesPerAddr: number;
-  /** connections from one peer address in all */
-  maxConnsPerAddr: number;
-}
-
-/** DESIGN §11 */
-export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
-  resendTimeoutMs: 5000,
-  maxResends: 12,
-  pingIntervalMs: 1000,
-  reconnectDelayMs: 1000,
-  maxInflight: 64,
-  maxRequest: 1024 * 1024,
-  maxHandshakesPerAddr: 8,
-  maxConnsPerAddr: 32,
-});
-
+// The policy keys are declared once, in policy.ts (its table derives the Policy type).
+export { DEFAULT_POLICY, type Policy } from './policy.js';
 /** Deadline of one transaction: resend-timeout × (max-resends + 1). */
 export function deadlineMs(p: Policy): number {
   return p.resendTimeoutMs * (p.maxResends + 1);
 }
 
-export type CipherName = 'none' | 'aes-gcm' | 'chacha20-poly1305' | 'aes-cbc' | 'aes-ctr';
-export type HashName = 'none' | 'sha256' | 'sha512' | 'blake2b512';
+export type { CipherAlg as CipherName, HashAlg as HashName } from '../protocol/suite-names.js';
 
 export interface CryptoConfig {
   cipher: CipherName;

@@ -8,24 +8,9 @@ import { DstError, errnoOf } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { coversV4Mapped, formatCidr, parseCidr, type Cidr } from '../util/parse.js';
 import { makeSuite, parseCipherName, parseHashName, parseKeyMaterial } from '../protocol/suites.js';
+import { POLICY_BY_FIELD, boundOf, type PolicyField } from './policy.js';
 import type { AclEntry, CipherName, CryptoConfig, CryptoShow, HashName, Limits, Perm, Policy } from './types.js';
 
-/** The "node set" keys as users type them, mapped to Policy fields. */
-export const POLICY_KEYS: Readonly<Record<keyof Policy, string>> = Object.freeze({
-  resendTimeoutMs: 'resend-timeout',
-  maxResends: 'max-resends',
-  pingIntervalMs: 'ping-interval',
-  reconnectDelayMs: 'reconnect-delay',
-  maxInflight: 'max-inflight',
-  maxRequest: 'max-request',
-  maxHandshakesPerAddr: 'max-handshakes-per-addr',
-  maxConnsPerAddr: 'max-conns-per-addr',
-});
-
-/** Longest accepted duration: one day (keeps timers and deadlines far from overflow). */
-export const MAX_DURATION_MS = 86_400_000;
-export const MIN_MAX_REQUEST = 4096;
-export const MAX_MAX_RESENDS = 1000;
 export const MAX_CRYPTO_THREADS = 64;
 
 function invalid(where: string, msg: string, errno: string | null = null): DstError {
@@ -38,26 +23,15 @@ function checkInt(where: string, key: string, v: unknown, min: number, max: numb
   return v;
 }
 
-/** Apply a partial policy on top of `base`, checking every given field's range. */
+/** Apply a partial policy on top of `base`, checking every given field's range (bounds from the policy table). */
 export function applyPolicy(base: Policy, patch: Partial<Policy>, limits: Limits, where: string): Policy {
   const out: Policy = { ...base };
-  for (const field of Object.keys(patch) as (keyof Policy)[]) {
-    if (!(field in POLICY_KEYS)) throw invalid(where, `unknown policy field ${JSON.stringify(field)}`);
+  for (const field of Object.keys(patch) as PolicyField[]) {
+    const k = POLICY_BY_FIELD.get(field);
+    if (k === undefined) throw invalid(where, `unknown policy field ${JSON.stringify(field)}`);
     const v = patch[field];
     if (v === undefined) continue;
-    const key = POLICY_KEYS[field];
-    switch (field) {
-      case 'resendTimeoutMs': case 'pingIntervalMs': case 'reconnectDelayMs':
-        out[field] = checkInt(where, key, v, 1, MAX_DURATION_MS, 'ms'); break;
-      case 'maxResends':
-        out[field] = checkInt(where, key, v, 0, MAX_MAX_RESENDS); break;
-      case 'maxInflight':
-        out[field] = checkInt(where, key, v, 1, limits.maxInflightCap); break;
-      case 'maxRequest':
-        out[field] = checkInt(where, key, v, MIN_MAX_REQUEST, limits.maxRequestCap); break;
-      case 'maxHandshakesPerAddr': case 'maxConnsPerAddr':
-        out[field] = checkInt(where, key, v, 1, limits.maxConnectionsPerExport); break;
-    }
+    out[k.field] = checkInt(where, k.key, v, k.min, boundOf(k.max, limits), k.kind === 'duration' ? 'ms' : '');
   }
   return out;
 }

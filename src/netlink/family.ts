@@ -29,7 +29,9 @@ import type {
   StatusShow,
 } from '../engine/types.js';
 import { DstError } from '../util/errors.js';
-import { type AnySchema, type ObjectSchema, objectSchema, t, validateSchema } from './schema.js';
+import { POLICY_TABLE } from '../engine/policy.js';
+import { CIPHER_NAMES, HASH_NAMES } from '../protocol/suite-names.js';
+import { type AnySchema, type FieldsOf, type ObjectSchema, objectSchema, t, validateSchema } from './schema.js';
 
 export { encodeObject, decodeObject, objectSchema, attrEnum, t } from './schema.js';
 export type { ObjectSchema } from './schema.js';
@@ -91,17 +93,16 @@ export const aclEntrySchema = objectSchema<AclEntry>('acl-entry', {
   keyFile: { attr: 3, type: t.string, presence: 'nullable', doc: 'key file bound to this entry' },
 });
 
-export const policyShowSchema = objectSchema<PolicyShow>('policy', {
-  resendTimeoutMs: { attr: 1, type: t.u32 },
-  maxResends: { attr: 2, type: t.u32 },
-  pingIntervalMs: { attr: 3, type: t.u32 },
-  reconnectDelayMs: { attr: 4, type: t.u32 },
-  maxInflight: { attr: 5, type: t.u32 },
-  maxRequest: { attr: 6, type: t.u32 },
-  deadlineMs: { attr: 7, type: t.u64 },
-  maxHandshakesPerAddr: { attr: 8, type: t.u32 },
-  maxConnsPerAddr: { attr: 9, type: t.u32 },
-});
+/** Fields of a schema in attribute order (decoded objects keep that key order). */
+function byAttr<T>(fields: [string, { readonly attr: number; readonly type: unknown; readonly presence?: string }][]): FieldsOf<T> {
+  return Object.fromEntries(fields.sort((x, y) => x[1].attr - y[1].attr)) as unknown as FieldsOf<T>;
+}
+
+/** The policy object of `node show`: one u32 per row of the policy table, and the deadline they make. */
+export const policyShowSchema = objectSchema<PolicyShow>('policy', byAttr<PolicyShow>([
+  ...POLICY_TABLE.map((k): [string, { attr: number; type: typeof t.u32 }] => [k.field, { attr: k.showAttr, type: t.u32 }]),
+  ['deadlineMs', { attr: 7, type: t.u64 }],
+]));
 
 export const statsSchema = objectSchema<Stats>('stats', {
   inflight: { attr: 1, type: t.u32 },
@@ -117,8 +118,8 @@ export const statsSchema = objectSchema<Stats>('stats', {
 });
 
 export const cryptoShowSchema = objectSchema<CryptoShow>('crypto', {
-  cipher: { attr: 1, type: t.oneOf(['none', 'aes-gcm', 'chacha20-poly1305', 'aes-cbc', 'aes-ctr']) },
-  hash: { attr: 2, type: t.oneOf(['none', 'sha256', 'sha512', 'blake2b512']) },
+  cipher: { attr: 1, type: t.oneOf(CIPHER_NAMES) },
+  hash: { attr: 2, type: t.oneOf(HASH_NAMES) },
   suite: { attr: 3, type: t.string },
   threads: { attr: 4, type: t.u32 },
   cipherKeyFile: { attr: 5, type: t.string, presence: 'nullable' },
@@ -249,17 +250,12 @@ const nodeStopArgs = objectSchema<ControlApi['node-stop']['args']>('node-stop-ar
   name: { attr: 1, type: t.string },
   force: { attr: 2, type: t.bool },
 });
-const nodeSetArgs = objectSchema<ControlApi['node-set']['args']>('node-set-args', {
-  name: { attr: 1, type: t.string },
-  resendTimeoutMs: { attr: 2, type: t.u32, presence: 'optional' },
-  maxResends: { attr: 3, type: t.u32, presence: 'optional' },
-  pingIntervalMs: { attr: 4, type: t.u32, presence: 'optional' },
-  reconnectDelayMs: { attr: 5, type: t.u32, presence: 'optional' },
-  maxInflight: { attr: 6, type: t.u32, presence: 'optional' },
-  maxRequest: { attr: 7, type: t.u32, presence: 'optional' },
-  maxHandshakesPerAddr: { attr: 8, type: t.u32, presence: 'optional' },
-  maxConnsPerAddr: { attr: 9, type: t.u32, presence: 'optional' },
-});
+/** `node set`: the node's name and any rows of the policy table. */
+const nodeSetArgs = objectSchema<ControlApi['node-set']['args']>('node-set-args', byAttr<ControlApi['node-set']['args']>([
+  ['name', { attr: 1, type: t.string }],
+  ...POLICY_TABLE.map((k): [string, { attr: number; type: typeof t.u32; presence: 'optional' }] =>
+    [k.field, { attr: k.setAttr, type: t.u32, presence: 'optional' }]),
+]));
 const securityAddArgs = objectSchema<ControlApi['security-add']['args']>('security-add-args', {
   name: { attr: 1, type: t.string },
   addr: { attr: 2, type: t.string },

@@ -17,11 +17,11 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual, type CipherGCM, type DecipherGCM } from 'node:crypto';
 import { DstError } from '../util/errors.js';
 import { CRYPT_REJECTED, cryptResult, nativeCipher, type NativeCipherId } from './native-cipher.js';
+import { suiteNameOf, type CipherAlg, type HashAlg } from './suite-names.js';
 
 const EMPTY = Buffer.alloc(0);
 
-export type CipherAlg = 'aes-gcm' | 'chacha20-poly1305' | 'aes-cbc' | 'aes-ctr' | 'none';
-export type HashAlg = 'sha256' | 'sha512' | 'blake2b512' | 'none';
+export type { CipherAlg, HashAlg };
 
 export interface Suite {
   /** canonical name: aes-gcm, chacha20-poly1305, aes-cbc+hmac-sha256, aes-ctr+hmac-sha512, none+hmac-blake2b512, none+sha256, none */
@@ -69,18 +69,17 @@ export function parseHashName(text: string): { hash: HashAlg; hmac: boolean } {
 
 /** Build the suite from configured algorithms; `keyed` = a hash key is configured. */
 export function makeSuite(cipher: CipherAlg, hash: HashAlg, keyed: boolean): Suite {
+  const name = suiteNameOf(cipher, hash, keyed);
   if (cipher === 'aes-gcm' || cipher === 'chacha20-poly1305') {
     if (hash !== 'none') throw new DstError('DST_ERR_INVALID', `cipher ${cipher} authenticates by itself: use --hash none with it`);
-    return { name: cipher, cipher, hash, keyed: false, needsKey: true, tagLength: 16 };
+    return { name, cipher, hash, keyed: false, needsKey: true, tagLength: 16 };
   }
   if (cipher === 'aes-cbc' || cipher === 'aes-ctr') {
     if (hash === 'none' || !keyed) throw new DstError('DST_ERR_INVALID', `cipher ${cipher} needs a keyed hash: add --hash sha256 --hash-key-file FILE`);
-    return { name: `${cipher}+hmac-${hash}`, cipher, hash, keyed: true, needsKey: true, tagLength: DIGEST_LEN[hash] };
+    return { name, cipher, hash, keyed: true, needsKey: true, tagLength: DIGEST_LEN[hash] };
   }
-  if (hash === 'none') return { name: 'none', cipher, hash, keyed: false, needsKey: false, tagLength: 0 };
-  return keyed
-    ? { name: `none+hmac-${hash}`, cipher, hash, keyed: true, needsKey: true, tagLength: DIGEST_LEN[hash] }
-    : { name: `none+${hash}`, cipher, hash, keyed: false, needsKey: false, tagLength: DIGEST_LEN[hash] };
+  if (hash === 'none') return { name, cipher, hash, keyed: false, needsKey: false, tagLength: 0 };
+  return { name, cipher, hash, keyed, needsKey: keyed, tagLength: DIGEST_LEN[hash] };
 }
 
 /** Parse a canonical suite name (as sent in HELLO). */

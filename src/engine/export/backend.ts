@@ -153,24 +153,27 @@ export function devMajorMinor(rdev: bigint): { major: number; minor: number } {
 async function statFd(fd: number, path: string): Promise<DiskInfo> {
   const st = await new Promise<fs.BigIntStats>((resolve, reject) =>
     fs.fstat(fd, { bigint: true }, (err, s) => (err ? reject(err) : resolve(s))));
-  if (st.isBlockDevice()) {
-    const { major, minor } = devMajorMinor(st.rdev);
-    const sys = `/sys/dev/block/${major}:${minor}/size`;
-    let text: string;
-    try {
-      text = await readFile(sys, 'utf8');
-    } catch (err) {
-      throw new DstError('DST_ERR_IO', `cannot size block device ${path}: reading ${sys}: ${(err as Error).message}`,
-        { errno: errnoOf(err), cause: err });
-    }
-    const sectors = Number(text.trim());
-    if (!Number.isSafeInteger(sectors) || sectors < 0) {
-      throw new DstError('DST_ERR_IO', `cannot size block device ${path}: ${sys} holds ${JSON.stringify(text.trim())}`);
-    }
-    return { size: sectors * 512, blockDevice: true };
-  }
+  if (st.isBlockDevice()) return { size: await blockDeviceSize(st.rdev, path), blockDevice: true };
   if (st.isFile()) return { size: Number(st.size), blockDevice: false };
   throw new DstError('DST_ERR_INVALID', `disk ${path} is neither a regular file nor a block device`, { errno: 'EINVAL' });
+}
+
+/** The size of the block device `rdev` (at `path`, for messages): /sys/dev/block/MAJ:MIN/size × 512. */
+export async function blockDeviceSize(rdev: bigint, path: string): Promise<number> {
+  const { major, minor } = devMajorMinor(rdev);
+  const sys = `/sys/dev/block/${major}:${minor}/size`;
+  let text: string;
+  try {
+    text = await readFile(sys, 'utf8');
+  } catch (err) {
+    throw new DstError('DST_ERR_IO', `cannot size block device ${path}: reading ${sys}: ${(err as Error).message}`,
+      { errno: errnoOf(err), cause: err });
+  }
+  const sectors = Number(text.trim());
+  if (!Number.isSafeInteger(sectors) || sectors < 0) {
+    throw new DstError('DST_ERR_IO', `cannot size block device ${path}: ${sys} holds ${JSON.stringify(text.trim())}`);
+  }
+  return sectors * 512;
 }
 
 function openFd(path: string, flags: number): Promise<number> {

@@ -13,9 +13,9 @@ import type { Logger } from '../../util/log.js';
 import { DstError, errnoOf } from '../../util/errors.js';
 import { formatHostPort, normalizePeerAddress, parseHostPort } from '../../util/parse.js';
 import { Op } from '../../protocol/wire.js';
-import { makeSuite } from '../../protocol/suites.js';
+import { suiteNameOf } from '../../protocol/suite-names.js';
 import type {
-  AclEntry, CryptoConfig, EventFields, EventName, ExportConfig, ExportState, Limits, NodeContext, NodeRuntime, NodeShow, Stats,
+  AclEntry, EventFields, EventName, ExportConfig, ExportState, Limits, NodeContext, NodeRuntime, NodeShow, Stats,
 } from '../types.js';
 import { FileBackend, type Backend } from './backend.js';
 import { adoptWithUserBuffer } from '../io/adopt.js';
@@ -41,26 +41,6 @@ export interface ExportNodeOptions {
   wrapBackend?: (backend: Backend) => Backend;
   /** environment for the test switches (default process.env) */
   env?: NodeJS.ProcessEnv;
-}
-
-/** Canonical suite name of a crypto config (DESIGN §9), as protocol/suites.ts names it. */
-export function suiteName(c: Pick<CryptoConfig, 'cipher' | 'hash' | 'hashKeyFile'>): string {
-  try {
-    return makeSuite(c.cipher, c.hash, c.hashKeyFile !== null).name;
-  } catch {
-    // an inconsistent config (the registry refuses these): name it anyway, for the refusal message
-  }
-  switch (c.cipher) {
-    case 'aes-gcm':
-    case 'chacha20-poly1305':
-      return c.cipher;
-    case 'aes-cbc':
-    case 'aes-ctr':
-      return `${c.cipher}+hmac-${c.hash}`;
-    default:
-      if (c.hash === 'none') return 'none';
-      return c.hashKeyFile ? `none+hmac-${c.hash}` : `none+${c.hash}`;
-  }
 }
 
 export interface ExportTestCounters {
@@ -228,7 +208,9 @@ class ExportNode implements NodeRuntime, ExportHost {
   }
 
   suite(): string {
-    return suiteName(this.config().crypto);
+    // an inconsistent config (the registry refuses these) is named anyway, for the refusal message
+    const c = this.config().crypto;
+    return suiteNameOf(c.cipher, c.hash, c.hashKeyFile !== null);
   }
 
   aclEntry(peer: string): AclEntry | null {
