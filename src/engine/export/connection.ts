@@ -17,14 +17,14 @@ import type { Clock, TimerHandle } from '../../util/clock.js';
 import type { Logger } from '../../util/log.js';
 import { errnoNumber, errnoOf } from '../../util/errors.js';
 import {
-  Cmd, FrameDecoder, releasePayload, HEADER_SIZE, cmdName, decodeHeader, decodeHello, encodeFrame, encodeRefusal,
+  Cmd, FrameDecoder, releasePayload, HEADER_SIZE, cmdName, decodeHello, encodeFrame, encodeRefusal,
   type Frame, type FrameInit, type Hello,
 } from '../../protocol/wire.js';
 import type { DirectionKeys, Suite } from '../../protocol/suites.js';
 import { NO_KEYS, SealedChannel, type FrameCrypto } from '../channel.js';
 import { accessName } from './acl.js';
 import {
-  LINGER_MS, MAX_HELLO_PAYLOAD, clientProofOk, decideHello, serverAuth, wipeKeys, type PendingAuth,
+  LINGER_MS, clientProofOk, firstHeaderProblem, decideHello, serverAuth, wipeKeys, type PendingAuth,
 } from './handshake.js';
 import { MAX_BYTES_IN_FLIGHT, Requests, type RequestNode } from './requests.js';
 
@@ -55,10 +55,7 @@ type Phase =
   | 'lingering'  // our FIN sent (refusal, drain); input discarded until the peer closes
   | 'closed';    // destroyed (or fenced): never parse another byte
 
-let nextConnId = 1;
-
 export class Connection {
-  readonly id = nextConnId++;
   /** peer address, IPv4-mapped normalised by the ACL code */
   readonly peer: string;
   /** "ip:port" of the peer, for logs */
@@ -125,10 +122,6 @@ export class Connection {
     return this.phase === 'hello' || this.phase === 'handshake' || this.phase === 'auth';
   }
 
-  get isClosed(): boolean {
-    return this.phase === 'closed';
-  }
-
   /** Resolves once no backend call issued on this connection is in flight. */
   drained(): Promise<void> {
     return this.requests.drained();
@@ -148,15 +141,10 @@ export class Connection {
       // Check the first header before buffering a large payload from an unknown peer.
       this.preHeader = this.preHeader ? Buffer.concat([this.preHeader, chunk]) : (transient ? Buffer.from(chunk) : chunk);
       if (this.preHeader.length >= HEADER_SIZE) {
-        const head = this.preHeader.subarray(0, HEADER_SIZE);
+        const problem = firstHeaderProblem(this.preHeader.subarray(0, HEADER_SIZE));
         this.preHeader = null;
         this.headerChecked = true;
-        try {
-          const h = decodeHeader(head, MAX_HELLO_PAYLOAD);
-          if (h.cmd !== Cmd.HELLO) return this.abort(`expected HELLO, got ${cmdName(h.cmd)}`);
-        } catch (err) {
-          return this.abort((err as Error).message);
-        }
+        if (problem !== null) return this.abort(problem);
       }
     }
     if (transient) this.decoder.feedTransient(chunk);
@@ -355,20 +343,16 @@ export class Connection {
    */
   private async admit(sessionId: Buffer, granted: number): Promise<boolean> {
     const host = this.host;
-    const { session, known, waited } = await host.sessions.admit(this, sessionId, host.clock.now(), this.log,
-      (s) => { this.requests.session = s; });
-    if (waited) {
+    const known = await host.sessions.admit(this, sessionId, host.clock, this.log, (s) => { this.requests.session = s; }, () => {
       if (this.phase !== 'handshake') return false; // closed while we waited
-      if (!host.serving()) {
-        this.refuse('ESHUTDOWN', `node ${host.name} is not serving`);
-        return false;
-      }
-    }
+      if (host.serving()) return true;
+      this.refuse('ESHUTDOWN', `node ${host.name} is not serving`);
+      return false;
+    });
+    if (known === null) return false;
     if (known) host.stats.reconnected();
     this.requests.granted = granted;
     this.reconnected = known;
-    session.hellos++;
-    session.lastUsed = host.clock.now();
     return true;
   }
 

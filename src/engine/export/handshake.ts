@@ -20,7 +20,7 @@ import type { Logger } from '../../util/log.js';
 import { errnoNumber, errnoOf } from '../../util/errors.js';
 import { peerText } from '../../util/escape.js';
 import {
-  Cmd, WIRE_VERSION, decodeAuth, encodeAuth, encodeFrame, encodeHelloReply, encodeRefusal, type Frame, type Hello,
+  Cmd, WIRE_VERSION, cmdName, decodeAuth, decodeHeader, encodeAuth, encodeFrame, encodeHelloReply, encodeRefusal, type Frame, type Hello,
 } from '../../protocol/wire.js';
 import {
   authProof, deriveSessionKeys, keyId, makeSuite, proofsEqual, suiteByName, type SessionKeys, type Suite,
@@ -183,6 +183,19 @@ export async function decideHello(host: HelloNode, from: HelloPeer, hello: Hello
     pending: { suite, keys, transcript: Buffer.concat([helloBytes, replyBytes]), granted, sessionId: hello.sessionId },
     reply: replyBytes,
   };
+}
+
+/**
+ * Why a connection's first frame header is refused before its payload is buffered (an unknown peer
+ * announcing a large payload, or not starting with HELLO), or null if it may be read.
+ */
+export function firstHeaderProblem(head: Buffer): string | null {
+  try {
+    const h = decodeHeader(head, MAX_HELLO_PAYLOAD);
+    return h.cmd === Cmd.HELLO ? null : `expected HELLO, got ${cmdName(h.cmd)}`;
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 /** Does the client's AUTH frame carry the right key proof over the transcript? */

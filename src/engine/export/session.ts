@@ -2,6 +2,7 @@
 // connection joins its client's session (admission); a known session's older connections are
 // fenced first and their backend calls awaited; a REPLAY that already ran in the session is
 // answered from its record, not run again. The table itself is dedup.ts; sockets are connection.ts.
+import type { Clock } from '../../util/clock.js';
 import type { Logger } from '../../util/log.js';
 import { errnoNumber } from '../../util/errors.js';
 import { Op, type Frame } from '../../protocol/wire.js';
@@ -19,14 +20,6 @@ export interface SessionMember {
   drained(): Promise<void>;
   /** destroy the socket without parsing another byte; in-flight calls still finish */
   fence(reason: string): void;
-}
-
-export interface Admission<C> {
-  session: Session<C>;
-  /** the session had connected before (a reconnect) */
-  known: boolean;
-  /** older connections were fenced and waited for: the caller must check it is still wanted */
-  waited: boolean;
 }
 
 export class SessionLayer<C extends SessionMember> {
@@ -48,24 +41,31 @@ export class SessionLayer<C extends SessionMember> {
 
   /**
    * Join `conn` to session `id`; fencing: a known session's old connections are destroyed and their
-   * backend calls awaited. `joined` runs before any wait, so the connection can leave the session
-   * if it closes meanwhile, and a third HELLO of the same session fences this one too.
+   * backend calls awaited, then `wanted()` says whether the connection still wants in. `joined`
+   * runs before any wait, so the connection can leave the session if it closes meanwhile, and a
+   * third HELLO of the same session fences this one too. Resolves whether the session was known
+   * (a reconnect), or null if no longer wanted.
    */
-  async admit(conn: C, id: Buffer, now: number, log: Logger, joined: (s: Session<C>) => void): Promise<Admission<C>> {
-    const { session, known } = this.table.obtain(id, now);
+  async admit(conn: C, id: Buffer, clock: Clock, log: Logger, joined: (s: Session<C>) => void,
+    wanted: () => boolean): Promise<boolean | null> {
+    const { session, known } = this.table.obtain(id, clock.now());
     const others = [...session.connections].filter((c) => c !== conn);
     joined(session);
     session.connections.add(conn);
-    if (!this.fencing || others.length === 0) return { session, known, waited: false };
-    for (const old of others) old.fence(`fenced by a new connection of the same session from ${conn.label}`);
-    const busy = others.filter((c) => c.inflightCalls > 0);
-    if (busy.length > 0) {
-      log.info('waiting for the old connection\'s backend calls', {
-        op: 'fence', session: session.hex, calls: busy.reduce((n, c) => n + c.inflightCalls, 0),
-      });
-      await Promise.all(busy.map((c) => c.drained()));
+    if (this.fencing && others.length > 0) {
+      for (const old of others) old.fence(`fenced by a new connection of the same session from ${conn.label}`);
+      const busy = others.filter((c) => c.inflightCalls > 0);
+      if (busy.length > 0) {
+        log.info('waiting for the old connection\'s backend calls', {
+          op: 'fence', session: session.hex, calls: busy.reduce((n, c) => n + c.inflightCalls, 0),
+        });
+        await Promise.all(busy.map((c) => c.drained()));
+      }
+      if (!wanted()) return null;
     }
-    return { session, known, waited: true };
+    session.hellos++;
+    session.lastUsed = clock.now();
+    return known;
   }
 
   /**
