@@ -1,5 +1,8 @@
 // The export node (DESIGN §4, §7, §8): listener → session (handshake, ACL, fencing, dedup) →
-// validate → backend (file or block device).
+// validate → backend (file or block device). This file is the node: lifecycle, listener,
+// admission at accept, disk and counters. Each accepted socket is a Connection (connection.ts:
+// socket and phases), which asks handshake.ts about HELLO/AUTH, joins the session through
+// session.ts (fencing, dedup) and hands IO frames to requests.ts (window, validate, backend).
 //
 //   configured ──start──► listening ──stop──► stopping ──► configured
 //        ▲                   │ disk gone / listener lost
