@@ -3,7 +3,7 @@
 // only"), crypto on one side only is said so, and the client's text is escaped.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { suiteMismatchMessage } from '../../src/engine/export/connection.js';
+import { suiteMismatchMessage } from '../../src/engine/export/handshake.js';
 
 test('an unknown or miscased client suite is named as such, with the export\'s', () => {
   for (const client of ['NONE', 'AES-GCM', 'rot13', '']) {

@@ -1,5 +1,8 @@
 // The export node (DESIGN §4, §7, §8): listener → session (handshake, ACL, fencing, dedup) →
-// validate → backend (file or block device).
+// validate → backend (file or block device). This file is the node: lifecycle, listener,
+// admission at accept, disk and counters. Each accepted socket is a Connection (connection.ts:
+// socket and phases), which asks handshake.ts about HELLO/AUTH, joins the session through
+// session.ts (fencing, dedup) and hands IO frames to requests.ts (window, validate, backend).
 //
 //   configured ──start──► listening ──stop──► stopping ──► configured
 //        ▲                   │ disk gone / listener lost
@@ -12,21 +15,20 @@ import type { Clock } from '../../util/clock.js';
 import type { Logger } from '../../util/log.js';
 import { DstError, errnoOf } from '../../util/errors.js';
 import { formatHostPort, normalizePeerAddress, parseHostPort } from '../../util/parse.js';
-import { Op } from '../../protocol/wire.js';
-import { suiteNameOf } from '../../protocol/suite-names.js';
 import type {
-  AclEntry, EventFields, EventName, ExportConfig, ExportState, Limits, NodeContext, NodeRuntime, NodeShow, Stats,
+  EventFields, EventName, ExportConfig, ExportState, Limits, NodeContext, NodeRuntime, NodeShow,
 } from '../types.js';
 import { FileBackend, type Backend } from './backend.js';
 import { adoptWithUserBuffer } from '../io/adopt.js';
 import { HoldWriteFilter, testSwitchesFromEnv, type TestSwitches } from './filters.js';
 import { AclCache } from './acl.js';
 import { ReportLimiter, addrCapExceeded, type AdmittedPeer } from '../admission.js';
-import { SessionTable } from './dedup.js';
+import { SessionLayer } from './session.js';
+import { ExportStats } from './stats.js';
 import { loadIdentity } from './identity.js';
 import { diskLockText, lockDisk } from './disk-lock.js';
-import { Connection, refuseSocket, type CallToken, type ExportHost } from './connection.js';
-import type { FrameCrypto } from '../channel.js';
+import { Connection, type ExportHost } from './connection.js';
+import { refuseSocket } from './handshake.js';
 import { MemoryReclaimer } from '../reclaim.js';
 
 /** How long a stop drains before connections are destroyed (DESIGN §4). */
@@ -65,14 +67,15 @@ export function createExportNode(node: { readonly config: ExportConfig }, ctx: N
   return rt;
 }
 
-class ExportNode implements NodeRuntime, ExportHost {
-  readonly name: string;
-  readonly log: Logger;
-  readonly clock: Clock;
-  readonly limits: Limits;
-  readonly fencing: boolean;
-  readonly sessions: SessionTable<Connection>;
-  readonly cryptoPool: FrameCrypto;
+class ExportNode implements NodeRuntime {
+  private readonly name: string;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly limits: Limits;
+  private readonly sessions: SessionLayer<Connection>;
+  private readonly stats: ExportStats;
+  /** the node as its connections see it */
+  private readonly host: ExportHost;
 
   private _state: ExportState = 'configured';
   private _reason: string | null = null;
@@ -83,7 +86,6 @@ class ExportNode implements NodeRuntime, ExportHost {
   private server: net.Server | null = null;
   private boundAddr: string | null = null;
   private readonly conns = new Set<Connection>();
-  private readonly calls = new Set<CallToken>();
   private idleWaiters: (() => void)[] = [];
   private starting: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
@@ -96,7 +98,6 @@ class ExportNode implements NodeRuntime, ExportHost {
   private lingering = 0;
   private readonly switches: TestSwitches;
   private heldExecutedBefore = 0;
-  private readonly stats = { inflightPeak: 0, completed: 0, replayed: 0, failed: 0, reconnects: 0, bytesRead: 0, bytesWritten: 0 };
 
   constructor(private readonly node: { readonly config: ExportConfig }, private readonly ctx: NodeContext,
     private readonly opts: ExportNodeOptions) {
@@ -104,17 +105,13 @@ class ExportNode implements NodeRuntime, ExportHost {
     this.log = ctx.log.child({ node: this.name });
     this.clock = ctx.clock;
     this.limits = ctx.limits;
-    this.cryptoPool = ctx.cryptoPool;
     this.reclaimer = new MemoryReclaimer(this.clock, this.log);
     this.switches = testSwitchesFromEnv(opts.env ?? process.env);
-    this.fencing = !this.switches.noFencing;
-    if (!this.fencing) this.log.warn('DST_TEST_NO_FENCING=1: fencing and dedup are OFF (tests only)', { op: 'create' });
+    if (this.switches.noFencing) this.log.warn('DST_TEST_NO_FENCING=1: fencing and dedup are OFF (tests only)', { op: 'create' });
     if (this.switches.holdWrite) this.log.warn('DST_TEST_HOLD_WRITE set (tests only)', { op: 'create', ...this.switches.holdWrite });
-    this.sessions = new SessionTable<Connection>({
-      onOverflow: (s, dropped) => this.log.warn('dedup table full: dropping the oldest records', {
-        op: 'dedup', session: s.hex, dropped,
-      }),
-    });
+    this.sessions = new SessionLayer<Connection>(!this.switches.noFencing, this.log);
+    this.stats = new ExportStats(this.clock, () => this.checkIdle());
+    this.host = this.connectionHost();
     this.reports = new ReportLimiter(this.clock);
     this.acl = new AclCache((entry, error) => this.log.warn('ignoring an ACL entry', { op: 'acl', addr: entry.addr, error }));
   }
@@ -170,7 +167,7 @@ class ExportNode implements NodeRuntime, ExportHost {
       nbd: null,
       sessionId: null,
       permissions: null,
-      stats: this.statsNow(),
+      stats: this.stats.snapshot(),
     };
   }
 
@@ -179,104 +176,46 @@ class ExportNode implements NodeRuntime, ExportHost {
       heldWritesExecuted: this.heldExecutedBefore + (this.hold?.executed ?? 0),
       connections: this.conns.size,
       sessions: this.sessions.size,
-      fencing: this.fencing,
+      fencing: this.sessions.fencing,
     };
   }
 
-  // ---- ExportHost (used by connections) ----
+  // ---- the node as its connections see it ----
 
-  serving(): boolean {
-    return this._state === 'listening';
-  }
-
-  size(): number {
-    return this.effSize ?? 0;
-  }
-
-  maxRequest(): number {
-    return this.limits.maxRequestCap;
-  }
-
-  identity(): Buffer {
-    if (!this.ident) throw new DstError('DST_ERR_INTERNAL', `node ${this.name}: no identity before start`);
-    return this.ident;
-  }
-
-  backend(): Backend {
-    if (!this.chain) throw Object.assign(new Error(`ESHUTDOWN: node ${this.name} has no open disk`), { code: 'ESHUTDOWN' });
-    return this.chain;
-  }
-
-  suite(): string {
-    // an inconsistent config (the registry refuses these) is named anyway, for the refusal message
-    const c = this.config().crypto;
-    return suiteNameOf(c.cipher, c.hash, c.hashKeyFile !== null);
-  }
-
-  aclEntry(peer: string): AclEntry | null {
-    return this.acl.lookup(this.config().acl, peer);
-  }
-
-  beginCall(): CallToken {
-    const token = { start: this.clock.now() };
-    this.calls.add(token);
-    if (this.calls.size > this.stats.inflightPeak) this.stats.inflightPeak = this.calls.size;
-    return token;
-  }
-
-  endCall(token: CallToken, op: Op, bytes: number, status: number): void {
-    this.calls.delete(token);
-    this.answered(status);
-    if (op === Op.READ) this.stats.bytesRead += bytes;
-    else if (op === Op.WRITE) this.stats.bytesWritten += bytes;
-    this.checkIdle();
-  }
-
-  answered(status: number): void {
-    this.stats.completed++;
-    if (status !== 0) this.stats.failed++;
-  }
-
-  noteReplay(): void {
-    this.stats.replayed++;
-  }
-
-  noteReconnect(): void {
-    this.stats.reconnects++;
-  }
-
-  emit(event: EventName, fields: EventFields): void {
-    this.ctx.events.emit(this.name, event, fields);
-  }
-
-  connectionClosed(conn: Connection): void {
-    this.conns.delete(conn);
-    this.reclaimer.schedule(); // the large buffers it used may now be given back
-    this.checkIdle();
-  }
-
-  backendFailed(err: unknown): void {
-    const errno = errnoOf(err);
-    if (errno && DISK_GONE.has(errno)) this.fail(`disk ${this.config().disk} is gone (${errno})`);
+  private connectionHost(): ExportHost {
+    const node = this.node;
+    return {
+      name: this.name, log: this.log, clock: this.clock, limits: this.limits, cryptoPool: this.ctx.cryptoPool,
+      sessions: this.sessions, stats: this.stats,
+      config: () => node.config,
+      serving: () => this._state === 'listening',
+      size: () => this.effSize ?? 0,
+      identity: () => {
+        if (!this.ident) throw new DstError('DST_ERR_INTERNAL', `node ${this.name}: no identity before start`);
+        return this.ident;
+      },
+      backend: () => {
+        if (!this.chain) throw Object.assign(new Error(`ESHUTDOWN: node ${this.name} has no open disk`), { code: 'ESHUTDOWN' });
+        return this.chain;
+      },
+      aclEntry: (peer) => this.acl.lookup(node.config.acl, peer),
+      emit: (event, fields) => this.emit(event, fields),
+      connectionClosed: (conn) => {
+        this.conns.delete(conn);
+        this.reclaimer.schedule(); // the large buffers it used may now be given back
+        this.checkIdle();
+      },
+      backendFailed: (err) => {
+        const errno = errnoOf(err);
+        if (errno && DISK_GONE.has(errno)) this.fail(`disk ${node.config.disk} is gone (${errno})`);
+      },
+    };
   }
 
   // ---- internals ----
 
-  private statsNow(): Stats {
-    let oldest: number | null = null;
-    for (const c of this.calls) { oldest = Math.max(0, this.clock.now() - c.start); break; }
-    return {
-      inflight: this.calls.size,
-      inflightPeak: this.stats.inflightPeak,
-      completed: this.stats.completed,
-      resends: 0,
-      replayed: this.stats.replayed,
-      failed: this.stats.failed,
-      reconnects: this.stats.reconnects,
-      bytesRead: this.stats.bytesRead,
-      bytesWritten: this.stats.bytesWritten,
-      oldestInflightMs: oldest,
-    };
+  private emit(event: EventName, fields: EventFields): void {
+    this.ctx.events.emit(this.name, event, fields);
   }
 
   private setState(to: ExportState, reason: string | null = null): void {
@@ -400,7 +339,7 @@ class ExportNode implements NodeRuntime, ExportHost {
       return;
     }
     const addr = normalizePeerAddress(socket.remoteAddress ?? 'unknown');
-    const entry = this.aclEntry(addr);
+    const entry = this.host.aclEntry(addr);
     if (entry === null || entry.perm === 'none') {
       const message = `address ${addr} is not allowed by node ${this.name}`;
       const report = this.reports.take(`deny ${addr}`);
@@ -426,7 +365,7 @@ class ExportNode implements NodeRuntime, ExportHost {
     const adopted = adoptWithUserBuffer(socket,
       () => (conn !== null ? conn.readTarget(scratch) : scratch),
       (n, buf) => { conn?.onBytes(buf.subarray(0, n), true); });
-    conn = new Connection(this, adopted ?? socket, adopted !== null);
+    conn = new Connection(this.host, adopted ?? socket, adopted !== null);
     this.conns.add(conn);
     if (adopted === null) socket.resume();
   }
@@ -461,7 +400,7 @@ class ExportNode implements NodeRuntime, ExportHost {
     if (!force && !this.isIdle()) {
       await new Promise<void>((resolve) => {
         const timer = this.clock.setTimer(DRAIN_MS, () => {
-          this.log.warn('drain timed out: closing connections', { op: 'stop', inflight: this.calls.size, ms: DRAIN_MS });
+          this.log.warn('drain timed out: closing connections', { op: 'stop', inflight: this.stats.inflight, ms: DRAIN_MS });
           this.forceDrain?.();
         });
         this.forceDrain = () => {
@@ -482,7 +421,7 @@ class ExportNode implements NodeRuntime, ExportHost {
   }
 
   private isIdle(): boolean {
-    return this.conns.size === 0 && this.calls.size === 0;
+    return this.conns.size === 0 && this.stats.inflight === 0;
   }
 
   private checkIdle(): void {
@@ -516,7 +455,7 @@ class ExportNode implements NodeRuntime, ExportHost {
     let resolveBound = (): void => {};
     const bounded = new Promise<void>((resolve) => { resolveBound = resolve; });
     const timer = this.clock.setTimer(DRAIN_MS, () => {
-      this.log.error('backend calls still running: the disk closes when they finish', { op: 'stop', inflight: this.calls.size });
+      this.log.error('backend calls still running: the disk closes when they finish', { op: 'stop', inflight: this.stats.inflight });
       resolveBound();
     });
     await Promise.race([closing, bounded]);
