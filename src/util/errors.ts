@@ -44,15 +44,21 @@ export class DstError extends Error {
   }
 }
 
+/**
+ * Linux errnos dst uses that Node's os.constants.errno lacks (libuv has no code for them). Without
+ * ESHUTDOWN here, "the call never ran, the node is stopping" went on the wire as EIO.
+ */
+const EXTRA_ERRNO: Readonly<Record<string, number>> = { ESHUTDOWN: 108 };
+const ERRNO: Readonly<Record<string, number>> = { ...(osConstants.errno as Record<string, number>), ...EXTRA_ERRNO };
+
 /** Numeric errno (positive) for a symbolic name, e.g. 'EIO' → 5. Unknown → EIO. */
 export function errnoNumber(name: string): number {
-  const n = (osConstants.errno as Record<string, number>)[name];
-  return typeof n === 'number' ? n : osConstants.errno.EIO;
+  return ERRNO[name] ?? osConstants.errno.EIO;
 }
 
 /** Symbolic errno name for a positive number, e.g. 5 → 'EIO'. Unknown → `E<n>`. */
 export function errnoName(n: number): string {
-  for (const [name, value] of Object.entries(osConstants.errno)) if (value === n) return name;
+  for (const [name, value] of Object.entries(ERRNO)) if (value === n) return name;
   return `E${n}`;
 }
 

@@ -377,9 +377,9 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
 
   private onResponse(conn: Connection, frame: Frame): void {
     if (conn !== this.conn || !this.table) return;
-    if (this.table.onResponse(frame.id, frame.status, frame.payload) === 'bad') {
-      conn.fail('link', `bad IO_RESPONSE for id ${frame.id}`, 'EPROTO');
-    }
+    const result = this.table.onResponse(frame.id, frame.status, frame.payload);
+    if (result === 'bad') conn.fail('link', `bad IO_RESPONSE for id ${frame.id}`, 'EPROTO');
+    else if (result === 'not-run') conn.fail('link', `the export is stopping (ESHUTDOWN for id ${frame.id}): reconnecting to replay`, 'ESHUTDOWN');
   }
 
   private onConnClose(conn: Connection, info: ConnCloseInfo): void {

@@ -21,7 +21,7 @@
 // transaction: ids and submit times grow together). No per-request timers. Liveness of the link
 // (PING/PONG) is the connection's business, not the table's.
 import type { Clock, TimerHandle } from '../../util/clock.js';
-import { DstError, errnoName } from '../../util/errors.js';
+import { DstError, errnoName, errnoNumber } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { Flag } from '../../protocol/wire.js';
 import { deadlineMs, emptyStats, type EventFields, type EventName, type Policy, type Stats } from '../types.js';
@@ -29,6 +29,9 @@ import type { BlockDone, BlockOp, BlockRequest } from './target.js';
 
 /** Hard cap on the pool (DESIGN §2: max-inflight ≤ 128). */
 export const MAX_POOL = 128;
+/** The export's answer for a request it never ran because it is stopping. */
+const ESHUTDOWN = errnoNumber('ESHUTDOWN');
+
 /** Graceful stop waits this long for in-flight transactions, then fails them with ESHUTDOWN. */
 export const STOP_GRACE_MS = 10_000;
 
@@ -58,8 +61,13 @@ export interface TxnSender {
   sendTxn(txn: Readonly<Txn>, flags: number, ackedBelow: number): void;
 }
 
-/** What onResponse made of a reply. 'bad' = protocol violation: the caller drops the connection. */
-export type ResponseResult = 'completed' | 'unknown' | 'bad';
+/**
+ * What onResponse made of a reply. 'bad' = protocol violation: the caller drops the connection.
+ * 'not-run' = the export answered ESHUTDOWN (it is stopping and never ran the request): the
+ * transaction stays sent and the caller drops the connection, so it is replayed on the next one —
+ * an export restart is an outage to ride out until the deadline, not an error for NBD.
+ */
+export type ResponseResult = 'completed' | 'unknown' | 'bad' | 'not-run';
 
 export interface TransactionTableOptions {
   clock: Clock;
@@ -275,6 +283,7 @@ export class TransactionTable {
       this.log.warn(`read response for id ${id} carries ${payload.length} bytes, expected ${txn.length}`, { op: 'read', id });
       return 'bad';
     }
+    if (status === ESHUTDOWN) return 'not-run';
     if (status === 0) {
       this.finish(txn, null, txn.op === 'read' ? payload : null, null, true);
     } else {
