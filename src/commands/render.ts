@@ -153,6 +153,7 @@ export function statusText(chalk: ChalkInstance, s: StatusShow): string {
     `crypto threads ${s.cryptoThreads}, cipher ${s.cipherImpl}`,
     `disk lock ${s.diskLock}`,
     `memory ${s.heap}`,
+    `socket reads ${s.socketReads}`,
     `config ${s.config.file ?? '(none)'}, ${s.config.autosave ? 'autosave' : 'no autosave'}${s.config.unsaved ? `, ${chalk.yellow('unsaved changes')}` : ''}`,
     `nodes ${s.nodes.length} (${exports} export, ${s.nodes.length - exports} remote)`,
   ].join('\n');

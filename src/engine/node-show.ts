@@ -5,6 +5,7 @@ import { cipherImplementationText } from '../protocol/native-cipher.js';
 import type { AttachNodeInfo } from './attach/manager.js';
 import { diskLockText } from './export/disk-lock.js';
 import { heapText } from './heap.js';
+import { socketReadsText } from './io/adopt.js';
 import {
   deadlineMs, emptyStats, type AttachmentShow, type NodeConfig, type NodeRuntime, type NodeShow, type StatusShow,
 } from './types.js';
@@ -67,6 +68,7 @@ Omit<StatusShow, 'config'> {
     cipherImpl: cipherImplementationText,
     diskLock: diskLockText,
     heap: heapText(),
+    socketReads: socketReadsText(),
     nodes: p.nodes,
   };
 }

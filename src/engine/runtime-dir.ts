@@ -1,10 +1,10 @@
 // The runtime dir (the control socket's directory), the state dir and the control socket file
 // (DESIGN §2): created with safe modes, refused when someone else could tamper with them.
 import { execFile } from 'node:child_process';
-import { chmod, chown, lstat, mkdir, unlink } from 'node:fs/promises';
-import { createConnection } from 'node:net';
+import { chmod, chown, lstat, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DstError, errnoOf } from '../util/errors.js';
+import { removeStaleSocket } from './io/unix-socket.js';
 
 const myUid = (): number => process.getuid?.() ?? 0;
 
@@ -84,40 +84,7 @@ export async function prepareStateDir(dir: string): Promise<void> {
   }
 }
 
-/** Does something accept connections on this unix socket? */
-export function socketAnswers(path: string, timeoutMs = 2000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection({ path });
-    const done = (v: boolean): void => {
-      clearTimeout(t);
-      s.destroy();
-      resolve(v);
-    };
-    const t = setTimeout(() => done(true), timeoutMs); // accepted-but-silent counts as alive
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
-
-/**
- * Before listening on `path`: if a socket file is there and nothing answers, remove it (stale);
- * if an engine answers, refuse. Any other kind of file is refused too.
- */
-export async function clearStaleSocket(path: string): Promise<'absent' | 'removed'> {
-  const st = await statOrNull(path);
-  if (!st) return 'absent';
-  if (!st.isSocket()) {
-    throw new DstError('DST_ERR_EXISTS', `${path} exists and is not a socket; refusing to replace it`, { errno: 'EEXIST' });
-  }
-  if (await socketAnswers(path)) {
-    throw new DstError('DST_ERR_BUSY', `another engine is running on ${path}`, { errno: 'EADDRINUSE' });
-  }
-  try {
-    await unlink(path);
-  } catch (err) {
-    if (errnoOf(err) !== 'ENOENT') {
-      throw new DstError('DST_ERR_INVALID', `stale socket ${path}: cannot remove it: ${(err as Error).message}`, { errno: errnoOf(err), cause: err });
-    }
-  }
-  return 'removed';
+/** Before listening on the control socket: a stale one is removed, a live one refused (another engine). */
+export function clearStaleSocket(path: string): Promise<'absent' | 'removed'> {
+  return removeStaleSocket(path, { what: 'control socket', live: 'another engine is running on' });
 }

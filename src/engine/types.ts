@@ -184,6 +184,8 @@ export interface StatusShow {
   diskLock: string;
   /** how memory is given back below JavaScript (src/engine/heap.ts): "full GC + malloc_trim after …" */
   heap: string;
+  /** where accepted sockets read into (src/engine/io/adopt.ts): our buffers, or Node's */
+  socketReads: string;
   nodes: { name: string; role: Role; state: NodeState; attachment: AttachmentShow | null }[];
   /** the config file (null: --no-config), whether changes are saved to it, whether what runs differs from it */
   config: { file: string | null; autosave: boolean; unsaved: boolean };

@@ -7,13 +7,15 @@
 //   refuse | accept | inject FILE [DIR] [conn=ID] [from=ID] | status | help
 // DIR ∈ up|down|both (up = client → target; default up). MS is a duration (bare = ms, or 5s).
 // Every successful command replies with the proxy's status object (inject adds `inject: {bytes, connections}`).
-import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { resolve as resolvePath } from 'node:path';
+import { realClock, type Clock } from '../util/clock.js';
 import { DstError } from '../util/errors.js';
 import { parseDuration, parseSize } from '../util/parse.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import type { DirSpec, FaultProxy } from './proxy.js';
+import { removeStaleSocket } from '../engine/io/unix-socket.js';
 
 export const MAX_CONTROL_LINE = 64 * 1024;
 export const DEFAULT_CTL_TIMEOUT_MS = 5000;
@@ -188,7 +190,7 @@ export class ControlServer {
     if (Buffer.byteLength(this.path) > MAX_SOCKET_PATH) {
       throw new DstError('DST_ERR_INVALID', `control socket path ${this.path} is longer than ${MAX_SOCKET_PATH} bytes`);
     }
-    await removeStaleSocket(this.path);
+    await removeStaleSocket(this.path, { what: 'fault-proxy control socket', live: 'another process is using' });
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => {
         const code = (err as { code?: string }).code ?? null;
@@ -269,23 +271,10 @@ export class ControlServer {
   }
 }
 
-/** A socket file left behind by a dead proxy is removed; a live one (or a non-socket) is an error. */
-async function removeStaleSocket(path: string): Promise<void> {
-  if (!existsSync(path)) return;
-  if (!lstatSync(path).isSocket()) {
-    throw new DstError('DST_ERR_EXISTS', `control socket path ${path} exists and is not a socket`);
-  }
-  const alive = await new Promise<boolean>((resolve) => {
-    const s = net.connect(path);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-  if (alive) throw new DstError('DST_ERR_BUSY', `control socket ${path} is in use by another process`);
-  unlinkSync(path);
-}
-
 export interface ControlRequestOptions {
   timeoutMs?: number;
+  /** timers (default the real clock) */
+  clock?: Clock;
 }
 
 /**
@@ -305,13 +294,13 @@ export async function controlRequestRaw(socketPath: string, command: string | re
     const finish = (err: Error | null, value?: string): void => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
+      timer.cancel();
       sock.destroy();
       if (err) reject(err);
       else resolve(value!);
     };
-    const timer = setTimeout(() => finish(new DstError('DST_ERR_TIMEOUT',
-      `fault-proxy control ${path}: no reply to ${JSON.stringify(line)} within ${timeoutMs} ms`)), timeoutMs);
+    const timer = (opts.clock ?? realClock).setTimer(timeoutMs, () => finish(new DstError('DST_ERR_TIMEOUT',
+      `fault-proxy control ${path}: no reply to ${JSON.stringify(line)} within ${timeoutMs} ms`)));
     sock.setEncoding('utf8');
     sock.once('connect', () => sock.write(line + '\n'));
     sock.on('data', (text: string) => {

@@ -9,6 +9,7 @@
 //  - the connection dying fails everything pending with DST_ERR_CONN_LOST.
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { realClock, type Clock, type TimerHandle } from '../util/clock.js';
 import type { ControlApi, ControlCommand, EventRecord } from '../engine/types.js';
 import { DstError, type DstErrorCode, errnoName, errnoOf } from '../util/errors.js';
 import {
@@ -36,6 +37,8 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** first seq to allocate (tests: wrap-around) */
   firstSeq?: number;
+  /** timers (default the real clock) */
+  clock?: Clock;
 }
 
 export interface RequestOptions {
@@ -83,7 +86,7 @@ interface Pending {
   parts: unknown[];
   resolve(v: unknown): void;
   reject(e: Error): void;
-  timer: NodeJS.Timeout | null;
+  timer: TimerHandle | null;
   /** subscribe: called for every record, `subscribed` first */
   onEvent?: (ev: EventRecord) => void;
 }
@@ -93,17 +96,17 @@ export function connectControl(path: string, opts: ConnectOptions = {}): Promise
   const timeoutMs = opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     const socket = net.createConnection(path);
-    const timer = setTimeout(() => {
+    const timer = (opts.clock ?? realClock).setTimer(timeoutMs, () => {
       socket.destroy();
       reject(new DstError('DST_ERR_NO_ENGINE', `no engine at ${path}: connect timed out after ${timeoutMs} ms`, { errno: 'ETIMEDOUT' }));
-    }, timeoutMs);
+    });
     socket.once('connect', () => {
-      clearTimeout(timer);
+      timer.cancel();
       socket.removeAllListeners('error');
       resolve(new Client(path, socket, opts));
     });
     socket.once('error', (err) => {
-      clearTimeout(timer);
+      timer.cancel();
       const errno = errnoOf(err);
       reject(new DstError('DST_ERR_NO_ENGINE', `no engine at ${path}: ${errno === 'ENOENT' ? 'no such socket' : errno === 'ECONNREFUSED' ? 'connection refused'
         : errno === 'EACCES' ? 'permission denied (the engine allows its own user, and its --group if started with one)' : err.message}`, { errno, cause: err }));
@@ -116,6 +119,7 @@ class Client implements ControlClient {
   private readonly pending = new Map<number, Pending>();
   private readonly seqs: SeqAllocator;
   private readonly timeoutMs: number;
+  private readonly clock: Clock;
   private closedErr: DstError | null = null;
   private subscribed = false;
   private readonly closeWaiters: (() => void)[] = [];
@@ -123,6 +127,7 @@ class Client implements ControlClient {
   constructor(readonly path: string, private readonly socket: net.Socket, opts: ConnectOptions) {
     this.seqs = new SeqAllocator(opts.firstSeq ?? 1);
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.clock = opts.clock ?? realClock;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.fail(new DstError('DST_ERR_CONN_LOST', `control connection to ${path} failed: ${err.message}`, { errno: errnoOf(err) ?? 'ECONNRESET', cause: err })));
     socket.on('close', () => this.fail(new DstError('DST_ERR_CONN_LOST', `the engine at ${path} closed the control connection`, { errno: 'ECONNRESET' })));
@@ -171,17 +176,17 @@ class Client implements ControlClient {
     return new Promise((resolve, reject) => {
       const p: Pending = { spec, parts: [], resolve, reject, timer: null };
       if (onEvent) p.onEvent = onEvent;
-      p.timer = setTimeout(() => {
+      p.timer = this.clock.setTimer(timeoutMs, () => {
         this.pending.delete(seq);
         reject(new DstError('DST_ERR_TIMEOUT', `control request ${spec.name} got no answer within ${timeoutMs} ms`, { errno: 'ETIMEDOUT' }));
-      }, timeoutMs);
+      });
       this.pending.set(seq, p);
       this.socket.write(frame);
     });
   }
 
   private settle(seq: number, p: Pending, err: Error | null, value?: unknown): void {
-    if (p.timer) clearTimeout(p.timer);
+    p.timer?.cancel();
     p.timer = null;
     if (p.spec.name !== 'subscribe' || err) this.pending.delete(seq);
     if (err) p.reject(err);

@@ -196,6 +196,7 @@ export const statusShowSchema = objectSchema<StatusShow>('status', {
   diskLock: { attr: 10, type: t.string },
   config: { attr: 11, type: t.object(configStatusSchema) },
   heap: { attr: 12, type: t.string },
+  socketReads: { attr: 13, type: t.string },
 });
 
 export const eventRecordSchema = objectSchema<EventRecord>('event', {

@@ -30,6 +30,7 @@
 // Peer credentials: Node cannot read SO_PEERCRED, so `peer.uid` is undefined; access control is
 // the socket's mode (0600, or 0660 with a group) and its directory.
 import { chmodSync, unlinkSync } from 'node:fs';
+import { removeStaleSocket } from '../engine/io/unix-socket.js';
 import net from 'node:net';
 import type { ControlCommand, EventRecord, Limits } from '../engine/types.js';
 import { checkSocketPath } from '../engine/paths.js';
@@ -155,26 +156,13 @@ async function listenUnix(server: net.Server, path: string): Promise<void> {
     if (errnoOf(err) !== 'EADDRINUSE') {
       throw new DstError('DST_ERR_INTERNAL', `cannot listen on control socket ${path}: ${(err as Error).message}`, { errno: errnoOf(err), cause: err });
     }
-    if (await isAlive(path)) {
-      throw new DstError('DST_ERR_BUSY', `another engine is already listening on ${path}`, { errno: 'EADDRINUSE' });
-    }
-    try {
-      unlinkSync(path);
-    } catch { /* raced with someone else: the retry reports it */ }
+    await removeStaleSocket(path, { what: 'control socket', live: 'another engine is already listening on' });
     try {
       await attempt();
     } catch (err2) {
       throw new DstError('DST_ERR_BUSY', `cannot listen on control socket ${path}: ${(err2 as Error).message}`, { errno: errnoOf(err2), cause: err2 });
     }
   }
-}
-
-function isAlive(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createConnection(path);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
 }
 
 class Connection {

@@ -5,17 +5,10 @@
 //
 // DST_NATIVE_CIPHER=0 turns the cipher off (node:crypto everywhere), for comparing the two and
 // for a machine where the addon misbehaves; mallocTrim stays available.
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { DstError } from '../util/errors.js';
+import { loadAddon } from '../util/native-addon.js';
 
 export type NativeCipherId = 0 | 1 | 2 | 3;
-
-/**
- * The addon: node-gyp builds binding.gyp's target `dst_cipher` into build/Release/ of the package
- * root (three levels above dist/src/protocol/). The one place that names the file.
- */
-const NATIVE_CIPHER_PATH = fileURLToPath(new URL('../../../build/Release/dst_cipher.node', import.meta.url));
 
 /** crypt()'s result when the input does not authenticate: an AEAD tag that does not verify, bad CBC padding. */
 export const CRYPT_REJECTED = -1;
@@ -43,13 +36,8 @@ export interface CipherImplementation {
 
 function load(): { cipher: NativeCipher | null; impl: CipherImplementation; trim: (() => boolean) | null } {
   const off = process.env.DST_NATIVE_CIPHER === '0';
-  let addon: Addon;
-  try {
-    addon = createRequire(import.meta.url)(NATIVE_CIPHER_PATH) as Addon;
-  } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? `not built (no ${NATIVE_CIPHER_PATH}; npm run install builds it)` : `failed to load: ${(e as Error).message}`;
-    return { cipher: null, impl: { kind: 'node', detail: off ? 'DST_NATIVE_CIPHER=0' : `native cipher ${why}` }, trim: null };
-  }
+  const { addon, why } = loadAddon<Addon>('dst_cipher');
+  if (!addon) return { cipher: null, impl: { kind: 'node', detail: off ? 'DST_NATIVE_CIPHER=0' : `native cipher ${why}` }, trim: null };
   const trim = addon.mallocTrim ?? null;
   if (off) return { cipher: null, impl: { kind: 'node', detail: 'DST_NATIVE_CIPHER=0' }, trim };
   return { cipher: addon, impl: { kind: 'native', detail: addon.openssl }, trim };

@@ -104,6 +104,7 @@ export function statusFixture(): StatusShow {
     cryptoThreads: 4,
     cipherImpl: 'node:crypto: DST_NATIVE_CIPHER=0', diskLock: 'flock (native addon)',
     heap: 'full GC + malloc_trim after large connections close, crypto workers: young GC every 4 MiB',
+    socketReads: 'user buffers (onread adoption): no connection yet',
     nodes: [{ name: 'vol', role: 'export', state: 'listening', attachment: null }],
     config: { file: '/etc/dst/dst.conf', autosave: true, unsaved: false },
   };

@@ -7,6 +7,7 @@ import { accessSync, constants as fsConstants } from 'node:fs';
 import { mkdir, readdir, readFile, rmdir, stat, unlink } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { errnoOf } from '../../util/errors.js';
+import { realClock } from '../../util/clock.js';
 
 export interface ToolResult {
   /** exit code, or null when killed by a signal */
@@ -93,13 +94,13 @@ export const realSystem: System = {
       let timedOut = false;
       child.stdout.on('data', (c: Buffer) => { if (stdout.length < 1 << 20) stdout += c.toString('utf8'); });
       child.stderr.on('data', (c: Buffer) => { if (stderr.length < 1 << 20) stderr += c.toString('utf8'); });
-      const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
+      const timer = realClock.setTimer(timeoutMs, () => { timedOut = true; child.kill('SIGKILL'); });
       child.once('error', (err) => {
-        clearTimeout(timer);
+        timer.cancel();
         resolve({ code: 127, signal: null, stdout, stderr: stderr + `${cmd}: ${err.message}`, timedOut: false });
       });
       child.once('close', (code, signal) => {
-        clearTimeout(timer);
+        timer.cancel();
         resolve({ code, signal, stdout, stderr, timedOut });
       });
     });
@@ -198,7 +199,7 @@ export const realSystem: System = {
     }
   },
 
-  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  sleep: (ms) => new Promise((r) => { realClock.setTimer(ms, r); }),
 
   isRoot: () => typeof process.getuid === 'function' && process.getuid() === 0,
 };

@@ -11,6 +11,7 @@
 // data in flight (replies piling up unread, large writes), the socket is paused; frames already
 // received are still pulled, so PINGs among them are answered at once, and IO frames wait in
 // `waiting` until a backend call finishes or the socket drains.
+import { TurnWriter } from '../io/turn-writer.js';
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Clock, TimerHandle } from '../../util/clock.js';
@@ -79,9 +80,9 @@ export class Connection {
   private reconnected = false;
   private announced = false;
   private closedHandled = false;
-  private corked = false;
   private readPaused = false;
   private readonly log: Logger;
+  private readonly out: TurnWriter;
 
   constructor(private readonly host: ExportHost, readonly socket: Socket, private readonly userBuffer = false) {
     this.peer = socket.remoteAddress ?? 'unknown';
@@ -95,6 +96,7 @@ export class Connection {
       abort: (reason) => this.abort(reason),
       callDone: (idle) => this.callDone(idle),
     });
+    this.out = new TurnWriter(socket);
     socket.setNoDelay(true);
     if (!userBuffer) socket.on('data', (chunk: Buffer) => this.onBytes(chunk, false));
     socket.on('end', () => this.onEnd());
@@ -419,31 +421,17 @@ export class Connection {
     else this.writeParts(encodeFrame(init), done);
   }
 
-  /** One writev per event-loop turn: cork on the first write of a turn, uncork on the next tick. */
+  /** Frames go out in one writev per event-loop turn (TurnWriter). */
   private writeParts(parts: Buffer[], written?: () => void): void {
     const s = this.socket;
     if (s.destroyed || !s.writable) return;
-    if (!this.corked) {
-      this.corked = true;
-      s.cork();
-      process.nextTick(() => this.flushOutput());
-    }
-    const last = parts.length - 1;
-    for (let i = 0; i < last; i++) s.write(parts[i]!);
     // A request waiting for room in MAX_BYTES_IN_FLIGHT may be waiting for these bytes to leave:
     // 'drain' only fires after a write that filled the socket's buffer, so look again here
     // (not after a failed write: the socket is going, nothing more is dispatched for it).
-    s.write(parts[last]!, (err) => {
+    this.out.write(parts, (err) => {
       written?.();
       if (!err && this.requests.hasWaiting) this.pump();
     });
-  }
-
-  /** Write what this turn queued. Also before a destroy, which would drop it. */
-  private flushOutput(): void {
-    if (!this.corked) return;
-    this.corked = false;
-    this.socket.uncork();
   }
 
   // ---- closing ----
@@ -503,7 +491,7 @@ export class Connection {
   }
 
   private destroyNow(): void {
-    this.flushOutput();
+    this.out.flush();
     this.phase = 'closed';
     this.requests.dropWaiting();
     this.dropCrypto();

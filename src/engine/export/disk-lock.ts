@@ -4,9 +4,9 @@
 // (native/flock.c) while it serves; another engine that tries is refused, naming the holder's pid
 // from /proc/locks. Without the native addon nothing is locked across processes (warned, and
 // `dst status` says so).
-import { createRequire } from 'node:module';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { DstError } from '../../util/errors.js';
+import { loadAddon } from '../../util/native-addon.js';
 import { devMajorMinor } from './backend.js';
 
 interface NativeFlock {
@@ -16,14 +16,9 @@ interface NativeFlock {
 }
 
 function load(): { flock: NativeFlock | null; text: string } {
-  try {
-    // dist/src/engine/export/ → the package root, where node-gyp puts build/
-    const flock = createRequire(import.meta.url)('../../../../build/Release/dst_flock.node') as NativeFlock;
-    return { flock, text: 'flock (native addon)' };
-  } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'not built, npm install builds it' : `failed to load: ${(e as Error).message}`;
-    return { flock: null, text: `off: native addon ${why}; a second engine on the same disk is not refused` };
-  }
+  const { addon, why } = loadAddon<NativeFlock>('dst_flock');
+  return addon ? { flock: addon, text: 'flock (native addon)' }
+    : { flock: null, text: `off: native addon ${why}; a second engine on the same disk is not refused` };
 }
 
 const loaded = load();

@@ -15,11 +15,25 @@ import net from 'node:net';
  * the accepted socket as it is ('data' events). The accepted socket, now handle-less, is
  * destroyed when the adopted one closes, so the server's connection count stays right.
  */
+/** Sockets adopted, and sockets left with Node's own read buffers because adoption was not possible. */
+const counts = { adopted: 0, fallback: 0 };
+
+/** For `dst status`: whether socket reads land in our buffers on this Node. */
+export function socketReadsText(): string {
+  const { adopted, fallback } = counts;
+  if (adopted === 0 && fallback === 0) return 'user buffers (onread adoption): no connection yet';
+  const mode = fallback === 0 ? 'user buffers (onread adoption)' : adopted === 0 ? "Node's buffers (adoption failed)" : 'mixed';
+  return `${mode}: ${adopted} adopted, ${fallback} not`;
+}
+
 export function adoptWithUserBuffer(accepted: net.Socket, buffer: () => Buffer,
   callback: (n: number, buf: Buffer) => void): net.Socket | null {
   const inner = accepted as unknown as { _handle?: { readStart?: unknown } | null };
   const handle = inner._handle;
-  if (!handle || typeof handle.readStart !== 'function' || accepted.readableFlowing === true) return null;
+  if (!handle || typeof handle.readStart !== 'function' || accepted.readableFlowing === true) {
+    counts.fallback++;
+    return null;
+  }
   let adopted: net.Socket;
   try {
     inner._handle = null;
@@ -29,8 +43,10 @@ export function adoptWithUserBuffer(accepted: net.Socket, buffer: () => Buffer,
     } as net.SocketConstructorOpts);
   } catch {
     inner._handle = handle;
+    counts.fallback++;
     return null;
   }
+  counts.adopted++;
   adopted.once('close', () => accepted.destroy());
   return adopted;
 }

@@ -38,6 +38,7 @@ import { DEFAULT_CRYPTO, type CryptoConfig, type Policy } from '../types.js';
 import { NO_KEYS, SealedChannel, type FrameCrypto } from '../channel.js';
 import { configSuite, loadNodeKey } from '../keys.js';
 import type { BlockOp } from './target.js';
+import { TurnWriter } from '../io/turn-writer.js';
 
 import type { Txn, TxnSender } from './transactions.js';
 
@@ -98,7 +99,8 @@ export class Connection implements TxnSender {
   private readonly decoder = new FrameDecoder(MAX_PAYLOAD, payloadPool);
   private readonly scratch = Buffer.allocUnsafe(64 * 1024);
   private handshakeTimer: TimerHandle | null = null;
-  private corked = false;
+  /** the socket's writer, made with it */
+  private out: TurnWriter | null = null;
 
   /** the suite of this handshake (from the config at start) and its input key until derived */
   private suite: Suite | null = null;
@@ -188,6 +190,7 @@ export class Connection implements TxnSender {
       return;
     }
     this.socket = sock;
+    this.out = new TurnWriter(sock);
     sock.on('connect', () => this.onConnect());
     sock.on('data', (chunk: Buffer) => this.onData(chunk));
     sock.on('error', (err: Error) => this.fail('link', `${this.phase()}: ${err.message}`, codeOf(err)));
@@ -359,21 +362,10 @@ export class Connection implements TxnSender {
     this.channel?.send(init);
   }
 
-  /** One writev per event-loop turn: cork now, uncork on the next tick. written: the socket wrote the last part. */
+  /** One writev per event-loop turn (TurnWriter). written: the socket wrote the last part. */
   private write(parts: Buffer[], written?: () => void): void {
-    const s = this.socket;
-    if (!s || this.st === ConnState.CLOSED) return;
-    if (!this.corked) {
-      this.corked = true;
-      s.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        s.uncork();
-      });
-    }
-    const last = parts.length - 1;
-    for (let i = 0; i < last; i++) s.write(parts[i]!);
-    s.write(parts[last]!, written);
+    if (!this.out || this.st === ConnState.CLOSED) return;
+    this.out.write(parts, written);
   }
 
   /** TxnSender: write one IO frame (the table decided flags and ackedBelow). */
@@ -440,10 +432,12 @@ export class Connection implements TxnSender {
     this.handshakeTimer = null;
     this.live.stop();
     const s = this.socket;
+    const out = this.out;
     this.socket = null;
+    this.out = null;
     if (!s) return;
     if (graceful) {
-      s.uncork();
+      out?.flush();
       s.end();
       // the export answers our FIN with its own; if it does not, do not keep the socket forever
       this.opts.clock.setTimer(1000, () => s.destroy());

@@ -18,6 +18,7 @@ import type { Clock, TimerHandle } from '../../util/clock.js';
 import { errnoOf } from '../../util/errors.js';
 import { NbdServerDecoder, type NbdMessage } from '../../protocol/nbd-decoder.js';
 import { payloadPool } from '../io/payload-pool.js';
+import { TurnWriter } from '../io/turn-writer.js';
 import { NbdNegotiation, type OptionOutcome } from './nbd-negotiation.js';
 import { NbdTransmission, type TransmissionLink } from './nbd-transmission.js';
 
@@ -46,7 +47,8 @@ export class NbdConnection implements TransmissionLink {
   private pumping = false;
   private draining = false;
   private ended = false;
-  private corked = false;
+  private readonly out: TurnWriter;
+  private readonly clock: Clock;
   /** pauseReading() is in force */
   private readPaused = false;
   /** cuts the client off if option negotiation is not over in time */
@@ -62,6 +64,8 @@ export class NbdConnection implements TransmissionLink {
     handshake: { clock: Clock; ms: number },
     private readonly onClose: () => void,
   ) {
+    this.clock = handshake.clock;
+    this.out = new TurnWriter(socket, () => this.maybeUnblockBytes());
     this.negotiation = new NbdNegotiation(target, log, (b) => this.send(b));
     this.tx = new NbdTransmission(target, log, this);
     this.handshakeTimer = handshake.clock.setTimer(handshake.ms, () => {
@@ -278,36 +282,16 @@ export class NbdConnection implements TransmissionLink {
    */
   send(bufs: Buffer | Buffer[], written?: () => void): void {
     if (this.ended || this.socket.destroyed) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      // nextTick, not setImmediate: the replies of one socket event (a burst of IO_RESPONSEs)
-      // still leave in one writev, without an extra zero-timeout epoll_wait per event-loop turn.
-      process.nextTick(() => this.uncork());
-    }
-    if (Buffer.isBuffer(bufs)) {
-      this.socket.write(bufs, written);
-    } else {
-      const last = bufs.length - 1;
-      for (let i = 0; i < last; i++) this.socket.write(bufs[i]!);
-      this.socket.write(bufs[last]!, written);
-    }
-  }
-
-  private uncork(): void {
-    if (!this.corked) return;
-    this.corked = false;
-    if (!this.socket.destroyed) this.socket.uncork();
-    this.maybeUnblockBytes();
+    this.out.write(bufs, written);
   }
 
   private endSocket(): void {
     if (this.ended) return;
-    this.uncork();
+    this.out.flush();
     this.ended = true;
     if (this.state !== 'closed') this.state = 'disconnecting'; // nothing more is processed
     this.resumeReading();
     this.socket.end();
-    setTimeout(() => this.socket.destroy(), END_GRACE_MS).unref();
+    this.clock.setTimer(END_GRACE_MS, () => this.socket.destroy());
   }
 }

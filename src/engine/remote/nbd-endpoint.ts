@@ -3,7 +3,7 @@
 // endpoint's life (graceful or forced close). Each accepted socket becomes an NbdConnection
 // (nbd-connection.ts), which negotiates (nbd-negotiation.ts), validates (nbd-validate.ts) and
 // runs requests (nbd-transmission.ts, nbd-request.ts).
-import { mkdir, lstat, unlink, chmod } from 'node:fs/promises';
+import { mkdir, chmod } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import net from 'node:net';
 import type { BlockTarget } from './target.js';
@@ -15,6 +15,7 @@ import { normalizePeerAddress } from '../../util/parse.js';
 import { DEFAULT_POLICY } from '../types.js';
 import { ReportLimiter, addrCapExceeded, type AddrCaps } from '../admission.js';
 import { adoptWithUserBuffer } from '../io/adopt.js';
+import { removeStaleSocket } from '../io/unix-socket.js';
 import { NbdConnection } from './nbd-connection.js';
 
 export interface NbdEndpointOptions {
@@ -131,7 +132,7 @@ export async function startNbdEndpoint(opts: NbdEndpointOptions): Promise<NbdEnd
     if (socketPath !== null) {
       checkSocketPath(socketPath, 'NBD socket path');
       await mkdir(dirname(socketPath), { recursive: true, mode: 0o700 });
-      await removeStaleSocket(socketPath);
+      await removeStaleSocket(socketPath, { what: 'NBD socket', live: 'another process is serving on' });
       const s = makeServer();
       await listen(s, socketPath, () => s.listen(socketPath));
       await chmod(socketPath, 0o600);
@@ -171,32 +172,4 @@ export async function startNbdEndpoint(opts: NbdEndpointOptions): Promise<NbdEnd
       await closing;
     },
   };
-}
-
-/**
- * Remove a socket left by an earlier engine. Refuses a path that is not a socket, and a socket
- * somebody still accepts connections on (another engine serving the same node).
- */
-async function removeStaleSocket(path: string): Promise<void> {
-  try {
-    const st = await lstat(path);
-    if (!st.isSocket()) throw new DstError('DST_ERR_EXISTS', `${path} exists and is not a socket`, { errno: 'EEXIST' });
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return;
-    throw err;
-  }
-  if (await socketIsLive(path)) {
-    throw new DstError('DST_ERR_BUSY', `another process is serving on ${path}`, { errno: 'EADDRINUSE' });
-  }
-  await unlink(path).catch((err: unknown) => { if (errnoOf(err) !== 'ENOENT') throw err; });
-}
-
-function socketIsLive(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(path);
-    const done = (live: boolean): void => { clearTimeout(timer); s.destroy(); resolve(live); };
-    const timer = setTimeout(() => done(true), 1000);
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false)); // ECONNREFUSED: nobody listens
-  });
 }
