@@ -11,6 +11,7 @@
 // data in flight (replies piling up unread, large writes), the socket is paused; frames already
 // received are still pulled, so PINGs among them are answered at once, and IO frames wait in
 // `waiting` until a backend call finishes or the socket drains.
+import { ReadGate } from '../io/read-gate.js';
 import { TurnWriter } from '../io/turn-writer.js';
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -30,8 +31,6 @@ import {
 } from './handshake.js';
 import { MAX_BYTES_IN_FLIGHT, Requests, type RequestNode } from './requests.js';
 
-/** Bytes still read and held while reading is paused (user-buffer sockets). */
-const READ_AHEAD = 64 * 1024;
 /** Frames being opened (crypto pool) before the socket is paused. */
 export const MAX_PENDING_OPENS = 32;
 
@@ -80,11 +79,11 @@ export class Connection {
   private reconnected = false;
   private announced = false;
   private closedHandled = false;
-  private readPaused = false;
+  private readonly reading: ReadGate;
   private readonly log: Logger;
   private readonly out: TurnWriter;
 
-  constructor(private readonly host: ExportHost, readonly socket: Socket, private readonly userBuffer = false) {
+  constructor(private readonly host: ExportHost, readonly socket: Socket, userBuffer = false) {
     this.peer = socket.remoteAddress ?? 'unknown';
     const port = socket.remotePort ?? 0;
     this.label = this.peer.includes(':') ? `[${this.peer}]:${port}` : `${this.peer}:${port}`;
@@ -97,6 +96,7 @@ export class Connection {
       callDone: (idle) => this.callDone(idle),
     });
     this.out = new TurnWriter(socket);
+    this.reading = new ReadGate(socket, userBuffer, () => this.decoder.pendingBytes);
     socket.setNoDelay(true);
     if (!userBuffer) socket.on('data', (chunk: Buffer) => this.onBytes(chunk, false));
     socket.on('end', () => this.onEnd());
@@ -153,7 +153,7 @@ export class Connection {
     if (transient) this.decoder.feedTransient(chunk);
     else this.decoder.feed(chunk);
     this.pump();
-    if (this.readPaused && this.decoder.pendingBytes >= READ_AHEAD) this.socket.pause();
+    this.reading.afterRead();
   }
 
   private onEnd(): void {
@@ -207,17 +207,9 @@ export class Connection {
   private updateReading(): void {
     const read = this.phase === 'hello' || this.phase === 'auth' || this.phase === 'lingering'
       || (this.phase === 'serving' && !this.requests.hasWaiting && this.roomToRead());
-    if (read) {
-      if (this.readPaused) {
-        this.readPaused = false;
-        this.socket.resume();
-      }
-    } else if (!this.readPaused) {
-      // like a paused net.Socket: keep reading (up to READ_AHEAD held bytes), so PINGs and the
-      // peer's close are still seen; a user-buffer socket would otherwise stop reading at once
-      this.readPaused = true;
-      if (!this.userBuffer || this.decoder.pendingBytes >= READ_AHEAD) this.socket.pause();
-    }
+    // paused, PINGs and the peer's close are still seen (ReadGate)
+    if (read) this.reading.resume();
+    else if (!this.reading.isPaused) this.reading.pause();
   }
 
   private onFrame(frame: Frame): void {

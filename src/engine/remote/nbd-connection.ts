@@ -18,6 +18,7 @@ import type { Clock, TimerHandle } from '../../util/clock.js';
 import { errnoOf } from '../../util/errors.js';
 import { NbdServerDecoder, type NbdMessage } from '../../protocol/nbd-decoder.js';
 import { payloadPool } from '../io/payload-pool.js';
+import { ReadGate } from '../io/read-gate.js';
 import { TurnWriter } from '../io/turn-writer.js';
 import { NbdNegotiation, type OptionOutcome } from './nbd-negotiation.js';
 import { NbdTransmission, type TransmissionLink } from './nbd-transmission.js';
@@ -29,8 +30,6 @@ export const MAX_CONN_INFLIGHT = 128;
  * is not read. One request of up to MAX_PAYLOAD is always taken when under the bound.
  */
 export const MAX_CONN_BYTES = 64 * 1024 * 1024;
-/** Bytes still read (and held) after pauseReading(), as a paused net.Socket would. */
-const READ_AHEAD = 64 * 1024;
 /** After we end a socket, how long the peer gets to close its side. */
 const END_GRACE_MS = 2000;
 
@@ -49,8 +48,8 @@ export class NbdConnection implements TransmissionLink {
   private ended = false;
   private readonly out: TurnWriter;
   private readonly clock: Clock;
-  /** pauseReading() is in force */
-  private readPaused = false;
+  /** paused while requests may not be taken; a close is still seen (ReadGate) */
+  private readonly reading: ReadGate;
   /** cuts the client off if option negotiation is not over in time */
   private handshakeTimer: TimerHandle | null;
 
@@ -60,12 +59,13 @@ export class NbdConnection implements TransmissionLink {
     readonly addr: string,
     private readonly target: BlockTarget,
     private readonly log: Logger,
-    private readonly dataEvents: boolean,
+    dataEvents: boolean,
     handshake: { clock: Clock; ms: number },
     private readonly onClose: () => void,
   ) {
     this.clock = handshake.clock;
     this.out = new TurnWriter(socket, () => this.maybeUnblockBytes());
+    this.reading = new ReadGate(socket, !dataEvents, () => this.decoder.buffered);
     this.negotiation = new NbdNegotiation(target, log, (b) => this.send(b));
     this.tx = new NbdTransmission(target, log, this);
     this.handshakeTimer = handshake.clock.setTimer(handshake.ms, () => {
@@ -106,7 +106,7 @@ export class NbdConnection implements TransmissionLink {
     if (this.state === 'options') { this.endSocket(); return; }
     if (this.draining) return;
     this.draining = true;
-    this.pauseReading();
+    this.reading.pause();
     this.dropCapacityWait();
     this.blocked = null;
     this.pump();
@@ -127,7 +127,7 @@ export class NbdConnection implements TransmissionLink {
     this.state = 'disconnecting';
     this.dropCapacityWait();
     this.blocked = null;
-    this.resumeReading(); // keep reading so the peer's close is seen; data is discarded
+    this.reading.resume(); // keep reading so the peer's close is seen; data is discarded
     this.maybeFinish();
   }
 
@@ -145,22 +145,7 @@ export class NbdConnection implements TransmissionLink {
     if (transient) this.decoder.feedTransient(chunk);
     else this.decoder.feed(chunk);
     this.pump();
-    if (this.readPaused && this.decoder.buffered >= READ_AHEAD) this.socket.pause();
-  }
-
-  /**
-   * Stop taking requests from the socket. Like a paused net.Socket (which keeps reading into its
-   * buffer up to its high-water mark), up to READ_AHEAD bytes are still read and held in the
-   * decoder, so a client that closes while we wait is noticed; then reading stops.
-   */
-  private pauseReading(): void {
-    this.readPaused = true;
-    if (this.dataEvents || this.decoder.buffered >= READ_AHEAD) this.socket.pause();
-  }
-
-  private resumeReading(): void {
-    this.readPaused = false;
-    this.socket.resume();
+    this.reading.afterRead();
   }
 
   /** Where the next read should land (a WRITE payload being assembled, or `scratch`). */
@@ -225,7 +210,7 @@ export class NbdConnection implements TransmissionLink {
 
   private block(reason: Exclude<Blocked, null>): void {
     this.blocked = reason;
-    this.pauseReading();
+    this.reading.pause();
     if (reason === 'capacity') {
       this.unsubscribeCapacity = this.target.onCapacity(() => {
         // Resume outside the target's call stack.
@@ -238,7 +223,7 @@ export class NbdConnection implements TransmissionLink {
     this.dropCapacityWait();
     this.blocked = null;
     if (this.state === 'closed') return;
-    if (!this.draining && this.state !== 'disconnecting') this.resumeReading();
+    if (!this.draining && this.state !== 'disconnecting') this.reading.resume();
     this.pump();
     this.maybeFinish();
   }
@@ -290,7 +275,7 @@ export class NbdConnection implements TransmissionLink {
     this.out.flush();
     this.ended = true;
     if (this.state !== 'closed') this.state = 'disconnecting'; // nothing more is processed
-    this.resumeReading();
+    this.reading.resume();
     this.socket.end();
     this.clock.setTimer(END_GRACE_MS, () => this.socket.destroy());
   }
