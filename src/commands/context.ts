@@ -221,7 +221,7 @@ export function subcommandsOf(c: DstCommand): readonly DstCommand[] {
 
 /** The first word of a command module's `command` ("add <name>" → "add"). */
 export function commandWord(c: DstCommand): string {
-  const cmd = Array.isArray(c.command) ? c.command[0] : c.command;
+  const cmd: unknown = Array.isArray(c.command) ? (c.command as unknown[])[0] : c.command;
   return String(cmd ?? '').split(' ')[0]!;
 }
 

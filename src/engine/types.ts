@@ -13,9 +13,6 @@ export type ExportState = 'configured' | 'listening' | 'failed' | 'stopping';
 export type RemoteState = 'configured' | 'connecting' | 'ready' | 'backoff' | 'failed' | 'stopping';
 export type NodeState = ExportState | RemoteState;
 
-/** Why a remote node is in backoff or failed. */
-export type RemoteReason = 'link' | 'auth-failed' | 'denied' | 'suite-mismatch' | 'identity-changed' | 'size-shrank' | string;
-
 export type Perm = 'r' | 'w' | 'rw' | 'none';
 
 export interface AclEntry {

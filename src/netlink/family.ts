@@ -495,11 +495,6 @@ export function commandByNumber(cmd: number): AnyCommandSpec | undefined {
   return byNumber.get(cmd);
 }
 
-/** Whether the result travels as a dump (NLM_F_DUMP request, NLM_F_MULTI parts, NLMSG_DONE). */
-export function isDump(name: ControlCommand): boolean {
-  return FAMILY[name].reply.kind === 'dump';
-}
-
 /** Whether the engine permits `name` on a node in `state`. */
 export function permittedIn(name: ControlCommand, state: NodeState): boolean {
   const s = FAMILY[name].states;

@@ -68,7 +68,7 @@ export type TypeFor<V> =
 
 /** The presence a key of T must declare. */
 export type PresenceFor<T, K extends keyof T> =
-  {} extends Pick<T, K>
+  Record<never, never> extends Pick<T, K>
     ? (null extends T[K] ? 'optional-nullable' : 'optional')
     : (null extends T[K] ? 'nullable' : 'required');
 

@@ -13,7 +13,6 @@ import { Op } from '../../src/protocol/wire.js';
 
 const FORGED = '2026-01-01T00:00:00.000Z error node sec: FORGED disk /dev/sda failed (EIO)';
 const NASTY = `x\n${FORGED}\r\0\x1b[31mred\x1b[0m\x1b]0;title\x07`;
-// eslint-disable-next-line no-control-regex
 const RAW_CONTROL = /[\x00-\x08\x0b-\x1f\x7f]/;
 
 test('control bytes in HELLO strings are escaped in logs, events and refusals; nothing else changes', async (t) => {
@@ -47,7 +46,7 @@ test('control bytes in HELLO strings are escaped in logs, events and refusals; n
   await pair.exp.waitForLog(/suite mismatch/);
   await pair.exp.waitForLog(/no export/);
   const log = pair.exp.log();
-  assert.ok(!/[\x00\x1b\r]/.test(log), 'the log holds no raw NUL, ESC or CR byte'); // eslint-disable-line no-control-regex
+  assert.ok(!/[\x00\x1b\r]/.test(log), 'the log holds no raw NUL, ESC or CR byte');
   const lines = log.split('\n');
   for (const line of lines) assert.ok(!line.startsWith(FORGED) && !line.startsWith('FORGED') && !line.startsWith('red'), `a log line starts with peer text: ${line}`);
   const peerLines = lines.filter((l) => l.includes('FORGED'));

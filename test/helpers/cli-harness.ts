@@ -20,7 +20,7 @@ export interface Harness {
 export interface RunOptions {
   responses?: Responder;
   noEngine?: boolean;
-  connectError?: unknown;
+  connectError?: Error;
   env?: NodeJS.ProcessEnv;
   isTTY?: boolean;
   runEngine?: EngineRunner;

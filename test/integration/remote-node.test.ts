@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { realClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/log.js';
 import {
-  DEFAULT_CRYPTO, DEFAULT_LIMITS, DEFAULT_POLICY, type NodeContext, type Policy, type RemoteConfig,
+  DEFAULT_CRYPTO, DEFAULT_LIMITS, DEFAULT_POLICY, type EventFields, type NodeContext, type Policy, type RemoteConfig,
 } from '../../src/engine/types.js';
 import {
   Cmd, Flag, FrameDecoder, Op, decodeHello, encodeFrame, encodeHelloReply, type Frame, type Hello,
@@ -110,7 +110,7 @@ async function setup(opts: { size?: number | null; exportSize?: number; deps?: R
     role: 'remote', name: `vol${Math.floor(Math.random() * 1e6)}`, size: opts.size ?? null, autostart: false,
     policy: { ...POLICY }, crypto: { ...DEFAULT_CRYPTO }, remote: `127.0.0.1:${exp.port}`, export: null, nbdListen: null,
   };
-  const events: { event: string; fields: any }[] = [];
+  const events: { event: string; fields: EventFields }[] = [];
   const ctx: NodeContext = { clock: realClock, log: silentLogger, runtimeDir, stateDir: runtimeDir, limits: DEFAULT_LIMITS, cryptoPool: new CryptoPool(1),
     events: { emit: (_n, event, fields) => events.push({ event, fields: fields ?? {} }) } };
   const node = createRemoteNode({ config }, ctx, opts.deps ?? { startEndpoint: fakeEndpoint });

@@ -7,7 +7,6 @@ import fc from 'fast-check';
 import { PEER_TEXT_MAX, escapeText, peerText, quoteText } from '../../src/util/escape.js';
 import { createLogger } from '../../src/util/log.js';
 
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]/u;
 
 // escapeText: each kind of control character has its escape, other text is kept as it is.

@@ -15,7 +15,7 @@ function io(op: number, offset: number, length: number, extra: Partial<FrameHead
   };
 }
 
-type Expect = 'ok' | 'close' | string; // string = errno
+type Expect = 'ok' | 'close' | `E${string}`; // E… = errno
 const cases: [string, FrameHeader, ValidateEnv, Expect][] = [
   ['read in range', io(Op.READ, 0, 4096), env(), 'ok'],
   ['read up to the end', io(Op.READ, SIZE - 4096, 4096), env(), 'ok'],

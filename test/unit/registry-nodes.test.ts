@@ -12,7 +12,7 @@ import {
 } from './registry-fakes.js';
 
 /** Run fn; it must throw a DstError with `code`; the rig's observable state must not change. */
-async function refused(rig: TestRig, code: string, fn: () => Promise<unknown> | unknown, msg?: RegExp): Promise<DstError> {
+async function refused(rig: TestRig, code: string, fn: () => unknown, msg?: RegExp): Promise<DstError> {
   const before = rig.snapshot();
   let caught: unknown = null;
   try {

@@ -32,7 +32,7 @@ test('state table: illegal transitions throw', () => {
     [ConnState.CLOSED, 'start'], [ConnState.CLOSED, 'close'], [ConnState.CLOSED, 'fail'],
   ];
   for (const [from, ev] of illegal) {
-    assert.throws(() => transition(from, ev), (e: any) => e.code === 'DST_ERR_INTERNAL', `${from} --${ev}-->`);
+    assert.throws(() => transition(from, ev), (e: unknown) => (e as { code?: string }).code === 'DST_ERR_INTERNAL', `${from} --${ev}-->`);
   }
   const c = makeConn();
   c.conn.start();

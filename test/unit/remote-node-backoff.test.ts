@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { FakeClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/log.js';
 import {
-  DEFAULT_CRYPTO, DEFAULT_LIMITS, DEFAULT_POLICY, type NodeContext, type Policy, type RemoteConfig,
+  DEFAULT_CRYPTO, DEFAULT_LIMITS, DEFAULT_POLICY, type EventFields, type NodeContext, type Policy, type RemoteConfig,
 } from '../../src/engine/types.js';
 import { backoffDelay, createRemoteNode, BACKOFF_CAP_MS } from '../../src/engine/remote/remote-node.js';
 import type { NbdEndpoint } from '../../src/engine/remote/nbd-endpoint.js';
@@ -26,8 +26,8 @@ function makeNode(over: Partial<Policy> = {}) {
     role: 'remote', name: 'vol', size: null, autostart: false, policy: { ...DEFAULT_POLICY, ...over },
     crypto: { ...DEFAULT_CRYPTO }, remote: '127.0.0.1:10825', export: null, nbdListen: null,
   };
-  const events: { event: string; fields: any }[] = [];
-  const ctx: NodeContext = { clock, log: silentLogger, events: { emit: (_n, event, fields) => events.push({ event, fields }) },
+  const events: { event: string; fields: EventFields }[] = [];
+  const ctx: NodeContext = { clock, log: silentLogger, events: { emit: (_n, event, fields) => events.push({ event, fields: fields ?? {} }) },
     runtimeDir: '/nonexistent', stateDir: '/nonexistent', limits: DEFAULT_LIMITS, cryptoPool: new CryptoPool(1) };
   const attempts: { at: number; sock: FakeSocket }[] = [];
   const mode = { accept: false };

@@ -129,7 +129,7 @@ test('graceful stop waits for the reply; new submissions refused with ESHUTDOWN'
   let drained = false;
   const p = table.drain(STOP_GRACE_MS).then(() => { drained = true; });
   assert.equal(table.hasCapacity(), false);
-  assert.throws(() => table.submit(rd(), () => {}), (e: any) => e.errno === 'ESHUTDOWN');
+  assert.throws(() => table.submit(rd(), () => {}), (e: unknown) => (e as { errno?: string }).errno === 'ESHUTDOWN');
   clock.advance(5000);
   await Promise.resolve();
   assert.equal(drained, false);

@@ -24,7 +24,7 @@ test('full pool: hasCapacity false, submit throws, capacity listener runs once a
   assert.equal(table.hasCapacity(), true);
   table.submit(rd(), () => {});
   assert.equal(table.hasCapacity(), false);
-  assert.throws(() => table.submit(rd(), () => {}), (e: any) => e.code === 'DST_ERR_BUSY');
+  assert.throws(() => table.submit(rd(), () => {}), (e: unknown) => (e as { code?: string }).code === 'DST_ERR_BUSY');
   assert.equal(woke, 0);
   table.onResponse(a, 0, Buffer.alloc(512));
   assert.equal(woke, 1);

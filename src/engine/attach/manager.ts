@@ -22,7 +22,6 @@ import { describeRun, realSystem, type System } from './system.js';
 
 export type { AttachMethodArg } from '../types.js';
 export type DetachResult = DetachShow;
-export const ATTACH_METHODS: readonly AttachMethodArg[] = ['auto', 'nbd', 'fuse'];
 
 /** What the manager needs to know about a node. */
 export interface AttachNodeInfo {

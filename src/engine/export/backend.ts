@@ -314,11 +314,9 @@ export class FileBackend implements Backend {
     // waits for the next one, which every flush requested meanwhile shares.
     if (this.nextSync === null) {
       const running = this.syncing;
-      this.nextSync = new Promise<void>((resolve, reject) => {
-        running.then(() => {}, () => {}).then(() => {
-          this.nextSync = null;
-          this.startSync().then(resolve, reject);
-        });
+      this.nextSync = running.then(() => {}, () => {}).then(() => {
+        this.nextSync = null;
+        return this.startSync();
       });
     }
     return this.nextSync;

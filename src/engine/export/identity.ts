@@ -20,11 +20,6 @@ export function uuidToBytes(uuid: string): Buffer {
   return Buffer.from(hex, 'hex');
 }
 
-export function bytesToUuid(b: Buffer): string {
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
-
 /**
  * Load the identity of export `name` on `disk`, creating (and storing durably) a new one when
  * there is none or the disk path changed. A file that cannot be read or parsed (torn by a crash,

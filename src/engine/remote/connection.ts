@@ -44,6 +44,7 @@ import type { Txn, TxnSender } from './transactions.js';
 
 /** The part of net.Socket a connection uses (tests pass an in-memory fake). */
 export interface WireSocket {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- EventEmitter's own listener type, so net.Socket fits
   on(event: string, listener: (...args: any[]) => void): unknown;
   write(chunk: Buffer, written?: (err?: Error | null) => void): boolean;
   cork(): void;
@@ -54,12 +55,6 @@ export interface WireSocket {
 }
 
 export type SocketFactory = (host: string, port: number) => WireSocket;
-
-export const defaultSocketFactory: SocketFactory = (host, port) => {
-  const s = netConnect({ host, port });
-  s.setNoDelay(true);
-  return s;
-};
 
 export const WIRE_OP: Readonly<Record<BlockOp, Op>> = {
   'read': Op.READ,
