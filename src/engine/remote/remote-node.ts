@@ -1,7 +1,8 @@
 // A remote node: connects to an export over the DST wire protocol and serves it locally over NBD
-// (DESIGN §4, §7, §8). It owns the pieces and the reconnect policy:
+// (DESIGN §4, §7, §8). It owns the node's life and its NBD endpoint; the link to the export — its
+// connection, transaction table, backoff and identity checks — is a Leg (leg.ts):
 //
-//   NBD endpoint ──submit()──► TransactionTable ──sendTxn()──► Connection ──TCP──► export
+//   NBD endpoint ──submit()──► Leg (TransactionTable ──► Connection) ──TCP──► export
 //
 // States (what show() and state-changed report):
 //   configured  not started (or stopped)
@@ -15,34 +16,21 @@
 //   stopping    stop() in progress: no new requests, in-flight ones finish (the link keeps
 //               reconnecting underneath) or fail with ESHUTDOWN after 10 s (force: at once)
 //
-// Backoff: reconnect-delay × 2^failures, capped at 30 s; failures reset by a successful HELLO;
-// a policy change re-arms a backoff already running. The NBD endpoint starts once the first
-// HELLO told us the size and stays up across reconnects until stop().
-import { randomBytes } from 'node:crypto';
+// The NBD endpoint starts once the first HELLO told us the size and stays up across reconnects
+// until stop().
 import type { TimerHandle } from '../../util/clock.js';
 import { DstError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { formatHostPort, parseHostPort } from '../../util/parse.js';
-import { Access, type Frame, type HelloReply } from '../../protocol/wire.js';
 import { nbdSocketPath } from '../paths.js';
-import {
-  emptyStats, type EventFields, type EventName, type NodeContext, type NodeShow, type Policy, type RemoteConfig,
-  type RemoteRuntime, type RemoteState, type Stats,
-} from '../types.js';
-import { Connection, type SocketFactory } from './connection.js';
-import { ConnState, type ConnCloseInfo } from './conn-state.js';
+import type { EventFields, EventName, NodeContext, NodeShow, Policy, RemoteConfig, RemoteRuntime, RemoteState } from '../types.js';
+import type { Connection, SocketFactory } from './connection.js';
+import { Leg } from './leg.js';
 import { startNbdEndpoint, type NbdEndpoint, type NbdEndpointOptions } from './nbd-endpoint.js';
 import type { BlockDone, BlockRequest, BlockTarget } from './target.js';
-import { STOP_GRACE_MS, TransactionTable } from './transactions.js';
+import { STOP_GRACE_MS } from './transactions.js';
 
-/** Backoff cap (DESIGN §8). */
-export const BACKOFF_CAP_MS = 30_000;
-
-/** Delay before the next attempt after `failures` failed ones (0 = first failure): doubling, capped. */
-export function backoffDelay(policy: Pick<Policy, 'reconnectDelayMs'>, failures: number): number {
-  const base = Math.max(0, policy.reconnectDelayMs);
-  return Math.min(BACKOFF_CAP_MS, base * 2 ** Math.min(failures, 30));
-}
+export { BACKOFF_CAP_MS, backoffDelay } from './leg.js';
 
 /** Injection points (tests); the engine passes none. */
 export interface RemoteNodeDeps {
@@ -50,14 +38,6 @@ export interface RemoteNodeDeps {
   socketFactory?: SocketFactory;
   /** NBD endpoint starter (default startNbdEndpoint) */
   startEndpoint?: (opts: NbdEndpointOptions) => Promise<NbdEndpoint>;
-}
-
-type Phase = 'connecting' | 'ready' | 'backoff' | 'failed';
-
-function permsOf(granted: number): 'r' | 'w' | 'rw' | null {
-  const r = (granted & Access.READ) !== 0;
-  const w = (granted & Access.WRITE) !== 0;
-  return r && w ? 'rw' : r ? 'r' : w ? 'w' : null;
 }
 
 export function createRemoteNode(node: { readonly config: RemoteConfig }, ctx: NodeContext,
@@ -70,8 +50,6 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
 
   /** start() ran and stop() has not finished */
   private started = false;
-  private phase: Phase = 'connecting';
-  private phaseReason: string | null = null;
   /** stop() in progress (state 'stopping') and its promise */
   private stopping: Promise<void> | null = null;
   private stopRequested = false;
@@ -80,31 +58,28 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   /** bumped by every start/stop: late async results of an older run are dropped */
   private generation = 0;
 
-  private table: TransactionTable | null = null;
-  private conn: Connection | null = null;
-  private sessionId: Buffer | null = null;
-
-  // learned from the first HELLO_REPLY of this run
-  private identity: Buffer | null = null;
-  private sizeBytes: number | null = null;
-  private perms: 'r' | 'w' | 'rw' | null = null;
-  private exportMaxRequest = 0;
-  private everReady = false;
-  private reconnects = 0;
-
-  // backoff
-  private failures = 0;
-  private backoffTimer: TimerHandle | null = null;
-  private backoffStartedAt = 0;
-  private backoffFailures = 0;
+  /** the link to the export */
+  private readonly leg: Leg;
 
   private endpoint: NbdEndpoint | null = null;
-  private readonly capacityListeners = new Set<() => void>();
   private waiters: { resolve: (s: RemoteState) => void; timer: TimerHandle }[] = [];
 
   constructor(private readonly node: { readonly config: RemoteConfig }, private readonly ctx: NodeContext,
     private readonly deps: RemoteNodeDeps) {
     this.log = ctx.log.child({ node: node.config.name });
+    const config = (): RemoteConfig => this.node.config;
+    this.leg = new Leg({
+      ctx, log: this.log,
+      remote: () => config().remote,
+      exportName: () => config().export ?? '',
+      sizeLimit: () => config().size,
+      policy: () => this.policy,
+      crypto: () => config().crypto,
+      emit: (event, fields) => this.emit(event, fields),
+      phaseChanged: () => this.sync(),
+      firstHello: (conn, sessionHex) => { void this.startEndpoint(conn, sessionHex); },
+      ...(deps.socketFactory ? { socketFactory: deps.socketFactory } : {}),
+    });
   }
 
   get name(): string {
@@ -120,18 +95,12 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   get state(): RemoteState {
     if (this.stopRequested) return 'stopping';
     if (!this.started) return 'configured';
-    return this.phase;
+    return this.leg.phase;
   }
 
   get reason(): string | null {
     const s = this.state;
-    return s === 'backoff' || s === 'failed' ? this.phaseReason : null;
-  }
-
-  private setPhase(phase: Phase, reason: string | null): void {
-    this.phase = phase;
-    this.phaseReason = reason;
-    this.sync();
+    return s === 'backoff' || s === 'failed' ? this.leg.reason : null;
   }
 
   /** Report a state change (event + waiters) if the visible state moved. */
@@ -157,39 +126,20 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
 
   async start(): Promise<void> {
     if (this.stopping) await this.stopping;
-    if (this.started && this.phase !== 'failed') return; // idempotent
+    if (this.started && this.leg.phase !== 'failed') return; // idempotent
     if (this.started) await this.teardown(true); // failed → a fresh start
     this.generation++;
     this.started = true;
-    this.sessionId = randomBytes(16);
-    this.identity = null;
-    this.sizeBytes = null;
-    this.perms = null;
-    this.exportMaxRequest = 0;
-    this.everReady = false;
-    this.reconnects = 0;
-    this.failures = 0;
-    const table = new TransactionTable({
-      clock: this.ctx.clock,
-      log: this.log,
-      policy: () => this.policy,
-      emit: (event, fields) => this.emit(event, fields),
-    });
-    table.onCapacity(() => {
-      for (const l of [...this.capacityListeners]) l();
-    });
-    this.table = table;
-    this.setPhase('connecting', null);
-    this.attempt();
+    this.leg.start();
   }
 
   async stop(opts: { force: boolean }): Promise<void> {
     if (this.stopping) {
-      if (opts.force) this.table?.failAll('ESHUTDOWN', 'node stopped (forced)');
+      if (opts.force) this.leg.table?.failAll('ESHUTDOWN', 'node stopped (forced)');
       return this.stopping;
     }
     if (!this.started) return;
-    const table = this.table;
+    const table = this.leg.table;
     this.stopRequested = true;
     this.sync(); // → stopping
     this.log.info(opts.force ? 'stopping (force)' : 'stopping: draining in-flight requests', { op: 'stop' });
@@ -210,10 +160,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   /** Close everything this run opened. */
   private async teardown(force: boolean): Promise<void> {
     this.generation++;
-    this.cancelBackoff();
-    const conn = this.conn;
-    this.conn = null;
-    conn?.close('node stopped', !force);
+    this.leg.closeLink(force);
     const endpoint = this.endpoint;
     this.endpoint = null;
     if (endpoint) {
@@ -223,45 +170,21 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
         this.log.warn(`closing the NBD endpoint: ${(err as Error)?.message ?? String(err)}`, { op: 'stop' });
       }
     }
-    this.table?.close();
-    this.table = null;
-    this.sessionId = null;
-    this.sizeBytes = null;
-    this.perms = null;
-    this.identity = null;
+    this.leg.closeTable();
   }
 
   configChanged(): void {
-    this.table?.policyChanged();
-    this.conn?.policyChanged();
-    if (this.backoffTimer) {
-      // apply the new reconnect-delay to the backoff already running
-      const delay = backoffDelay(this.policy, this.backoffFailures);
-      const remaining = Math.max(0, this.backoffStartedAt + delay - this.ctx.clock.now());
-      this.backoffTimer.cancel();
-      this.backoffTimer = this.ctx.clock.setTimer(remaining, () => this.onBackoffTimer());
-      this.log.info(`policy changed: next attempt in ${Math.round(remaining)} ms`, { op: 'backoff' });
-    }
+    this.leg.configChanged();
     this.maybeCapacity();
   }
 
   reconnect(): void {
-    if (!this.started || this.phase === 'failed') {
+    if (!this.started || this.leg.phase === 'failed') {
       this.log.info(`reconnect ignored in state ${this.state}`, { op: 'reconnect' });
       return;
     }
     this.log.info('reconnect requested', { op: 'reconnect' });
-    const conn = this.conn;
-    this.conn = null;
-    if (conn) {
-      const wasReady = conn.state === ConnState.READY;
-      conn.close('reconnect requested');
-      this.table?.detach();
-      if (wasReady) this.emit('disconnected', { reason: 'reconnect' });
-    }
-    this.cancelBackoff();
-    if (this.phase === 'ready') this.setPhase('backoff', 'reconnect');
-    this.attempt();
+    this.leg.reconnect();
   }
 
   waitReady(ms: number): Promise<RemoteState> {
@@ -288,152 +211,6 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     }
   }
 
-  // ---- connecting ----
-
-  private attempt(): void {
-    this.cancelBackoff();
-    const table = this.table;
-    if (!this.started || !table || this.phase === 'failed') return;
-    let host: string;
-    let port: number;
-    try {
-      ({ host, port } = parseHostPort(this.node.config.remote, 'remote address', false));
-    } catch (err) {
-      this.enterBackoff('link', (err as Error).message);
-      return;
-    }
-    const conn: Connection = new Connection({
-      host, port,
-      clock: this.ctx.clock,
-      log: this.log,
-      policy: () => this.policy,
-      exportName: this.node.config.export ?? '',
-      sessionId: this.sessionId!,
-      outstanding: () => table.outstanding() > 0,
-      onReady: (reply) => this.onHello(conn, reply),
-      onResponse: (frame) => this.onResponse(conn, frame),
-      onClose: (info) => this.onConnClose(conn, info),
-      // read at each handshake: `crypto set` applies at the next one (`node reconnect` forces it)
-      crypto: () => this.node.config.crypto,
-      cryptoPool: this.ctx.cryptoPool,
-      ...(this.deps.socketFactory ? { socketFactory: this.deps.socketFactory } : {}),
-    });
-    this.conn = conn;
-    this.log.debug(`connecting to ${host}:${port}`, { op: 'connect' });
-    conn.start();
-  }
-
-  private onHello(conn: Connection, reply: HelloReply): void {
-    if (conn !== this.conn || !this.table) return;
-    const perms = permsOf(reply.granted);
-    if (perms === null) {
-      this.conn = null;
-      conn.close('no access granted');
-      this.enterBackoff('denied', 'the export granted neither read nor write');
-      return;
-    }
-    if (this.identity) {
-      // A reconnect: replayed writes must never land on another disk.
-      if (!this.identity.equals(reply.identity)) {
-        this.fail('identity-changed',
-          `export identity changed from ${this.identity.toString('hex')} to ${reply.identity.toString('hex')}`);
-        return;
-      }
-      if (this.sizeBytes !== null && reply.size < this.sizeBytes) {
-        this.fail('size-shrank', `export size shrank from ${this.sizeBytes} to ${reply.size} bytes`);
-        return;
-      }
-    }
-    const first = this.identity === null;
-    if (first) {
-      this.identity = Buffer.from(reply.identity);
-      const want = this.node.config.size ?? reply.size;
-      this.sizeBytes = Math.min(want, reply.size);
-      if (want > reply.size) {
-        this.log.warn(`configured size ${want} exceeds the export's ${reply.size} bytes; using ${reply.size}`, { op: 'hello' });
-      }
-    }
-    this.perms = perms;
-    this.exportMaxRequest = reply.maxRequest;
-    this.failures = 0;
-    if (this.everReady) this.reconnects++;
-    this.everReady = true;
-    const sessionHex = this.sessionId!.toString('hex');
-    this.log.info(`connected: session ${sessionHex}, size ${this.sizeBytes}, permissions ${perms}`, { op: 'hello' });
-    if (first && !this.endpoint) {
-      // `ready` promises a serving NBD socket: announce it only once the endpoint listens.
-      this.table.attach(conn);
-      void this.startEndpoint(conn, sessionHex);
-      return;
-    }
-    this.becomeReady(sessionHex);
-    this.table.attach(conn);
-  }
-
-  private becomeReady(sessionHex: string): void {
-    this.setPhase('ready', null);
-    this.emit('connected', { sessionId: sessionHex });
-  }
-
-  private onResponse(conn: Connection, frame: Frame): void {
-    if (conn !== this.conn || !this.table) return;
-    const result = this.table.onResponse(frame.id, frame.status, frame.payload);
-    if (result === 'bad') conn.fail('link', `bad IO_RESPONSE for id ${frame.id}`, 'EPROTO');
-    else if (result === 'not-run') conn.fail('link', `the export is stopping (ESHUTDOWN for id ${frame.id}): reconnecting to replay`, 'ESHUTDOWN');
-  }
-
-  private onConnClose(conn: Connection, info: ConnCloseInfo): void {
-    if (conn !== this.conn) return; // closed on purpose, already replaced
-    this.conn = null;
-    const requeued = this.table?.detach() ?? 0;
-    if (info.wasReady) {
-      this.log.warn(`disconnected: ${info.detail}${requeued ? `; ${requeued} request(s) will be replayed` : ''}`,
-        { op: 'link', errno: info.errno });
-      this.emit('disconnected', { reason: info.reason });
-    } else if (info.reason === 'auth-failed' || info.reason === 'suite-mismatch' || info.reason === 'denied') {
-      // not a flaky link: the configuration of one side must change; say so loudly (the backoff
-      // still doubles, so a wrong key never becomes a retry storm)
-      this.log.error(`connection refused (${info.reason}): ${info.detail}`, { op: 'connect', errno: info.errno });
-      if (info.reason !== 'denied') this.emit('auth-failed', { message: info.detail });
-    } else {
-      this.log.warn(`connection attempt failed: ${info.detail}`, { op: 'connect', errno: info.errno });
-    }
-    if (!this.started || this.phase === 'failed') return;
-    this.enterBackoff(info.reason === 'closed' ? 'link' : info.reason, info.detail);
-  }
-
-  private enterBackoff(reason: string, detail: string): void {
-    const delay = backoffDelay(this.policy, this.failures);
-    this.backoffFailures = this.failures;
-    this.failures++;
-    this.backoffStartedAt = this.ctx.clock.now();
-    this.cancelBackoff();
-    this.backoffTimer = this.ctx.clock.setTimer(delay, () => this.onBackoffTimer());
-    this.log.info(`backoff (${reason}): next attempt in ${delay} ms`, { op: 'backoff', detail });
-    this.setPhase('backoff', reason);
-  }
-
-  private onBackoffTimer(): void {
-    this.backoffTimer = null;
-    this.attempt();
-  }
-
-  private cancelBackoff(): void {
-    this.backoffTimer?.cancel();
-    this.backoffTimer = null;
-  }
-
-  /** Final until start: close the link, fail every queued transaction with EIO. */
-  private fail(reason: string, detail: string): void {
-    this.log.error(`failed (${reason}): ${detail}; failing queued I/O with EIO`, { op: 'hello', errno: 'EIO' });
-    this.cancelBackoff();
-    const conn = this.conn;
-    this.conn = null;
-    conn?.close(detail);
-    this.setPhase('failed', reason);
-    this.table?.failAll('EIO', `${reason}: ${detail}`);
-  }
-
   private async startEndpoint(conn: Connection, sessionHex: string): Promise<void> {
     const gen = this.generation;
     const cfg = this.node.config;
@@ -453,77 +230,74 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
         return;
       }
       this.endpoint = ep;
-      if (conn === this.conn && this.phase !== 'failed') this.becomeReady(sessionHex);
+      this.leg.becomeReady(conn, sessionHex);
     } catch (err) {
       if (gen !== this.generation) return;
-      this.fail('nbd-endpoint', `cannot serve NBD: ${(err as Error)?.message ?? String(err)}`);
+      this.leg.fail('nbd-endpoint', `cannot serve NBD: ${(err as Error)?.message ?? String(err)}`);
     }
   }
 
   // ---- BlockTarget ----
 
   size(): number {
-    return this.sizeBytes ?? 0;
+    return this.leg.sizeBytes ?? 0;
   }
 
   permissions(): 'r' | 'w' | 'rw' {
-    return this.perms ?? 'r';
+    return this.leg.perms ?? 'r';
   }
 
   maxRequest(): number {
-    const p = this.policy.maxRequest;
-    return this.exportMaxRequest > 0 ? Math.min(p, this.exportMaxRequest) : p;
+    return this.leg.maxRequest();
   }
 
   private accepting(): boolean {
-    return this.started && !this.stopRequested && this.phase !== 'failed' && this.table !== null;
+    return this.started && !this.stopRequested && this.leg.phase !== 'failed' && this.leg.table !== null;
   }
 
   hasCapacity(): boolean {
     // When not accepting, requests are refused at once without a slot, so never block the reader.
-    return this.accepting() ? this.table!.hasCapacity() : true;
+    return this.accepting() ? this.leg.hasCapacity() : true;
   }
 
   onCapacity(listener: () => void): () => void {
-    this.capacityListeners.add(listener);
-    return () => { this.capacityListeners.delete(listener); };
+    return this.leg.onCapacity(listener);
   }
 
   private maybeCapacity(): void {
-    if (this.accepting() && this.table!.hasCapacity()) for (const l of [...this.capacityListeners]) l();
+    if (this.accepting() && this.leg.hasCapacity()) this.leg.capacityReturned();
   }
 
   submit(req: BlockRequest, done: BlockDone): void {
     if (!this.accepting()) {
-      const errno = this.started && this.phase === 'failed' && !this.stopRequested ? 'EIO' : 'ESHUTDOWN';
+      const errno = this.started && this.leg.phase === 'failed' && !this.stopRequested ? 'EIO' : 'ESHUTDOWN';
       this.log.debug(`${req.op} refused in state ${this.state}: ${errno}`, { op: req.op, errno });
       queueMicrotask(() => done(errno, null));
       return;
     }
-    if (!this.table!.hasCapacity()) {
+    if (!this.leg.hasCapacity()) {
       throw new DstError('DST_ERR_BUSY', `${req.op}: transaction pool full`, { errno: 'EAGAIN' });
     }
-    this.table!.submit(req, done);
+    this.leg.submit(req, done);
   }
 
   // ---- show ----
 
   show(): Pick<NodeShow, 'state' | 'reason' | 'size' | 'listen' | 'nbd' | 'sessionId' | 'permissions' | 'stats'> {
     const ep = this.endpoint;
-    const stats: Stats = this.table ? this.table.stats() : emptyStats();
-    stats.reconnects = this.reconnects;
+    const stats = this.leg.stats();
     return {
       state: this.state,
       reason: this.reason,
-      size: this.sizeBytes,
+      size: this.leg.sizeBytes,
       listen: null,
       nbd: ep && ep.socketPath !== null ? {
         socket: ep.socketPath,
         uri: ep.uri,
         listen: ep.tcpAddress ? formatHostPort(ep.tcpAddress) : null,
       } : null,
-      sessionId: this.sessionId ? this.sessionId.toString('hex') : null,
-      permissions: this.perms,
+      sessionId: this.leg.sessionId ? this.leg.sessionId.toString('hex') : null,
+      permissions: this.leg.perms,
       stats,
     };
   }
