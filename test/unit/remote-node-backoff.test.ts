@@ -8,7 +8,8 @@ import { silentLogger } from '../../src/util/log.js';
 import {
   DEFAULT_CRYPTO, DEFAULT_LIMITS, DEFAULT_POLICY, type EventFields, type NodeContext, type Policy, type RemoteConfig,
 } from '../../src/engine/types.js';
-import { backoffDelay, createRemoteNode, BACKOFF_CAP_MS } from '../../src/engine/remote/remote-node.js';
+import { createRemoteNode } from '../../src/engine/remote/remote-node.js';
+import { BACKOFF_CAP_MS, backoffDelay } from '../../src/engine/remote/leg.js';
 import type { NbdEndpoint } from '../../src/engine/remote/nbd-endpoint.js';
 import { flush, FakeSocket, exportBehaviour } from '../helpers/remote-conn.js';
 

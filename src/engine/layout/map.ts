@@ -3,13 +3,8 @@
 // linear and stripe. Pure: no I/O, no state; the split target (next slice) submits the pieces.
 import { DstError } from '../../util/errors.js';
 
-export type Layout = 'single' | 'mirror' | 'linear' | 'stripe';
-
-/** Stripe chunk: a power of two of at least this (the smallest block any NBD client sends). */
+/** Stripe chunks and mirror regions: a power of two of at least this (the smallest block any NBD client sends). */
 export const MIN_CHUNK = 4096;
-export const DEFAULT_CHUNK = 512 * 1024;
-/** Mirror region (the unit of out-of-sync tracking): a power of two of at least MIN_CHUNK. */
-export const DEFAULT_REGION = 1024 * 1024;
 /**
  * The tail of every mirror leg kept for the legs' own metadata (the Mirror healing issue puts it
  * there, like md's v1.0 superblock): the device ends before it, so data starts at offset 0 on
@@ -43,7 +38,7 @@ export function checkPowerOfTwoSize(n: number, what: string): number {
   return n;
 }
 
-function checkLegSizes(legSizes: readonly number[], min: number, layout: Layout): void {
+function checkLegSizes(legSizes: readonly number[], min: number, layout: 'linear' | 'stripe' | 'mirror'): void {
   if (legSizes.length < min) throw invalid(`${layout} layout`, `needs at least ${min} leg${min === 1 ? '' : 's'}, got ${legSizes.length}`);
   legSizes.forEach((s, i) => {
     if (!Number.isSafeInteger(s) || s < 0) throw invalid(`${layout} layout`, `leg ${i} has size ${s}`);

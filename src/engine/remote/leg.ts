@@ -71,7 +71,6 @@ export class Leg {
   sizeBytes: number | null = null;
   perms: 'r' | 'w' | 'rw' | null = null;
   private exportMaxRequest = 0;
-  private everReady = false;
   private reconnects = 0;
 
   private failures = 0;
@@ -92,7 +91,6 @@ export class Leg {
     this.sizeBytes = null;
     this.perms = null;
     this.exportMaxRequest = 0;
-    this.everReady = false;
     this.reconnects = 0;
     this.failures = 0;
     const table = new TransactionTable({
@@ -225,12 +223,10 @@ export class Leg {
     this.perms = perms;
     this.exportMaxRequest = reply.maxRequest;
     this.failures = 0;
-    if (this.everReady) this.reconnects++;
-    const firstOfRun = !this.everReady;
-    this.everReady = true;
+    if (!first) this.reconnects++;
     const sessionHex = this.sessionId!.toString('hex');
     this.o.log.info(`connected: session ${sessionHex}, size ${this.sizeBytes}, permissions ${perms}`, { op: 'hello' });
-    if (firstOfRun) {
+    if (first) {
       this.table.attach(conn);
       this.o.firstHello(conn, sessionHex);
       return;

@@ -30,8 +30,6 @@ import { startNbdEndpoint, type NbdEndpoint, type NbdEndpointOptions } from './n
 import type { BlockDone, BlockRequest, BlockTarget } from './target.js';
 import { STOP_GRACE_MS } from './transactions.js';
 
-export { BACKOFF_CAP_MS, backoffDelay } from './leg.js';
-
 /** Injection points (tests); the engine passes none. */
 export interface RemoteNodeDeps {
   /** TCP connector (default net.connect) */
