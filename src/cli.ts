@@ -4,7 +4,7 @@
 // main() returns the code; bin/dst sets process.exitCode from it. Nothing here calls process.exit.
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { DstError } from './util/errors.js';
 import { defaultSocketPath } from './engine/paths.js';
 import { commands } from './commands/index.js';
@@ -94,6 +94,21 @@ function commandPath(argv: readonly string[]): { words: string[]; leaf: DstComma
     if (level.length === 0) break;
   }
   return { words, leaf };
+}
+
+/** An option that is not repeatable but was given more than once: say which, instead of guessing. */
+function refuseRepeats(args: Record<string, unknown>, repeatable: readonly string[]): void {
+  const allowed = new Set(['_', ...repeatable]);
+  const repeated = Object.keys(args).filter((k) => Array.isArray(args[k]) && !allowed.has(k) && !/[A-Z]/.test(k));
+  if (repeated.length) throw new YargsRepeat(`${repeated.map((k) => `--${k}`).join(', ')} given more than once`);
+}
+
+/** yargs' own record of the options declared so far (the running command's included); its typings omit it. */
+interface YargsInternals { getOptions(): { array: string[] } }
+
+/** Thrown from middleware; yargs hands it to fail(), which turns it into a usage error. */
+class YargsRepeat extends Error {
+  override name = 'YError';
 }
 
 /** yargs' message, said about the command it concerns and naming what is missing or unknown. */
@@ -216,7 +231,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       return 0;
     }
     let output = '';
-    const parser = yargs()
+    const parser: Argv = yargs()
       // usageError() rewrites yargs' English messages, and the bundled CLI has no locale files
       .locale('en')
       .scriptName('dst')
@@ -224,8 +239,11 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       .parserConfiguration({
         'parse-numbers': false,
         'parse-positional-numbers': false,
-        'duplicate-arguments-array': false,
+        // repeatable options (--remote, one per leg) collect every value; any other option
+        // given twice is refused below rather than silently keeping the last one
+        'duplicate-arguments-array': true,
       })
+      .middleware((args) => refuseRepeats(args, (parser as unknown as YargsInternals).getOptions().array), true)
       .option('socket', {
         type: 'string', global: true,
         describe: 'control socket (default $DST_SOCKET, else /run/dst/dst.sock or $XDG_RUNTIME_DIR/dst/dst.sock)',

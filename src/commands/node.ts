@@ -1,9 +1,10 @@
 // `dst node add|start|stop|del|reconnect|list|show|set`: parse, one control request, render.
-import { DEFAULT_LIMITS, type NodeAddArgs, type NodeShow, type Policy } from '../engine/types.js';
+import { DEFAULT_CHUNK, DEFAULT_LIMITS, DEFAULT_REGION, type Layout, type NodeAddArgs, type NodeShow, type Policy } from '../engine/types.js';
+import { checkPowerOfTwoSize } from '../engine/layout/map.js';
 import { POLICY_TABLE, optionName, policyHelp } from '../engine/policy.js';
-import { formatDuration } from '../util/parse.js';
+import { formatDuration, parseLegSpec, parseSize } from '../util/parse.js';
 import { engineError, defineCommand, defineGroup, makeContext, usage, type CommandContext, type DstCommand } from './context.js';
-import { optDuration, optHostPort, optInt, optName, optSize } from './args.js';
+import { checked, optDuration, optHostPort, optInt, optName, optSize } from './args.js';
 import { nodeBlock, nodeLine, nodeTable, policyLine } from './render.js';
 import { DstError } from '../util/errors.js';
 import { describeOf } from './help.js';
@@ -15,7 +16,15 @@ const name = { describe: 'node name (1-32 of A-Z a-z 0-9 _ -)', type: 'string' }
 interface AddOpts {
   name: string;
   disk?: string; listen?: string; size?: string; readonly?: boolean; create?: string;
-  remote?: string; export?: string; nbdListen?: string;
+  remote?: string | string[]; export?: string; nbdListen?: string;
+  layout?: string; chunk?: string; region?: string;
+}
+
+const MULTI_LAYOUTS = ['mirror', 'linear', 'stripe'] as const;
+
+/** A stripe chunk or mirror region option: a size that is a power of two (4K..1G). */
+function optPowerOfTwo(option: string, v: string): number {
+  return checked(option, 'size', v, (x, what) => checkPowerOfTwoSize(parseSize(x, what), `invalid ${what} ${JSON.stringify(String(x).trim())}`));
 }
 
 /** Turn `node add` options into the request (syntax only; exit 2 on anything wrong). */
@@ -24,11 +33,11 @@ export function nodeAddArgs(o: AddOpts, abs: (p: string) => string): NodeAddArgs
   const given = (k: keyof AddOpts): boolean => o[k] !== undefined && o[k] !== false;
   if (given('disk') === given('remote')) {
     throw usage(given('disk') ? 'give either --disk or --remote, not both' : 'give --disk PATH (export node) or --remote HOST:PORT (remote node)',
-      { hint: 'dst node add NAME --disk PATH --listen ADDR:PORT | --remote HOST:PORT' });
+      { hint: 'dst node add NAME --disk PATH --listen ADDR:PORT | --remote HOST:PORT[/EXPORT] ...' });
   }
   const size = o.size === undefined ? null : optSize('--size', o.size);
   if (given('disk')) {
-    for (const k of ['export', 'nbdListen'] as const) {
+    for (const k of ['export', 'nbdListen', 'layout', 'chunk', 'region'] as const) {
       if (given(k)) throw usage(`--${k === 'nbdListen' ? 'nbd-listen' : k} is for remote nodes; it cannot be used with --disk`);
     }
     if (!given('listen')) throw usage('--listen ADDR:PORT is required with --disk (port 0 = any free port)');
@@ -44,12 +53,32 @@ export function nodeAddArgs(o: AddOpts, abs: (p: string) => string): NodeAddArgs
   for (const k of ['listen', 'readonly', 'create'] as const) {
     if (given(k)) throw usage(`--${k} is for export nodes; it cannot be used with --remote`);
   }
-  const exp = o.export === undefined ? null : o.export === '' ? '' : optName(o.export, 'export name');
+  const exp = o.export === undefined ? null : o.export === '' ? null : optName(o.export, 'export name');
+  const remotes = ([] as string[]).concat(o.remote ?? []);
+  const legs = remotes.map((r, i) => checked('--remote', remotes.length > 1 ? `leg ${i} address` : 'address', r, (x, what) => parseLegSpec(x, what, exp)));
+  const nbdListen = o.nbdListen === undefined ? null : optHostPort('--nbd-listen', o.nbdListen, true);
+  const layout = o.layout ?? 'single';
+  if (layout === 'single') {
+    if (legs.length > 1) throw usage(`${legs.length} --remote options need --layout ${MULTI_LAYOUTS.join('|')}`);
+    for (const k of ['chunk', 'region'] as const) if (given(k)) throw usage(`--${k} needs --layout ${k === 'chunk' ? 'stripe' : 'mirror'}`);
+    return { name: nodeName, role: 'remote', size, remote: legs[0]!.remote, export: legs[0]!.export, nbdListen };
+  }
+  if (!(MULTI_LAYOUTS as readonly string[]).includes(layout)) {
+    throw usage(`invalid layout ${JSON.stringify(layout)} for --layout: use ${MULTI_LAYOUTS.join(', ')}`);
+  }
+  if (layout === 'mirror') {
+    throw usage('--layout mirror is not available in this version yet (linear and stripe are); see dst(8)');
+  }
+  if (legs.length < 2) {
+    throw usage(`--layout ${layout} needs at least two --remote (one per leg, in leg order); got ${legs.length}`);
+  }
+  if (given('chunk') && layout !== 'stripe') throw usage('--chunk is for --layout stripe');
+  if (given('region') && layout !== 'mirror') throw usage('--region is for --layout mirror');
   return {
-    name: nodeName, role: 'remote', size,
-    remote: optHostPort('--remote', o.remote, false),
-    export: exp,
-    nbdListen: o.nbdListen === undefined ? null : optHostPort('--nbd-listen', o.nbdListen, true),
+    name: nodeName, role: 'remote', size, nbdListen,
+    layout: layout as Layout, legs,
+    chunk: o.chunk === undefined ? DEFAULT_CHUNK : optPowerOfTwo('--chunk', o.chunk),
+    region: o.region === undefined ? DEFAULT_REGION : optPowerOfTwo('--region', o.region),
   };
 }
 
@@ -63,13 +92,17 @@ const add = defineCommand<AddOpts>({
       listen: { type: 'string', describe: 'export: ADDR:PORT to listen on (port 0 = any free port)', group: 'Export node:' },
       readonly: { type: 'boolean', describe: 'export: serve read-only', group: 'Export node:' },
       create: { type: 'string', describe: 'export: create a sparse file of SIZE at --disk if missing', group: 'Export node:' },
-      remote: { type: 'string', describe: 'remote: HOST:PORT of the export', group: 'Remote node:' },
-      export: { type: 'string', describe: 'remote: export name to ask for (default: the export\'s default)', group: 'Remote node:' },
+      remote: { type: 'string', array: true, describe: 'remote: HOST:PORT[/EXPORT] of an export; repeat once per leg, in leg order', group: 'Remote node:' },
+      export: { type: 'string', describe: 'remote: export name to ask for where --remote names none (default: the export\'s default)', group: 'Remote node:' },
+      layout: { type: 'string', describe: 'remote: build one device from several --remote: mirror, linear or stripe', group: 'Remote node:' },
+      chunk: { type: 'string', describe: 'stripe: chunk size, a power of two ≥ 4K (default 512K)', group: 'Remote node:' },
+      region: { type: 'string', describe: 'mirror: out-of-sync tracking unit, a power of two ≥ 4K (default 1M)', group: 'Remote node:' },
       'nbd-listen': { type: 'string', describe: 'remote: also serve NBD over TCP on ADDR:PORT', group: 'Remote node:' },
       size: { type: 'string', describe: 'limit the size (K M G T; default: the disk\'s size)', group: 'Both:' },
     })
     .example('$0 node add vol --disk /srv/vol.img --listen 0.0.0.0:10825 --create 10G', '')
-    .example('$0 node add vol --remote 192.0.2.10:10825', ''),
+    .example('$0 node add vol --remote 192.0.2.10:10825', '')
+    .example('$0 node add vol --layout mirror --remote 192.0.2.10:10825/a --remote 192.0.2.11:10825/b', ''),
   handler: async (argv) => {
     const ctx = makeContext(argv);
     const res = await ctx.request('node-add', nodeAddArgs(argv, ctx.abs));

@@ -1,8 +1,8 @@
 // Text rendering only (no I/O): aligned tables and readable blocks. --json never comes here.
 import type { ChalkInstance } from 'chalk';
-import { formatDuration, formatSize } from '../util/parse.js';
+import { formatDuration, formatLegSpec, formatSize } from '../util/parse.js';
 import { POLICY_TABLE, policyText } from '../engine/policy.js';
-import type { AclEntry, CryptoShow, EventRecord, NodeShow, Policy, StatusShow } from '../engine/types.js';
+import type { AclEntry, CryptoShow, EventRecord, LegShow, NodeShow, Policy, StatusShow } from '../engine/types.js';
 
 /** Columns padded to the widest cell; the header in bold. Colour never affects alignment. */
 export function table(chalk: ChalkInstance, header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -40,14 +40,27 @@ export function stateText(chalk: ChalkInstance, state: string): string {
 
 function where(n: NodeShow): string {
   if (n.role === 'export') return n.listen ?? '-';
+  if (n.legs) return `${n.layout} of ${n.legs.length}`;
   return n.remote ?? '-';
+}
+
+/** "ready", "ready (degraded)", "backoff (leg)" */
+function stateWithReason(n: NodeShow): string {
+  return n.state + (n.reason ? ` (${n.reason})` : n.degraded ? ' (degraded)' : '');
+}
+
+function legLine(l: LegShow): string {
+  const sync = l.resync ? `, resync ${formatSize(l.resync.doneBytes)}/${formatSize(l.resync.totalBytes)}${l.resync.etaMs !== null ? ` eta ${formatDuration(l.resync.etaMs)}` : ''}` : '';
+  const behind = l.outOfSyncBytes > 0 ? `, out of sync ${formatSize(l.outOfSyncBytes)}` : '';
+  const st = l.stats;
+  return `${l.index}: ${formatLegSpec(l)} ${l.state}${behind}${sync}; reads ${st.reads}, writes ${st.writes}, resynced ${formatSize(st.resyncedBytes)}, failed ${st.failed}, reconnects ${st.reconnects}`;
 }
 
 /** `node list`: one row per node. */
 export function nodeTable(chalk: ChalkInstance, nodes: readonly NodeShow[]): string {
   if (nodes.length === 0) return 'no nodes (add one with: dst node add NAME --disk PATH --listen ADDR:PORT, or --remote HOST:PORT)';
   return table(chalk, ['NAME', 'ROLE', 'STATE', 'SIZE', 'ADDRESS', 'LOCAL'], nodes.map((n) => [
-    n.name, n.role, n.state + (n.reason ? ` (${n.reason})` : ''), n.size === null ? '-' : formatSize(n.size), where(n),
+    n.name, n.role, stateWithReason(n), n.size === null ? '-' : formatSize(n.size), where(n),
     n.role === 'export' ? (n.disk ?? '-') : (n.attachment?.device ?? n.nbd?.socket ?? '-'),
   ]));
 }
@@ -57,8 +70,9 @@ export function nodeLine(chalk: ChalkInstance, n: NodeShow): string {
   const reason = n.reason ? ` (${n.reason})` : '';
   const place = n.role === 'export'
     ? (n.listen ? `${n.state === 'listening' ? 'on' : 'for'} ${n.listen}` : '')
-    : (n.remote ? `to ${n.remote}` : '');
-  return `${chalk.bold(n.name)}: ${n.role} ${stateText(chalk, n.state)}${reason}${place ? ' ' + place : ''}`;
+    : n.legs ? `${n.layout} of ${n.legs.map((l) => l.remote).join(', ')}` : (n.remote ? `to ${n.remote}` : '');
+  const degraded = !n.reason && n.degraded ? ' (degraded)' : '';
+  return `${chalk.bold(n.name)}: ${n.role} ${stateText(chalk, n.state)}${reason}${degraded}${place ? ' ' + place : ''}`;
 }
 
 /** `node set`: every policy key on one line, in table order. */
@@ -84,14 +98,20 @@ function aclLines(acl: readonly AclEntry[]): string[] {
 export function nodeBlock(chalk: ChalkInstance, n: NodeShow): string {
   const rows: [string, string | string[]][] = [];
   rows.push(['role', n.role]);
-  rows.push(['state', stateText(chalk, n.state) + (n.reason ? ` (reason: ${n.reason})` : '')]);
+  rows.push(['state', stateText(chalk, n.state) + (n.reason ? ` (reason: ${n.reason})` : '') + (n.degraded ? ' degraded' : '')]);
   rows.push(['size', sizeText(n.size)]);
   if (n.role === 'export') {
     rows.push(['disk', (n.disk ?? '-') + (n.readonly ? ' (read-only)' : '')]);
     rows.push(['listen', n.listen ?? '-']);
     rows.push(['acl', n.acl && n.acl.length ? aclLines(n.acl) : 'empty: nobody may connect (dst security add ' + n.name + ' --addr IP --perm rw)']);
   } else {
-    rows.push(['remote', (n.remote ?? '-') + (n.export ? ` (export "${n.export}")` : '')]);
+    if (n.legs) {
+      const unit = n.layout === 'stripe' && n.chunk !== null ? `, chunk ${formatSize(n.chunk)}` : n.layout === 'mirror' && n.region !== null ? `, region ${formatSize(n.region)}` : '';
+      rows.push(['layout', `${n.layout}${unit}`]);
+      rows.push(['legs', n.legs.map(legLine)]);
+    } else {
+      rows.push(['remote', (n.remote ?? '-') + (n.export ? ` (export "${n.export}")` : '')]);
+    }
     rows.push(['permissions', n.permissions ?? '-']);
     rows.push(['session', n.sessionId ?? '-']);
     rows.push(['nbd', n.nbd ? [n.nbd.socket, n.nbd.uri, ...(n.nbd.listen ? [`tcp ${n.nbd.listen}`] : [])] : 'not serving yet']);

@@ -6,11 +6,12 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { DstError, errnoOf } from '../util/errors.js';
 import type { LogLevel } from '../util/log.js';
-import { formatSize, parseDuration, parseHostPort, parseNodeName, parseSize } from '../util/parse.js';
+import { formatLegSpec, formatSize, parseDuration, parseHostPort, parseLegSpec, parseNodeName, parseSize } from '../util/parse.js';
 import {
-  DEFAULT_CRYPTO, DEFAULT_LIMITS, DEFAULT_POLICY,
-  type AclEntry, type CryptoConfig, type Limits, type NodeConfig, type Policy,
+  DEFAULT_CHUNK, DEFAULT_CRYPTO, DEFAULT_LIMITS, DEFAULT_POLICY, DEFAULT_REGION, LAYOUTS,
+  type AclEntry, type CryptoConfig, type Layout, type Limits, type NodeConfig, type Policy,
 } from './types.js';
+import { checkPowerOfTwoSize } from './layout/map.js';
 import { POLICY_TABLE, formatPolicyValue } from './policy.js';
 import {
   applyPolicy, checkThreads, formatAllowLine, normalizeCipher, normalizeHash, parseAllowLine, suiteName,
@@ -43,7 +44,7 @@ const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
 const COMMON_KEYS = ['role', 'size', 'autostart', 'cipher', 'hash', 'cipher-key-file', 'hash-key-file', 'threads',
   ...POLICY_TABLE.map((k) => k.key)] as const;
 const EXPORT_KEYS = ['disk', 'listen', 'readonly', 'allow'] as const;
-const REMOTE_KEYS = ['remote', 'export', 'nbd-listen'] as const;
+const REMOTE_KEYS = ['remote', 'export', 'nbd-listen', 'layout', 'chunk', 'region'] as const;
 const ENGINE_KEYS = ['log-level', 'autosave'] as const;
 
 /** ini's own section/key line pattern (ini/lib/ini.js decode). */
@@ -277,14 +278,33 @@ function parseNodeSection(file: string, section: string, name: string, raw: Raw,
     }
     return { name, role, size, autostart, policy, crypto, disk, listen, readonly: r.bool('readonly') ?? false, acl };
   }
-  const remote = r.required('remote');
-  r.check('remote', () => parseHostPort(remote, 'remote address', false));
-  let exportName: string | null = r.str('export') ?? null;
-  if (exportName === '') exportName = null;
-  if (exportName !== null) r.check('export', () => parseNodeName(exportName, 'export name'));
   const nbdListen = r.str('nbd-listen') ?? null;
   if (nbdListen !== null) r.check('nbd-listen', () => parseHostPort(nbdListen, 'NBD listen address'));
-  return { name, role, size, autostart, policy, crypto, remote, export: exportName, nbdListen };
+  const remote = { name, role: 'remote' as const, size, autostart, policy, crypto, nbdListen, chunk: DEFAULT_CHUNK, region: DEFAULT_REGION };
+  const layout = r.str('layout') ?? 'single';
+  if (!(LAYOUTS as readonly string[]).includes(layout)) throw r.fail('layout', `must be one of ${LAYOUTS.join(', ')}, not ${JSON.stringify(layout)}`);
+  if (layout === 'single') {
+    // today's keys: remote = "HOST:PORT" and export = "NAME"
+    for (const k of ['chunk', 'region'] as const) if (r.has(k)) throw r.fail(k, 'only for multi-leg nodes (layout mirror, linear or stripe)');
+    if (Array.isArray(raw['remote'])) throw r.fail('remote', 'remote[] lines need layout = "mirror", "linear" or "stripe"; a single remote node has one remote = "HOST:PORT"');
+    const addr = r.required('remote');
+    r.check('remote', () => parseHostPort(addr, 'remote address', false));
+    let exportName: string | null = r.str('export') ?? null;
+    if (exportName === '') exportName = null;
+    if (exportName !== null) r.check('export', () => parseNodeName(exportName, 'export name'));
+    return { ...remote, layout, legs: [{ remote: addr, export: exportName }] };
+  }
+  if (r.has('export')) throw r.fail('export', 'not for multi-leg nodes: name each leg\'s export in its remote[] = "HOST:PORT/EXPORT" line');
+  const legs = r.list('remote').map((line, i) => r.check('remote', () => parseLegSpec(line, `leg ${i} address`, null)));
+  const min = layout === 'mirror' ? 1 : 2;
+  if (legs.length < min) throw r.fail('remote', `layout ${layout} needs at least ${min} remote[] = "HOST:PORT/EXPORT" line${min === 1 ? '' : 's'}, one per leg in leg order`);
+  const pow2 = (k: 'chunk' | 'region', dflt: number): number => {
+    const v = r.size(k);
+    return v === undefined ? dflt : r.check(k, (where) => checkPowerOfTwoSize(v, where));
+  };
+  if (r.has('chunk') && layout !== 'stripe') throw r.fail('chunk', 'only for layout stripe');
+  if (r.has('region') && layout !== 'mirror') throw r.fail('region', 'only for layout mirror');
+  return { ...remote, layout: layout as Layout, legs, chunk: pow2('chunk', DEFAULT_CHUNK), region: pow2('region', DEFAULT_REGION) };
 }
 
 /** Parse config text; `file` names it in errors. Types and ranges are checked here; files and ports by the registry. */
@@ -362,8 +382,16 @@ export function formatConfig(snap: ConfigSnapshot): string {
       lines.push(`listen = ${q(c.listen)}`);
       lines.push(`readonly = ${c.readonly ? 'true' : 'false'}`);
     } else {
-      lines.push(`remote = ${q(c.remote)}`);
-      if (c.export !== null) lines.push(`export = ${q(c.export)}`);
+      if (c.layout === 'single') {
+        lines.push(`remote = ${q(c.legs[0]!.remote)}`);
+        if (c.legs[0]!.export !== null) lines.push(`export = ${q(c.legs[0]!.export)}`);
+      } else {
+        lines.push(`layout = ${q(c.layout)}`);
+        // ini keeps only the last of repeated plain keys: one remote[] line per leg, in leg order
+        for (const l of c.legs) lines.push(`remote[] = ${q(formatLegSpec(l))}`);
+        if (c.layout === 'stripe') lines.push(`chunk = ${q(formatSize(c.chunk))}`);
+        if (c.layout === 'mirror') lines.push(`region = ${q(formatSize(c.region))}`);
+      }
       if (c.nbdListen !== null) lines.push(`nbd-listen = ${q(c.nbdListen)}`);
     }
     if (c.size !== null) lines.push(`size = ${q(formatSize(c.size))}`);

@@ -4,8 +4,9 @@
 import { isAbsolute } from 'node:path';
 import { DstError, errnoOf, type DstErrorCode } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import { parseHostPort, parseNodeName, type HostPort } from '../util/parse.js';
-import { DEFAULT_POLICY, type AclEntry, type CryptoConfig, type ExportConfig, type Limits, type NodeConfig, type RemoteConfig } from './types.js';
+import { formatLegSpec, parseHostPort, parseNodeName, type HostPort } from '../util/parse.js';
+import { checkPowerOfTwoSize } from './layout/map.js';
+import { DEFAULT_POLICY, LAYOUTS, MAX_LEGS, type AclEntry, type CryptoConfig, type ExportConfig, type Limits, type NodeConfig, type RemoteConfig } from './types.js';
 import { applyPolicy, canonicalAddr, checkKeyFile, checkThreads, parsePerm, suiteName } from './validate.js';
 
 /** Prefix a thrown error with the operation; map system errors to DstErrors. */
@@ -74,10 +75,27 @@ async function checkExport(c: ExportConfig, where: string, create: number | null
 }
 
 async function checkRemote(c: RemoteConfig, where: string, log: Logger): Promise<void> {
-  if (typeof c.remote !== 'string' || c.remote === '') throw new DstError('DST_ERR_INVALID', `${where}: a remote node needs the export's address (--remote HOST:PORT)`);
+  if (!(LAYOUTS as readonly unknown[]).includes(c.layout)) {
+    throw new DstError('DST_ERR_INVALID', `${where}: layout must be one of ${LAYOUTS.join(', ')}, not ${JSON.stringify(c.layout)}`);
+  }
+  if (c.layout === 'mirror') throw new DstError('DST_ERR_INVALID', `${where}: layout mirror is not available in this version yet (linear and stripe are)`);
+  const min = c.layout === 'linear' || c.layout === 'stripe' ? 2 : 1;
+  if (!Array.isArray(c.legs) || c.legs.length < min || (c.layout === 'single' && c.legs.length !== 1)) {
+    throw new DstError('DST_ERR_INVALID', c.layout === 'single'
+      ? `${where}: a remote node needs the export's address (--remote HOST:PORT)`
+      : `${where}: layout ${c.layout} needs at least ${min} leg${min === 1 ? '' : 's'} (--remote HOST:PORT/EXPORT, one per leg), got ${c.legs?.length ?? 0}`);
+  }
+  if (c.legs.length > MAX_LEGS) throw new DstError('DST_ERR_INVALID', `${where}: at most ${MAX_LEGS} legs, got ${c.legs.length}`);
   try {
-    parseHostPort(c.remote, 'remote address', false);
-    if (c.export !== null) parseNodeName(c.export, 'export name');
+    c.legs.forEach((l, i) => {
+      const what = c.layout === 'single' ? 'remote address' : `leg ${i} address`;
+      if (typeof l.remote !== 'string' || l.remote === '') throw new DstError('DST_ERR_INVALID', `a remote node needs the export's address (--remote HOST:PORT)`);
+      parseHostPort(l.remote, what, false);
+      if (l.export !== null) parseNodeName(l.export, 'export name');
+      const same = c.legs.findIndex((o) => o.remote === l.remote && o.export === l.export);
+      if (same < i) throw new DstError('DST_ERR_INVALID', `leg ${same} and leg ${i} are the same export (${formatLegSpec(l)})`);
+    });
+    if (c.layout === 'stripe') checkPowerOfTwoSize(c.chunk, 'stripe chunk (--chunk)');
     if (c.nbdListen !== null) parseHostPort(c.nbdListen, 'NBD listen address');
   } catch (err) {
     throw wrapError(err, where);

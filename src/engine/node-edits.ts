@@ -5,7 +5,7 @@ import { DstError } from '../util/errors.js';
 import { formatHostPort, parseHostPort } from '../util/parse.js';
 import { POLICY_TABLE } from './policy.js';
 import {
-  DEFAULT_CRYPTO, DEFAULT_POLICY,
+  DEFAULT_CHUNK, DEFAULT_CRYPTO, DEFAULT_POLICY, DEFAULT_REGION,
   type AclEntry, type CryptoConfig, type CryptoSetArgs, type ExportConfig, type Limits, type NodeAddArgs, type NodeConfig, type Policy,
 } from './types.js';
 import { applyPolicy, checkThreads, normalizeCipher, normalizeHash, suiteName } from './validate.js';
@@ -17,6 +17,9 @@ export function deepFreeze<T extends NodeConfig>(c: T): T {
   if (c.role === 'export') {
     c.acl.forEach((e) => Object.freeze(e));
     Object.freeze(c.acl);
+  } else {
+    c.legs.forEach((l) => Object.freeze(l));
+    Object.freeze(c.legs);
   }
   return Object.freeze(c);
 }
@@ -53,12 +56,18 @@ export function configOfAdd(args: NodeAddArgs, where: string): NodeConfig {
     }
   };
   if (args.role === 'export') {
-    notFor([['remote', args.remote], ['export', args.export], ['nbd-listen', args.nbdListen]], 'remote');
+    notFor([['remote', args.remote], ['export', args.export], ['nbd-listen', args.nbdListen], ['layout', args.layout],
+      ['remote', args.legs], ['chunk', args.chunk], ['region', args.region]], 'remote');
     return { ...base, role: 'export', disk: args.disk ?? '', listen: args.listen ?? '', readonly: args.readonly === true, acl: [] };
   }
   if (args.role === 'remote') {
     notFor([['disk', args.disk], ['listen', args.listen], ['readonly', args.readonly], ['create', args.create]], 'export');
-    return { ...base, role: 'remote', remote: args.remote ?? '', export: args.export || null, nbdListen: args.nbdListen ?? null };
+    const layout = args.layout ?? 'single';
+    const legs = layout === 'single' ? [{ remote: args.remote ?? '', export: args.export || null }] : (args.legs ?? []).map((l) => ({ ...l }));
+    if (layout !== 'single' && (args.remote !== undefined || (args.export !== undefined && args.export !== null))) {
+      throw new DstError('DST_ERR_INVALID', `${where}: layout ${layout} takes its legs in legs (--remote ADDR/EXPORT per leg), not remote/export`);
+    }
+    return { ...base, role: 'remote', layout, legs, chunk: args.chunk ?? DEFAULT_CHUNK, region: args.region ?? DEFAULT_REGION, nbdListen: args.nbdListen ?? null };
   }
   throw new DstError('DST_ERR_INVALID', `${where}: role must be export or remote, not ${JSON.stringify(args.role)}`);
 }

@@ -205,7 +205,7 @@ export class Registry {
     const events: EventSink = {
       emit: (node, event, fields) => {
         this.opts.events.emit(node, event, fields);
-        if (event === 'state-changed' && fields?.to) this.attachments.nodeState(node, fields.to, fields.reason ?? null);
+        if (event === 'state-changed' && fields?.to) this.attachments.nodeState(node, fields.to as NodeState, fields.reason ?? null);
       },
     };
     const ctx: NodeContext = {

@@ -64,12 +64,34 @@ export interface ExportConfig extends NodeConfigBase {
   acl: AclEntry[];
 }
 
-export interface RemoteConfig extends NodeConfigBase {
-  role: 'remote';
+/** How a remote node builds its device from its legs (issue 14; DESIGN §13). */
+export type Layout = 'single' | 'mirror' | 'linear' | 'stripe';
+export const LAYOUTS: readonly Layout[] = ['single', 'mirror', 'linear', 'stripe'];
+
+/** One export a remote node reaches. */
+export interface LegConfig {
   /** "host:port" of the export */
   remote: string;
   /** export name to ask for; null = "" (the default export) */
   export: string | null;
+}
+
+/** most legs of one device (the region state keeps one bitmap per leg) */
+export const MAX_LEGS = 32;
+
+/** stripe chunk and mirror region defaults (issue 14) */
+export const DEFAULT_CHUNK = 512 * 1024;
+export const DEFAULT_REGION = 1024 * 1024;
+
+export interface RemoteConfig extends NodeConfigBase {
+  role: 'remote';
+  layout: Layout;
+  /** the legs in leg order; a single node has exactly one */
+  legs: LegConfig[];
+  /** stripe chunk in bytes (kept, unused, for other layouts) */
+  chunk: number;
+  /** mirror region (the unit of out-of-sync tracking) in bytes */
+  region: number;
   /** optional TCP NBD listen address "ip:port" */
   nbdListen: string | null;
 }
@@ -135,8 +157,18 @@ export interface NodeShow {
   readonly: boolean | null;
   acl: AclEntry[] | null;
   // remote
+  /** the export's address for a single remote node; null for multi-leg nodes (see legs) */
   remote: string | null;
   export: string | null;
+  /** remote nodes: how the device is built; null for exports */
+  layout: Layout | null;
+  /** multi-leg: stripe chunk / mirror region in bytes; null otherwise */
+  chunk: number | null;
+  region: number | null;
+  /** mirror: fewer than all legs in sync; null when not a mirror */
+  degraded: boolean | null;
+  /** multi-leg nodes: one per leg in leg order; null otherwise */
+  legs: LegShow[] | null;
   permissions: 'r' | 'w' | 'rw' | null;
   nbd: { socket: string; uri: string; listen: string | null } | null;
   attachment: AttachmentShow | null;
@@ -144,6 +176,34 @@ export interface NodeShow {
   policy: Policy & { deadlineMs: number };
   stats: Stats;
   crypto: CryptoShow;
+}
+
+export type LegState = 'connecting' | 'in-sync' | 'behind' | 'resyncing' | 'failed';
+export const LEG_STATES: readonly LegState[] = ['connecting', 'in-sync', 'behind', 'resyncing', 'failed'];
+
+export interface LegStats {
+  reads: number;
+  writes: number;
+  bytesRead: number;
+  bytesWritten: number;
+  /** bytes written to this leg by resync since the node started */
+  resyncedBytes: number;
+  failed: number;
+  reconnects: number;
+}
+
+export interface LegShow {
+  index: number;
+  remote: string;
+  export: string | null;
+  state: LegState;
+  /** the leg's usable size in bytes once its first HELLO told it */
+  size: number | null;
+  /** the export identity (hex) once known */
+  identity: string | null;
+  outOfSyncBytes: number;
+  resync: { doneBytes: number; totalBytes: number; bytesPerSecond: number; etaMs: number | null } | null;
+  stats: LegStats;
 }
 
 export interface Limits {
@@ -194,12 +254,14 @@ export type EventName =
   | 'subscribed' | 'events-lost'
   | 'node-added' | 'node-removed' | 'node-started' | 'node-stopped'
   | 'state-changed' | 'connected' | 'disconnected' | 'replayed' | 'txn-failed'
-  | 'auth-failed' | 'acl-denied' | 'attached' | 'detached' | 'attach-broken';
+  | 'auth-failed' | 'acl-denied' | 'attached' | 'detached' | 'attach-broken'
+  | 'leg-state' | 'resync-progress' | 'resync-done';
 
 /** Fields per event, besides {seq, ts, node, event}. */
 export interface EventFields {
-  from?: NodeState;
-  to?: NodeState;
+  /** state-changed: node states; leg-state: leg states */
+  from?: NodeState | LegState;
+  to?: NodeState | LegState;
   reason?: string | null;
   sessionId?: string;
   count?: number;
@@ -211,6 +273,12 @@ export interface EventFields {
   device?: string;
   method?: string;
   message?: string;
+  /** leg-state, resync-*: the leg's index */
+  leg?: number;
+  doneBytes?: number;
+  totalBytes?: number;
+  bytes?: number;
+  ms?: number;
 }
 
 export interface EventRecord extends EventFields {
@@ -252,8 +320,12 @@ export interface NodeRuntime {
   /** Called after the registry changed the node's config (policy, acl, crypto); applies what applies now. */
   configChanged(): void;
   /** The runtime fields of NodeShow: state, reason, size, listen (real port), nbd, sessionId, permissions, stats. */
-  show(): Pick<NodeShow, 'state' | 'reason' | 'size' | 'listen' | 'nbd' | 'sessionId' | 'permissions' | 'stats'>;
+  show(): RuntimeShow;
 }
+
+/** What a runtime reports for NodeShow (multi-leg remote nodes add degraded and legs). */
+export type RuntimeShow = Pick<NodeShow, 'state' | 'reason' | 'size' | 'listen' | 'nbd' | 'sessionId' | 'permissions' | 'stats'>
+  & Partial<Pick<NodeShow, 'degraded' | 'legs'>>;
 
 export interface RemoteRuntime extends NodeRuntime {
   /** Resolve when ready, or after ms with the current state (never rejects). */
@@ -273,10 +345,14 @@ export interface NodeAddArgs {
   listen?: string;
   readonly?: boolean;
   create?: number | null;
-  // remote
+  // remote: one leg in remote/export (single), or a layout and its legs
   remote?: string;
   export?: string | null;
   nbdListen?: string | null;
+  layout?: Layout;
+  legs?: LegConfig[];
+  chunk?: number;
+  region?: number;
 }
 
 export interface CryptoSetArgs {

@@ -10,7 +10,9 @@
 //
 // Attribute numbering follows the kernel: each object has its own enum, UNSPEC = 0 unused, fields
 // from 1; lists nest as [LIST][ITEM = 1][FIELD]. The enums can be listed with attrEnum(schema).
+import { LAYOUTS, LEG_STATES } from '../engine/types.js';
 import type {
+  LegConfig, LegShow, LegState, LegStats,
   AclEntry,
   AttachmentShow,
   ControlApi,
@@ -79,8 +81,10 @@ export const PERMS: readonly AclEntry['perm'][] = ['r', 'w', 'rw', 'none'];
 export const EVENT_NAMES: readonly EventName[] = [
   'subscribed', 'events-lost', 'node-added', 'node-removed', 'node-started', 'node-stopped',
   'state-changed', 'connected', 'disconnected', 'replayed', 'txn-failed', 'auth-failed',
-  'acl-denied', 'attached', 'detached', 'attach-broken',
+  'acl-denied', 'attached', 'detached', 'attach-broken', 'leg-state', 'resync-progress', 'resync-done',
 ];
+/** state-changed carries node states, leg-state leg states */
+const STATE_NAMES: readonly (NodeState | LegState)[] = [...NODE_STATES, ...LEG_STATES.filter((s) => !(NODE_STATES as readonly string[]).includes(s))];
 
 // ---- object schemas ----
 export type PolicyShow = Policy & { deadlineMs: number };
@@ -138,6 +142,41 @@ export const attachmentSchema = objectSchema<AttachmentShow>('attachment', {
   state: { attr: 3, type: t.oneOf(['attaching', 'attached', 'broken', 'detaching']) },
 });
 
+export const legConfigSchema = objectSchema<LegConfig>('leg-config', {
+  remote: { attr: 1, type: t.string, doc: 'HOST:PORT of the export' },
+  export: { attr: 2, type: t.string, presence: 'nullable', doc: 'export name' },
+});
+
+export const legStatsSchema = objectSchema<LegStats>('leg-stats', {
+  reads: { attr: 1, type: t.u64 },
+  writes: { attr: 2, type: t.u64 },
+  bytesRead: { attr: 3, type: t.u64 },
+  bytesWritten: { attr: 4, type: t.u64 },
+  resyncedBytes: { attr: 5, type: t.u64 },
+  failed: { attr: 6, type: t.u64 },
+  reconnects: { attr: 7, type: t.u64 },
+});
+
+type ResyncShow = NonNullable<LegShow['resync']>;
+export const resyncShowSchema = objectSchema<ResyncShow>('resync', {
+  doneBytes: { attr: 1, type: t.u64 },
+  totalBytes: { attr: 2, type: t.u64 },
+  bytesPerSecond: { attr: 3, type: t.u64 },
+  etaMs: { attr: 4, type: t.u64, presence: 'nullable' },
+});
+
+export const legShowSchema = objectSchema<LegShow>('leg', {
+  index: { attr: 1, type: t.u32 },
+  remote: { attr: 2, type: t.string },
+  export: { attr: 3, type: t.string, presence: 'nullable' },
+  state: { attr: 4, type: t.oneOf(LEG_STATES) },
+  size: { attr: 5, type: t.u64, presence: 'nullable' },
+  identity: { attr: 6, type: t.string, presence: 'nullable' },
+  outOfSyncBytes: { attr: 7, type: t.u64 },
+  resync: { attr: 8, type: t.object(resyncShowSchema), presence: 'nullable' },
+  stats: { attr: 9, type: t.object(legStatsSchema) },
+});
+
 export const nodeShowSchema = objectSchema<NodeShow>('node', {
   name: { attr: 1, type: t.string },
   role: { attr: 2, type: t.oneOf(ROLES) },
@@ -158,6 +197,11 @@ export const nodeShowSchema = objectSchema<NodeShow>('node', {
   policy: { attr: 17, type: t.object(policyShowSchema) },
   stats: { attr: 18, type: t.object(statsSchema) },
   crypto: { attr: 19, type: t.object(cryptoShowSchema) },
+  layout: { attr: 20, type: t.oneOf(LAYOUTS), presence: 'nullable' },
+  chunk: { attr: 21, type: t.u32, presence: 'nullable' },
+  region: { attr: 22, type: t.u32, presence: 'nullable' },
+  degraded: { attr: 23, type: t.bool, presence: 'nullable' },
+  legs: { attr: 24, type: t.array(t.object(legShowSchema)), presence: 'nullable' },
 });
 
 export const limitsSchema = objectSchema<Limits>('limits', {
@@ -204,8 +248,8 @@ export const eventRecordSchema = objectSchema<EventRecord>('event', {
   ts: { attr: 2, type: t.u64, doc: 'wall-clock ms since the epoch' },
   node: { attr: 3, type: t.string, presence: 'nullable' },
   event: { attr: 4, type: t.oneOf(EVENT_NAMES) },
-  from: { attr: 5, type: t.oneOf(NODE_STATES), presence: 'optional' },
-  to: { attr: 6, type: t.oneOf(NODE_STATES), presence: 'optional' },
+  from: { attr: 5, type: t.oneOf(STATE_NAMES), presence: 'optional' },
+  to: { attr: 6, type: t.oneOf(STATE_NAMES), presence: 'optional' },
   reason: { attr: 7, type: t.string, presence: 'optional-nullable' },
   sessionId: { attr: 8, type: t.string, presence: 'optional' },
   count: { attr: 9, type: t.u64, presence: 'optional' },
@@ -217,6 +261,11 @@ export const eventRecordSchema = objectSchema<EventRecord>('event', {
   device: { attr: 15, type: t.string, presence: 'optional' },
   method: { attr: 16, type: t.string, presence: 'optional' },
   message: { attr: 17, type: t.string, presence: 'optional' },
+  leg: { attr: 18, type: t.u32, presence: 'optional' },
+  doneBytes: { attr: 19, type: t.u64, presence: 'optional' },
+  totalBytes: { attr: 20, type: t.u64, presence: 'optional' },
+  bytes: { attr: 21, type: t.u64, presence: 'optional' },
+  ms: { attr: 22, type: t.u64, presence: 'optional' },
 });
 
 // ---- per-command argument/result schemas ----
@@ -242,6 +291,10 @@ export const nodeAddArgsSchema = objectSchema<NodeAddArgs>('node-add-args', {
   remote: { attr: 8, type: t.string, presence: 'optional' },
   export: { attr: 9, type: t.string, presence: 'optional-nullable' },
   nbdListen: { attr: 10, type: t.string, presence: 'optional-nullable' },
+  layout: { attr: 11, type: t.oneOf(LAYOUTS), presence: 'optional' },
+  legs: { attr: 12, type: t.array(t.object(legConfigSchema)), presence: 'optional' },
+  chunk: { attr: 13, type: t.u32, presence: 'optional' },
+  region: { attr: 14, type: t.u32, presence: 'optional' },
 });
 const nodeStartArgs = objectSchema<ControlApi['node-start']['args']>('node-start-args', {
   name: { attr: 1, type: t.string },

@@ -85,6 +85,22 @@ export function formatHostPort(hp: HostPort): string {
   return isIP(hp.host) === 6 ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
 }
 
+/** One leg of a remote node: "HOST:PORT[/EXPORT]" (no /EXPORT → `defaultExport`); normalised. */
+export function parseLegSpec(text: unknown, what: string, defaultExport: string | null): { remote: string; export: string | null } {
+  const s = String(text ?? '').trim();
+  const slash = s.indexOf('/');
+  const addr = slash < 0 ? s : s.slice(0, slash);
+  const exp = slash < 0 ? defaultExport : s.slice(slash + 1);
+  const remote = formatHostPort(parseHostPort(addr, what, false));
+  if (exp !== null && exp !== '') parseNodeName(exp, `export name in ${what} ${JSON.stringify(s)}`);
+  return { remote, export: exp === '' ? null : exp };
+}
+
+/** The text parseLegSpec reads back. */
+export function formatLegSpec(l: { remote: string; export: string | null }): string {
+  return l.export === null ? l.remote : `${l.remote}/${l.export}`;
+}
+
 /** IPv4-mapped IPv6 peers (::ffff:a.b.c.d) are matched as IPv4. */
 export function normalizePeerAddress(addr: string): string {
   const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(addr);

@@ -72,7 +72,8 @@ export function exportNode(over: Partial<NodeShow> = {}): NodeShow {
   return {
     name: 'vol', role: 'export', state: 'configured', reason: null, size: 1024 ** 3, autostart: false,
     disk: '/srv/vol.img', listen: '127.0.0.1:10825', readonly: false, acl: [{ addr: '10.0.0.0/8', perm: 'rw', keyFile: null }],
-    remote: null, export: null, permissions: null, nbd: null, attachment: null, sessionId: null,
+    remote: null, export: null, layout: null, chunk: null, region: null, degraded: null, legs: null,
+    permissions: null, nbd: null, attachment: null, sessionId: null,
     policy: { ...DEFAULT_POLICY, deadlineMs: deadlineMs(DEFAULT_POLICY) }, stats: emptyStats(), crypto: CRYPTO_NONE,
     ...over,
   };
@@ -81,7 +82,7 @@ export function exportNode(over: Partial<NodeShow> = {}): NodeShow {
 export function remoteNode(over: Partial<NodeShow> = {}): NodeShow {
   return exportNode({
     name: 'rv', role: 'remote', state: 'ready', disk: null, listen: null, readonly: null, acl: null,
-    remote: '192.0.2.10:10825', export: null, permissions: 'rw', sessionId: '0123456789abcdef0123456789abcdef',
+    remote: '192.0.2.10:10825', export: null, layout: 'single', permissions: 'rw', sessionId: '0123456789abcdef0123456789abcdef',
     nbd: { socket: '/run/dst/nbd/rv.sock', uri: 'nbd+unix:///?socket=/run/dst/nbd/rv.sock', listen: null },
     ...over,
   });

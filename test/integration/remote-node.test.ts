@@ -10,14 +10,16 @@ import { join } from 'node:path';
 import { realClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/log.js';
 import {
-  DEFAULT_CRYPTO, DEFAULT_LIMITS, DEFAULT_POLICY, type EventFields, type NodeContext, type Policy, type RemoteConfig,
+  DEFAULT_CHUNK, DEFAULT_REGION, DEFAULT_CRYPTO, DEFAULT_LIMITS, DEFAULT_POLICY, type EventFields, type NodeContext, type Policy, type RemoteConfig,
 } from '../../src/engine/types.js';
 import {
   Cmd, Flag, FrameDecoder, Op, decodeHello, encodeFrame, encodeHelloReply, type Frame, type Hello,
 } from '../../src/protocol/wire.js';
 import { createRemoteNode, type RemoteNodeDeps } from '../../src/engine/remote/remote-node.js';
 import type { NbdEndpoint } from '../../src/engine/remote/nbd-endpoint.js';
-import type { BlockRequest, BlockTarget } from '../../src/engine/remote/target.js';
+import type { BlockData, BlockRequest, BlockTarget } from '../../src/engine/remote/target.js';
+
+const flat = (d: BlockData | null): Buffer | null => (d === null || Buffer.isBuffer(d) ? d : Buffer.concat(d));
 
 /** A minimal export: answers HELLO, PING and IO from an in-memory disk. */
 class FakeExport {
@@ -108,7 +110,7 @@ async function setup(opts: { size?: number | null; exportSize?: number; deps?: R
   await exp.listen();
   const config: RemoteConfig = {
     role: 'remote', name: `vol${Math.floor(Math.random() * 1e6)}`, size: opts.size ?? null, autostart: false,
-    policy: { ...POLICY }, crypto: { ...DEFAULT_CRYPTO }, remote: `127.0.0.1:${exp.port}`, export: null, nbdListen: null,
+    policy: { ...POLICY }, crypto: { ...DEFAULT_CRYPTO }, layout: 'single', legs: [{ remote: `127.0.0.1:${exp.port}`, export: null }], chunk: DEFAULT_CHUNK, region: DEFAULT_REGION, nbdListen: null,
   };
   const events: { event: string; fields: EventFields }[] = [];
   const ctx: NodeContext = { clock: realClock, log: silentLogger, runtimeDir, stateDir: runtimeDir, limits: DEFAULT_LIMITS, cryptoPool: new CryptoPool(1),
@@ -123,7 +125,7 @@ function io(node: BlockTarget, req: BlockRequest): Promise<{ errno: string | nul
   return new Promise((resolve) => {
     node.submit(req, (errno, data) => {
       calls++;
-      resolve({ errno, data, calls: () => calls });
+      resolve({ errno, data: flat(data), calls: () => calls });
     });
   });
 }
@@ -255,7 +257,7 @@ test('export down at start: backoff with reason link, ready once it listens', as
   await exp.close(); // nothing listens there now
   const { node, config, cleanup } = await setup();
   t.after(cleanup);
-  config.remote = `127.0.0.1:${port}`; // the node reads its config live
+  config.legs[0]!.remote = `127.0.0.1:${port}`; // the node reads its config live
   await node.start();
   assert.equal(await node.waitReady(100), 'backoff');
   assert.equal(node.reason, 'link');

@@ -14,13 +14,15 @@ import { realClock } from '../../src/util/clock.js';
 import { createLogger } from '../../src/util/log.js';
 import { CryptoPool } from '../../src/engine/crypto-pool.js';
 import {
-  DEFAULT_LIMITS, DEFAULT_POLICY, type AclEntry, type CryptoConfig, type EventFields, type EventName, type ExportConfig,
+  DEFAULT_CHUNK, DEFAULT_REGION, DEFAULT_LIMITS, DEFAULT_POLICY, type AclEntry, type CryptoConfig, type EventFields, type EventName, type ExportConfig,
   type NodeContext, type RemoteConfig, type RemoteRuntime,
 } from '../../src/engine/types.js';
 import { createExportNode } from '../../src/engine/export/export-node.js';
 import { createRemoteNode } from '../../src/engine/remote/remote-node.js';
 import type { NbdEndpoint } from '../../src/engine/remote/nbd-endpoint.js';
-import type { BlockRequest, BlockTarget } from '../../src/engine/remote/target.js';
+import type { BlockData, BlockRequest, BlockTarget } from '../../src/engine/remote/target.js';
+
+const flat = (d: BlockData | null): Buffer | null => (d === null || Buffer.isBuffer(d) ? d : Buffer.concat(d));
 import { suiteByName } from '../../src/protocol/suites.js';
 import { Cmd, FrameDecoder, decodeHello, type Hello } from '../../src/protocol/wire.js';
 import { sparseFile, tmpDir } from '../helpers/tmp.js';
@@ -126,7 +128,7 @@ async function pair(o: { exportCrypto: CryptoConfig; remoteCrypto: CryptoConfig;
     config: {
       role: 'remote', name: `rem${n}`, size: null, autostart: false,
       policy: { ...DEFAULT_POLICY, resendTimeoutMs: 2000, maxResends: 5, pingIntervalMs: 500, reconnectDelayMs: 20 },
-      crypto: o.remoteCrypto, remote: `127.0.0.1:${port}`, export: null, nbdListen: null,
+      crypto: o.remoteCrypto, layout: 'single', legs: [{ remote: `127.0.0.1:${port}`, export: null }], chunk: DEFAULT_CHUNK, region: DEFAULT_REGION, nbdListen: null,
     },
   };
   const remote = createRemoteNode({ get config() { return remHolder.config; } }, rs.ctx, {
@@ -164,7 +166,7 @@ async function pair(o: { exportCrypto: CryptoConfig; remoteCrypto: CryptoConfig;
 }
 
 function io(node: BlockTarget, req: BlockRequest): Promise<{ errno: string | null; data: Buffer | null }> {
-  return new Promise((resolve) => node.submit(req, (errno, data) => resolve({ errno, data })));
+  return new Promise((resolve) => node.submit(req, (errno, data) => resolve({ errno, data: flat(data) })));
 }
 const write = (offset: number, data: Buffer): BlockRequest => ({ op: 'write', offset, length: data.length, payload: data, fua: false });
 const read = (offset: number, length: number): BlockRequest => ({ op: 'read', offset, length, payload: null, fua: false });

@@ -23,6 +23,16 @@ describe('node', () => {
     assert.deepEqual(r.calls[0]!.args, { name: 'rv', role: 'remote', size: null, remote: '[2001:db8::1]:10825', export: 'vol', nbdListen: '127.0.0.1:0' });
   });
 
+  test('add a stripe: every --remote is a leg, in order; --export fills legs that name none', async () => {
+    const r = await run(['node', 'add', 'st', '--layout', 'stripe', '--remote', 'a:1/x', '--remote', '[::1]:2', '--export', 'd', '--chunk', '64K'],
+      { responses: { 'node-add': ok(remoteNode({ state: 'configured' })) } });
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(r.calls[0]!.args, {
+      name: 'st', role: 'remote', size: null, nbdListen: null, layout: 'stripe',
+      legs: [{ remote: 'a:1', export: 'x' }, { remote: '[::1]:2', export: 'd' }], chunk: 64 * 1024, region: 1024 * 1024,
+    });
+  });
+
   test('add: conflicting or missing options are usage errors before any request', async () => {
     const cases: [string[], RegExp][] = [
       [['node', 'add', 'v', '--disk', 'a', '--remote', 'h:1', '--listen', '1.2.3.4:1'], /either --disk or --remote, not both/],
@@ -33,6 +43,11 @@ describe('node', () => {
       [['node', 'add', 'v', '--disk', 'a', '--listen', '1.2.3.4:1', '--export', 'x'], /--export is for remote nodes/],
       [['node', 'add', 'v', '--remote', 'h:0'], /invalid address "h:0" for --remote: port must be 1-65535/],
       [['node', 'add', 'v', '--disk', 'a', '--listen', 'nowhere'], /for --listen/],
+      [['node', 'add', 'v', '--disk', 'a', '--disk', 'b', '--listen', '1.2.3.4:1'], /--disk given more than once/],
+      [['node', 'add', 'v', '--remote', 'h:1', '--remote', 'h:2'], /2 --remote options need --layout/],
+      [['node', 'add', 'v', '--layout', 'stripe', '--remote', 'h:1'], /--layout stripe needs at least two --remote/],
+      [['node', 'add', 'v', '--layout', 'stripe', '--remote', 'h:1', '--remote', 'h:2', '--chunk', '3K'], /--chunk/],
+      [['node', 'add', 'v', '--layout', 'linear', '--remote', 'h:1', '--remote', 'h:0'], /invalid leg 1 address "h:0"/],
       [['node', 'add', 'v', '--disk', 'a', '--listen', '1.2.3.4:1', '--size', '12X'], /invalid size "12X" for --size: expected an integer/],
       [['node', 'add', '-bad', '--disk', 'a', '--listen', '1.2.3.4:1'], /./],
       [['node', 'add', 'has.dot', '--disk', 'a', '--listen', '1.2.3.4:1'], /invalid node name "has.dot"/],

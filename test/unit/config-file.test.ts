@@ -86,15 +86,15 @@ remote = "[::1]:1"
 `, F);
     const r = c.nodes[0] as RemoteConfig;
     assert.equal(c.engine.logLevel, null);
-    assert.equal(r.remote, 'storage.example:10825');
-    assert.equal(r.export, 'vol');
+    assert.deepEqual(r.legs, [{ remote: 'storage.example:10825', export: 'vol' }]);
+    assert.equal(r.layout, 'single');
     assert.equal(r.nbdListen, '127.0.0.1:10809');
     assert.equal(r.size, 1 << 30);
     assert.deepEqual(r.crypto, { cipher: 'aes-cbc', hash: 'sha512', cipherKeyFile: '/k/c', hashKeyFile: '/k/h', threads: 2 });
     assert.deepEqual(r.policy, { resendTimeoutMs: 2000, maxResends: 3, pingIntervalMs: 500, reconnectDelayMs: 60_000, maxInflight: 128, maxRequest: 4 << 20,
       maxHandshakesPerAddr: 4, maxConnsPerAddr: 16 });
     assert.equal(c.nodes[1]!.name, 'r2');
-    assert.equal((c.nodes[1] as RemoteConfig).export, null);
+    assert.equal((c.nodes[1] as RemoteConfig).legs[0]!.export, null);
   });
 
   it('refuses bad files, naming file, section and key', () => {

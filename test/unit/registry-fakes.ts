@@ -134,11 +134,6 @@ export async function occupyPort(): Promise<{ port: number; server: Server }> {
   return { port: (server.address() as { port: number }).port, server };
 }
 
-/** Every key of `dst node show --json` (DESIGN §5). */
-export const NODE_SHOW_KEYS = ['name', 'role', 'state', 'reason', 'size', 'autostart', 'disk', 'listen', 'readonly', 'acl',
-  'remote', 'export', 'permissions', 'nbd', 'attachment', 'sessionId', 'policy', 'stats', 'crypto'].sort();
-export const POLICY_KEYS = ['resendTimeoutMs', 'maxResends', 'pingIntervalMs', 'reconnectDelayMs', 'maxInflight', 'maxRequest', 'maxHandshakesPerAddr', 'maxConnsPerAddr', 'deadlineMs'].sort();
-export const STATS_KEYS = ['inflight', 'inflightPeak', 'completed', 'resends', 'replayed', 'failed', 'reconnects', 'bytesRead', 'bytesWritten', 'oldestInflightMs'].sort();
-export const CRYPTO_KEYS = ['cipher', 'hash', 'suite', 'threads', 'cipherKeyFile', 'hashKeyFile'].sort();
+export { CRYPTO_KEYS, NODE_SHOW_KEYS, POLICY_KEYS, STATS_KEYS } from '../helpers/shapes.js';
 
 export const HEX_KEY = 'a1'.repeat(32) + '\n';

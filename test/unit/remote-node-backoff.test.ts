@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { FakeClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/log.js';
 import {
-  DEFAULT_CRYPTO, DEFAULT_LIMITS, DEFAULT_POLICY, type EventFields, type NodeContext, type Policy, type RemoteConfig,
+  DEFAULT_CHUNK, DEFAULT_REGION, DEFAULT_CRYPTO, DEFAULT_LIMITS, DEFAULT_POLICY, type EventFields, type NodeContext, type Policy, type RemoteConfig,
 } from '../../src/engine/types.js';
 import { createRemoteNode } from '../../src/engine/remote/remote-node.js';
 import { BACKOFF_CAP_MS, backoffDelay } from '../../src/engine/remote/leg.js';
@@ -25,7 +25,7 @@ function makeNode(over: Partial<Policy> = {}) {
   const clock = new FakeClock();
   const config: RemoteConfig = {
     role: 'remote', name: 'vol', size: null, autostart: false, policy: { ...DEFAULT_POLICY, ...over },
-    crypto: { ...DEFAULT_CRYPTO }, remote: '127.0.0.1:10825', export: null, nbdListen: null,
+    crypto: { ...DEFAULT_CRYPTO }, layout: 'single', legs: [{ remote: '127.0.0.1:10825', export: null }], chunk: DEFAULT_CHUNK, region: DEFAULT_REGION, nbdListen: null,
   };
   const events: { event: string; fields: EventFields }[] = [];
   const ctx: NodeContext = { clock, log: silentLogger, events: { emit: (_n, event, fields) => events.push({ event, fields: fields ?? {} }) },

@@ -16,7 +16,7 @@ import type { Logger } from '../../util/log.js';
 import { DstError, errnoOf } from '../../util/errors.js';
 import { formatHostPort, normalizePeerAddress, parseHostPort } from '../../util/parse.js';
 import type {
-  EventFields, EventName, ExportConfig, ExportState, Limits, NodeContext, NodeRuntime, NodeShow,
+  EventFields, EventName, ExportConfig, ExportState, Limits, NodeContext, NodeRuntime, RuntimeShow,
 } from '../types.js';
 import { FileBackend, type Backend } from './backend.js';
 import { adoptWithUserBuffer } from '../io/adopt.js';
@@ -157,7 +157,7 @@ class ExportNode implements NodeRuntime {
     if (this._state === 'listening' && cfg.acl.length === 0) this.warnEmptyAcl();
   }
 
-  show(): Pick<NodeShow, 'state' | 'reason' | 'size' | 'listen' | 'nbd' | 'sessionId' | 'permissions' | 'stats'> {
+  show(): RuntimeShow {
     const cfg = this.config();
     return {
       state: this._state,

@@ -15,7 +15,7 @@ import { Access, type Frame, type HelloReply } from '../../protocol/wire.js';
 import { emptyStats, type CryptoConfig, type EventFields, type EventName, type NodeContext, type Policy, type Stats } from '../types.js';
 import { Connection, type SocketFactory } from './connection.js';
 import { ConnState, type ConnCloseInfo } from './conn-state.js';
-import type { BlockDone, BlockRequest } from './target.js';
+import type { BlockRequest, TxnDone } from './target.js';
 import { TransactionTable } from './transactions.js';
 
 /** Backoff cap (DESIGN §8). */
@@ -67,7 +67,7 @@ export class Leg {
   sessionId: Buffer | null = null;
 
   // learned from the first HELLO_REPLY of this run
-  private identity: Buffer | null = null;
+  identity: Buffer | null = null;
   sizeBytes: number | null = null;
   perms: 'r' | 'w' | 'rw' | null = null;
   private exportMaxRequest = 0;
@@ -156,6 +156,18 @@ export class Leg {
     this.cancelBackoff();
     if (this.phase === 'ready') this.setPhase('backoff', 'reconnect');
     this.attempt();
+  }
+
+  /**
+   * Give up on what is in flight (a mirror leg that went behind): those transactions fail with
+   * ECANCELED and are never replayed, and the leg reconnects at once with the same session id, so
+   * the export fences the old socket and waits for its backend calls before the new one serves.
+   */
+  abandon(reason: string): void {
+    if (!this.running || this.phase === 'failed') return;
+    const n = this.table?.failAll('ECANCELED', `leg abandoned (${reason})`) ?? 0;
+    this.o.log.warn(`abandoned ${n} request(s) (${reason}); reconnecting`, { op: 'abandon' });
+    this.reconnect();
   }
 
   private attempt(): void {
@@ -326,7 +338,7 @@ export class Leg {
     for (const l of [...this.capacityListeners]) l();
   }
 
-  submit(req: BlockRequest, done: BlockDone): void {
+  submit(req: BlockRequest, done: TxnDone): void {
     this.table!.submit(req, done);
   }
 

@@ -1,7 +1,7 @@
 // One NBD request in progress: its splitting into pieces of at most the target's maxRequest and
 // the reassembly of their results into one answer. Pure bookkeeping, no I/O: the transmission
 // loop submits the pieces and sends the answer.
-import type { BlockOp, BlockRequest } from './target.js';
+import { dataLength, type BlockData, type BlockOp, type BlockRequest } from './target.js';
 import type { RequestMessage } from '../../protocol/nbd-decoder.js';
 import { CmdFlag } from '../../protocol/nbd.js';
 
@@ -12,9 +12,9 @@ import { CmdFlag } from '../../protocol/nbd.js';
  */
 export class RequestInProgress {
   /** read result of a single-piece read */
-  data: Buffer | null = null;
+  data: BlockData | null = null;
   /** read results per piece, in order, when the read is split; null otherwise */
-  readonly pieces: (Buffer | null)[] | null;
+  readonly pieces: (BlockData | null)[] | null;
   /** submits issued and not completed */
   outstanding = 0;
   /** pieces not yet submitted */
@@ -30,7 +30,7 @@ export class RequestInProgress {
 
   constructor(readonly req: RequestMessage, readonly op: BlockOp, private readonly pieceSize: number) {
     const pieces = op === 'flush' ? 1 : Math.ceil(req.length / pieceSize);
-    this.pieces = op === 'read' && pieces > 1 ? new Array<Buffer | null>(pieces).fill(null) : null;
+    this.pieces = op === 'read' && pieces > 1 ? new Array<BlockData | null>(pieces).fill(null) : null;
     this.unissued = pieces;
     this.next = op === 'flush' ? 0 : req.offset;
     this.end = op === 'flush' ? 0 : req.offset + req.length;
@@ -63,12 +63,12 @@ export class RequestInProgress {
   }
 
   /** Piece `index` (of `length` bytes) completed. false when a read came back short (then EIO). */
-  pieceDone(index: number, length: number, errno: string | null, data: Buffer | null): boolean {
+  pieceDone(index: number, length: number, errno: string | null, data: BlockData | null): boolean {
     this.outstanding--;
     if (errno !== null) {
       if (this.errno === null) this.errno = errno;
     } else if (this.op === 'read') {
-      if (data === null || data.length !== length) {
+      if (data === null || dataLength(data) !== length) {
         if (this.errno === null) this.errno = 'EIO';
         return false;
       }
@@ -87,6 +87,7 @@ export class RequestInProgress {
 
   /** A successful read's data: one buffer, or the pieces in order. */
   result(): Buffer | Buffer[] | null {
-    return this.pieces !== null ? this.pieces as Buffer[] : this.data;
+    if (this.pieces !== null) return (this.pieces as BlockData[]).flat();
+    return this.data;
   }
 }

@@ -2,7 +2,7 @@
 // or started as a RequestInProgress, its pieces are submitted to the target while it has
 // capacity, and the one answer goes back as a simple or structured reply. The connection owns the
 // socket, reading and blocking; this owns the requests accepted and not yet answered.
-import type { BlockTarget } from './target.js';
+import { dataLength, type BlockTarget } from './target.js';
 import type { Logger } from '../../util/log.js';
 import { errnoOf } from '../../util/errors.js';
 import type { RequestMessage } from '../../protocol/nbd-decoder.js';
@@ -82,7 +82,7 @@ export class NbdTransmission {
           }
           called = true;
           if (!job.pieceDone(index, length, errno, data)) {
-            this.log.error('BlockTarget returned a short read', { expected: length, got: data?.length ?? null });
+            this.log.error('BlockTarget returned a short read', { expected: length, got: data === null ? null : dataLength(data) });
           }
           this.maybeAnswer(job);
         });

@@ -18,14 +18,27 @@
 //
 // The NBD endpoint starts once the first HELLO told us the size and stays up across reconnects
 // until stop().
+//
+// A multi-leg node (layout mirror, linear or stripe; issue 14) has one Leg per export and a Device
+// (engine/layout/) between the endpoint and the legs. It serves once every leg's first HELLO told
+// its size (a mirror: once every leg answered or failed an attempt, at least one with a size), and
+// its state is the device's health: ready while every block can be served (a mirror: one leg in
+// sync), backoff with reason `leg` while some blocks wait for a leg, failed when no leg can serve.
 import type { TimerHandle } from '../../util/clock.js';
 import { DstError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { formatHostPort, parseHostPort } from '../../util/parse.js';
 import { nbdSocketPath } from '../paths.js';
-import type { EventFields, EventName, NodeContext, NodeShow, Policy, RemoteConfig, RemoteRuntime, RemoteState } from '../types.js';
+import {
+  emptyStats, type EventFields, type EventName, type LegShow, type LegState, type NodeContext, type Policy, type RemoteConfig, type RemoteRuntime,
+  type RemoteState, type RuntimeShow, type Stats,
+} from '../types.js';
 import type { Connection, SocketFactory } from './connection.js';
 import { Leg } from './leg.js';
+import type { Device } from '../layout/device.js';
+import { LegPort } from '../layout/leg-port.js';
+import { linearMap, stripeMap } from '../layout/map.js';
+import { SplitDevice } from '../layout/split-device.js';
 import { startNbdEndpoint, type NbdEndpoint, type NbdEndpointOptions } from './nbd-endpoint.js';
 import type { BlockDone, BlockRequest, BlockTarget } from './target.js';
 import { STOP_GRACE_MS } from './transactions.js';
@@ -56,8 +69,20 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   /** bumped by every start/stop: late async results of an older run are dropped */
   private generation = 0;
 
-  /** the link to the export */
+  /** the links to the exports, in leg order (a single node has one) */
+  private readonly legs: Leg[];
+  /** the first leg: what a single node is */
   private readonly leg: Leg;
+  private readonly multi: boolean;
+  /** multi-leg: the device once serving, the ports in front of the legs, the first HELLOs waiting for it */
+  private device: Device | null = null;
+  private ports: LegPort[] = [];
+  private pendingReady = new Map<number, { conn: Connection; sessionHex: string }>();
+  private serving = false;
+  /** multi-leg: a node-level failure (duplicate legs, the endpoint or the device could not start) */
+  private failure: string | null = null;
+  /** multi-leg: each leg's state last reported (leg-state events are emitted on change) */
+  private readonly legsReported: LegState[];
 
   private endpoint: NbdEndpoint | null = null;
   private waiters: { resolve: (s: RemoteState) => void; timer: TimerHandle }[] = [];
@@ -66,18 +91,22 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     private readonly deps: RemoteNodeDeps) {
     this.log = ctx.log.child({ node: node.config.name });
     const config = (): RemoteConfig => this.node.config;
-    this.leg = new Leg({
-      ctx, log: this.log,
-      remote: () => config().remote,
-      exportName: () => config().export ?? '',
-      sizeLimit: () => config().size,
+    this.multi = config().layout !== 'single';
+    this.legs = config().legs.map((_, i) => new Leg({
+      ctx,
+      log: this.multi ? this.log.child({ leg: i }) : this.log,
+      remote: () => config().legs[i]!.remote,
+      exportName: () => config().legs[i]!.export ?? '',
+      sizeLimit: () => (this.multi ? null : config().size),
       policy: () => this.policy,
       crypto: () => config().crypto,
-      emit: (event, fields) => this.emit(event, fields),
-      phaseChanged: () => this.sync(),
-      firstHello: (conn, sessionHex) => { void this.startEndpoint(conn, sessionHex); },
+      emit: (event, fields) => this.emit(event, this.multi ? { ...fields, leg: i } : fields),
+      phaseChanged: () => this.legPhaseChanged(i),
+      firstHello: (conn, sessionHex) => this.firstHello(i, conn, sessionHex),
       ...(deps.socketFactory ? { socketFactory: deps.socketFactory } : {}),
-    });
+    }));
+    this.leg = this.legs[0]!;
+    this.legsReported = this.legs.map(() => 'connecting');
   }
 
   get name(): string {
@@ -93,16 +122,32 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   get state(): RemoteState {
     if (this.stopRequested) return 'stopping';
     if (!this.started) return 'configured';
-    return this.leg.phase;
+    if (!this.multi) return this.leg.phase;
+    if (this.failure !== null) return 'failed';
+    if (this.device) {
+      const h = this.device.health();
+      return h === 'ready' && this.serving ? 'ready' : h === 'failed' ? 'failed' : this.serving ? 'backoff' : 'connecting';
+    }
+    return this.legs.some((l) => l.phase === 'backoff' || l.phase === 'failed') ? 'backoff' : 'connecting';
   }
 
   get reason(): string | null {
     const s = this.state;
-    return s === 'backoff' || s === 'failed' ? this.leg.reason : null;
+    if (s !== 'backoff' && s !== 'failed') return null;
+    if (!this.multi) return this.leg.reason;
+    return this.failure ?? (s === 'failed' ? 'legs-failed' : 'leg');
+  }
+
+  private legPhaseChanged(i: number): void {
+    if (this.device) this.device.legPhaseChanged(i);
+    else if (this.multi && this.started) void this.maybeServe();
+    this.sync();
+    this.maybeCapacity();
   }
 
   /** Report a state change (event + waiters) if the visible state moved. */
   private sync(): void {
+    if (this.multi) this.syncLegs();
     const to = this.state;
     const from = this.reported;
     if (to === from) return;
@@ -124,26 +169,27 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
 
   async start(): Promise<void> {
     if (this.stopping) await this.stopping;
-    if (this.started && this.leg.phase !== 'failed') return; // idempotent
+    if (this.started && this.state !== 'failed') return; // idempotent
     if (this.started) await this.teardown(true); // failed → a fresh start
     this.generation++;
     this.started = true;
-    this.leg.start();
+    this.failure = null;
+    for (const l of this.legs) l.start();
   }
 
   async stop(opts: { force: boolean }): Promise<void> {
     if (this.stopping) {
-      if (opts.force) this.leg.table?.failAll('ESHUTDOWN', 'node stopped (forced)');
+      if (opts.force) for (const l of this.legs) l.table?.failAll('ESHUTDOWN', 'node stopped (forced)');
       return this.stopping;
     }
     if (!this.started) return;
-    const table = this.leg.table;
+    const tables = this.legs.flatMap((l) => (l.table ? [l.table] : []));
     this.stopRequested = true;
     this.sync(); // → stopping
     this.log.info(opts.force ? 'stopping (force)' : 'stopping: draining in-flight requests', { op: 'stop' });
     this.stopping = (async () => {
       try {
-        if (table) await table.drain(opts.force ? 0 : STOP_GRACE_MS);
+        await Promise.all(tables.map((t) => t.drain(opts.force ? 0 : STOP_GRACE_MS)));
         await this.teardown(opts.force);
       } finally {
         this.started = false;
@@ -158,7 +204,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   /** Close everything this run opened. */
   private async teardown(force: boolean): Promise<void> {
     this.generation++;
-    this.leg.closeLink(force);
+    for (const l of this.legs) l.closeLink(force);
     const endpoint = this.endpoint;
     this.endpoint = null;
     if (endpoint) {
@@ -168,21 +214,35 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
         this.log.warn(`closing the NBD endpoint: ${(err as Error)?.message ?? String(err)}`, { op: 'stop' });
       }
     }
-    this.leg.closeTable();
+    const device = this.device;
+    this.device = null;
+    this.serving = false;
+    this.pendingReady.clear();
+    if (device) {
+      try {
+        await device.close();
+      } catch (err) {
+        this.log.warn(`closing the ${this.node.config.layout} device: ${(err as Error)?.message ?? String(err)}`, { op: 'stop' });
+      }
+    }
+    for (const p of this.ports) p.close();
+    this.ports = [];
+    for (const l of this.legs) l.closeTable();
   }
 
   configChanged(): void {
-    this.leg.configChanged();
+    for (const l of this.legs) l.configChanged();
+    this.device?.policyChanged();
     this.maybeCapacity();
   }
 
   reconnect(): void {
-    if (!this.started || this.leg.phase === 'failed') {
+    if (!this.started || this.state === 'failed') {
       this.log.info(`reconnect ignored in state ${this.state}`, { op: 'reconnect' });
       return;
     }
     this.log.info('reconnect requested', { op: 'reconnect' });
-    this.leg.reconnect();
+    for (const l of this.legs) if (l.phase !== 'failed') l.reconnect();
   }
 
   waitReady(ms: number): Promise<RemoteState> {
@@ -209,7 +269,77 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     }
   }
 
-  private async startEndpoint(conn: Connection, sessionHex: string): Promise<void> {
+  private firstHello(i: number, conn: Connection, sessionHex: string): void {
+    if (!this.multi) {
+      void this.startEndpoint(() => this.leg.becomeReady(conn, sessionHex));
+      return;
+    }
+    const leg = this.legs[i]!;
+    const twin = this.legs.findIndex((l, j) => j !== i && l.identity !== null && leg.identity !== null && l.identity.equals(leg.identity));
+    if (twin >= 0) {
+      const [a, b] = twin < i ? [twin, i] : [i, twin];
+      const legs = this.node.config.legs;
+      this.failNode('duplicate-leg', `leg ${a} (${legs[a]!.remote}) and leg ${b} (${legs[b]!.remote}) are the same export (identity ${leg.identity!.toString('hex')})`);
+      return;
+    }
+    if (this.serving) {
+      leg.becomeReady(conn, sessionHex);
+      return;
+    }
+    this.pendingReady.set(i, { conn, sessionHex });
+    void this.maybeServe();
+  }
+
+  /** A node-level failure of a multi-leg node: every leg stops, queued I/O fails with EIO. */
+  private failNode(reason: string, detail: string): void {
+    this.log.error(`failed (${reason}): ${detail}`, { op: 'start', errno: 'EIO' });
+    this.failure = reason;
+    this.emit('txn-failed', { reason, message: detail });
+    for (const l of this.legs) if (l.phase !== 'failed') l.fail(reason, detail);
+    this.sync();
+  }
+
+  /** Multi-leg: start serving once the legs' sizes are known. */
+  private async maybeServe(): Promise<void> {
+    if (this.device || this.failure !== null || this.serving || !this.started) return;
+    const cfg = this.node.config;
+    const known = this.legs.map((l) => l.sizeBytes);
+    const mirror = cfg.layout === 'mirror';
+    // a mirror may start with the legs it reaches (a leg still away is behind); linear and stripe need every leg's size
+    const settled = mirror
+      ? this.legs.every((l) => l.sizeBytes !== null || l.phase === 'backoff' || l.phase === 'failed') && known.some((k) => k !== null)
+      : known.every((k) => k !== null);
+    if (!settled) return;
+    const gen = this.generation;
+    const sizes = known.map((k) => k ?? Number.MAX_SAFE_INTEGER);
+    this.ports = this.legs.map((l, i) => new LegPort(i, l, () => this.policy.maxInflight * 2));
+    let device: Device;
+    try {
+      if (mirror) {
+        // the mirror (write fan-out, region bitmap, resync) is the next slice of issue 14
+        throw new Error('the mirror layout is not available in this version');      } else {
+        const map = cfg.layout === 'linear' ? linearMap(sizes) : stripeMap(sizes, cfg.chunk);
+        device = new SplitDevice(this.ports, map, () => this.policy);
+      }
+    } catch (err) {
+      if (gen !== this.generation) return;
+      this.failNode('device', `cannot build the ${cfg.layout} device: ${(err as Error)?.message ?? String(err)}`);
+      return;
+    }
+    if (gen !== this.generation) {
+      await device.close();
+      return;
+    }
+    this.device = device;
+    await this.startEndpoint(() => {
+      this.serving = true;
+      for (const [i, p] of this.pendingReady) this.legs[i]!.becomeReady(p.conn, p.sessionHex);
+      this.pendingReady.clear();
+      this.sync();
+    });
+  }
+
+  private async startEndpoint(listening: () => void): Promise<void> {
     const gen = this.generation;
     const cfg = this.node.config;
     let tcp: { host: string; port: number } | null = null;
@@ -228,49 +358,75 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
         return;
       }
       this.endpoint = ep;
-      this.leg.becomeReady(conn, sessionHex);
+      listening();
     } catch (err) {
       if (gen !== this.generation) return;
-      this.leg.fail('nbd-endpoint', `cannot serve NBD: ${(err as Error)?.message ?? String(err)}`);
+      const detail = `cannot serve NBD: ${(err as Error)?.message ?? String(err)}`;
+      if (this.multi) this.failNode('nbd-endpoint', detail);
+      else this.leg.fail('nbd-endpoint', detail);
     }
   }
 
   // ---- BlockTarget ----
 
   size(): number {
+    if (this.multi) return this.device?.size ?? 0;
     return this.leg.sizeBytes ?? 0;
   }
 
   permissions(): 'r' | 'w' | 'rw' {
-    return this.leg.perms ?? 'r';
+    // a device writes to every leg it maps to: it may write only if every leg lets it
+    const perms = this.legs.map((l) => l.perms).filter((p) => p !== null);
+    if (perms.length === 0) return 'r';
+    const r = perms.every((p) => p !== 'w');
+    const w = perms.every((p) => p !== 'r');
+    return r && w ? 'rw' : w ? 'w' : 'r';
   }
 
   maxRequest(): number {
-    return this.leg.maxRequest();
+    return this.device ? this.device.maxRequest() : this.leg.maxRequest();
   }
 
   private accepting(): boolean {
-    return this.started && !this.stopRequested && this.leg.phase !== 'failed' && this.leg.table !== null;
+    if (!this.started || this.stopRequested) return false;
+    if (this.multi) return this.device !== null && this.state !== 'failed';
+    return this.leg.phase !== 'failed' && this.leg.table !== null;
   }
 
   hasCapacity(): boolean {
     // When not accepting, requests are refused at once without a slot, so never block the reader.
-    return this.accepting() ? this.leg.hasCapacity() : true;
+    if (!this.accepting()) return true;
+    return this.device ? this.device.hasCapacity() : this.leg.hasCapacity();
   }
 
   onCapacity(listener: () => void): () => void {
-    return this.leg.onCapacity(listener);
+    if (!this.multi) return this.leg.onCapacity(listener);
+    // the device exists only while serving: listen on the node and forward
+    this.capacityListeners.add(listener);
+    return () => { this.capacityListeners.delete(listener); };
   }
 
+  private readonly capacityListeners = new Set<() => void>();
+
   private maybeCapacity(): void {
-    if (this.accepting() && this.leg.hasCapacity()) this.leg.capacityReturned();
+    if (!this.accepting()) return;
+    if (this.device) {
+      if (this.device.hasCapacity()) for (const l of [...this.capacityListeners]) l();
+    } else if (this.leg.hasCapacity()) {
+      this.leg.capacityReturned();
+    }
   }
 
   submit(req: BlockRequest, done: BlockDone): void {
     if (!this.accepting()) {
-      const errno = this.started && this.leg.phase === 'failed' && !this.stopRequested ? 'EIO' : 'ESHUTDOWN';
+      const errno = this.started && this.state === 'failed' && !this.stopRequested ? 'EIO' : 'ESHUTDOWN';
       this.log.debug(`${req.op} refused in state ${this.state}: ${errno}`, { op: req.op, errno });
       queueMicrotask(() => done(errno, null));
+      return;
+    }
+    if (this.device) {
+      if (!this.device.hasCapacity()) throw new DstError('DST_ERR_BUSY', `${req.op}: ${this.policy.maxInflight} requests in flight`, { errno: 'EAGAIN' });
+      this.device.submit(req, done);
       return;
     }
     if (!this.leg.hasCapacity()) {
@@ -281,13 +437,13 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
 
   // ---- show ----
 
-  show(): Pick<NodeShow, 'state' | 'reason' | 'size' | 'listen' | 'nbd' | 'sessionId' | 'permissions' | 'stats'> {
+  show(): RuntimeShow {
     const ep = this.endpoint;
-    const stats = this.leg.stats();
+    const legStats = this.legs.map((l) => l.stats());
     return {
       state: this.state,
       reason: this.reason,
-      size: this.leg.sizeBytes,
+      size: this.multi ? (this.device?.size ?? null) : this.leg.sizeBytes,
       listen: null,
       nbd: ep && ep.socketPath !== null ? {
         socket: ep.socketPath,
@@ -295,8 +451,66 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
         listen: ep.tcpAddress ? formatHostPort(ep.tcpAddress) : null,
       } : null,
       sessionId: this.leg.sessionId ? this.leg.sessionId.toString('hex') : null,
-      permissions: this.leg.perms,
-      stats,
+      permissions: this.multi ? (this.legs.some((l) => l.perms !== null) ? this.permissions() : null) : this.leg.perms,
+      stats: this.multi ? sumStats(legStats, this.device?.inflight() ?? 0) : legStats[0]!,
+      ...(this.multi ? { degraded: this.device?.degraded() ?? (this.node.config.layout === 'mirror' ? null : null), legs: this.legShows(legStats) } : {}),
     };
   }
+
+  private legState(i: number): LegState {
+    if (this.device) return this.device.legState(i);
+    return this.legs[i]!.phase === 'failed' ? 'failed' : 'connecting';
+  }
+
+  /** multi-leg: emit leg-state for every leg whose state moved since the last report */
+  private syncLegs(): void {
+    for (let i = 0; i < this.legs.length; i++) {
+      const to = this.started ? this.legState(i) : 'connecting';
+      const from = this.legsReported[i]!;
+      if (to === from) continue;
+      this.legsReported[i] = to;
+      this.emit('leg-state', { leg: i, from, to, reason: to === 'in-sync' ? null : this.legs[i]!.reason });
+    }
+  }
+
+  private legShows(legStats: Stats[]): LegShow[] {
+    return this.legs.map((l, i): LegShow => {
+      const cfg = this.node.config.legs[i]!;
+      const port = this.ports[i];
+      const sync = this.device?.legSync(i) ?? { outOfSyncBytes: 0, resync: null, resyncedBytes: 0 };
+      const c = port?.counters;
+      return {
+        index: i,
+        remote: cfg.remote,
+        export: cfg.export,
+        state: this.legState(i),
+        size: l.sizeBytes,
+        identity: l.identity ? l.identity.toString('hex') : null,
+        outOfSyncBytes: sync.outOfSyncBytes,
+        resync: sync.resync,
+        stats: {
+          reads: c?.reads ?? 0, writes: c?.writes ?? 0, bytesRead: c?.bytesRead ?? 0, bytesWritten: c?.bytesWritten ?? 0,
+          resyncedBytes: sync.resyncedBytes, failed: c?.failed ?? 0, reconnects: legStats[i]!.reconnects,
+        },
+      };
+    });
+  }
+}
+
+/** A multi-leg node's stats: the legs' transactions added up; in flight counts device requests. */
+function sumStats(all: Stats[], inflight: number): Stats {
+  const s = emptyStats();
+  for (const x of all) {
+    s.inflightPeak = Math.max(s.inflightPeak, x.inflightPeak);
+    s.completed += x.completed;
+    s.resends += x.resends;
+    s.replayed += x.replayed;
+    s.failed += x.failed;
+    s.reconnects += x.reconnects;
+    s.bytesRead += x.bytesRead;
+    s.bytesWritten += x.bytesWritten;
+    if (x.oldestInflightMs !== null) s.oldestInflightMs = Math.max(s.oldestInflightMs ?? 0, x.oldestInflightMs);
+  }
+  s.inflight = inflight;
+  return s;
 }

@@ -12,8 +12,23 @@ export interface BlockRequest {
   fua: boolean;
 }
 
-/** errno: null = success, else a symbolic errno name ('EIO', 'EPERM', 'ESHUTDOWN', ...). data: read result. */
-export type BlockDone = (errno: string | null, data: Buffer | null) => void;
+/**
+ * errno: null = success, else a symbolic errno name ('EIO', 'EPERM', 'ESHUTDOWN', ...). data: the
+ * read result, one buffer or several in order (a multi-leg device answers a read that spans legs
+ * with each leg's buffer, so nothing is copied).
+ */
+export type BlockDone = (errno: string | null, data: BlockData | null) => void;
+export type BlockData = Buffer | Buffer[];
+/** What one transaction answers: a read is one buffer. A TxnDone is a BlockDone (it takes less). */
+export type TxnDone = (errno: string | null, data: Buffer | null) => void;
+
+/** Bytes in a read result. */
+export function dataLength(d: BlockData): number {
+  if (Buffer.isBuffer(d)) return d.length;
+  let n = 0;
+  for (const b of d) n += b.length;
+  return n;
+}
 
 export interface BlockTarget {
   /** the node's name: NBD export names "" and this are accepted */

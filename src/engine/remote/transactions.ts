@@ -25,7 +25,7 @@ import { DstError, errnoName, errnoNumber } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { Flag } from '../../protocol/wire.js';
 import { deadlineMs, emptyStats, type EventFields, type EventName, type Policy, type Stats } from '../types.js';
-import type { BlockDone, BlockOp, BlockRequest } from './target.js';
+import type { BlockOp, BlockRequest, TxnDone } from './target.js';
 
 /** Hard cap on the pool (DESIGN §2: max-inflight ≤ 128). */
 export const MAX_POOL = 128;
@@ -51,7 +51,7 @@ export interface Txn {
   /** how many times it has been written on a connection (1 = sent once, no resend yet) */
   attempts: number;
   /** the caller's completion; null once completed (slot free) */
-  done: BlockDone | null;
+  done: TxnDone | null;
   place: TxnPlace;
 }
 
@@ -168,7 +168,7 @@ export class TransactionTable {
    * else queued. Returns the transaction id. Throws DST_ERR_BUSY when the pool is full and
    * DST_ERR_CLOSED (ESHUTDOWN) once the table is draining or closed.
    */
-  submit(req: BlockRequest, done: BlockDone): number {
+  submit(req: BlockRequest, done: TxnDone): number {
     if (this.closed) throw new DstError('DST_ERR_CLOSED', `${req.op}: node is stopping`, { errno: 'ESHUTDOWN' });
     if (this.active.size >= this.capacity()) {
       this.needDrain = true;

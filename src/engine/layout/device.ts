@@ -1,0 +1,48 @@
+// What a remote node serves over NBD when it has several legs (issue 14, DESIGN §13): a device
+// made of leg ports. The node owns the legs and the NBD endpoint; the device owns the mapping of
+// requests onto legs and completes each request exactly once. Split devices (linear, stripe) are
+// in split-device.ts, the mirror in mirror.ts.
+import type { BlockDone, BlockRequest } from '../remote/target.js';
+import type { LegShow, LegState } from '../types.js';
+
+/** What the node can serve now: every block (ready), some blocks wait for a leg (backoff), none (failed). */
+export type DeviceHealth = 'ready' | 'backoff' | 'failed';
+
+export interface Device {
+  /** bytes the device serves */
+  readonly size: number;
+  maxRequest(): number;
+  /** false while the device has as many requests in flight as the policy allows */
+  hasCapacity(): boolean;
+  onCapacity(listener: () => void): () => void;
+  /** one request (in range, ≤ maxRequest()); done runs exactly once */
+  submit(req: BlockRequest, done: BlockDone): void;
+  health(): DeviceHealth;
+  /** mirror: fewer than all legs in sync; null for other layouts */
+  degraded(): boolean | null;
+  legState(leg: number): LegState;
+  /** the mirror parts of a leg's show */
+  legSync(leg: number): Pick<LegShow, 'outOfSyncBytes' | 'resync'> & { resyncedBytes: number };
+  /** a leg's link phase moved (connected, lost, failed) */
+  legPhaseChanged(leg: number): void;
+  /** the policy changed (max-inflight, leg-timeout, resync-rate) */
+  policyChanged(): void;
+  /** requests in flight at the device */
+  inflight(): number;
+  /** after the NBD endpoint closed and the legs drained: stop background work, save state */
+  close(): Promise<void>;
+}
+
+/** Capacity listeners, shared by the devices. */
+export class CapacitySignal {
+  private readonly listeners = new Set<() => void>();
+
+  on(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => { this.listeners.delete(listener); };
+  }
+
+  fire(): void {
+    for (const l of [...this.listeners]) l();
+  }
+}

@@ -1,0 +1,116 @@
+// Linear and stripe devices: each request cut into (leg, leg offset) pieces by the layout map,
+// each piece sent to its leg, the request answered once when the last piece is done (the first
+// errno wins). A read that spans legs is answered with the legs' buffers in order (no copy);
+// writes send views into the request's payload. FLUSH goes to every leg. A leg that is away holds
+// only its own pieces (its transaction table resends, reconnects and applies the deadline); the
+// other legs keep serving their ranges.
+import type { Policy } from '../types.js';
+import type { BlockData, BlockDone, BlockRequest } from '../remote/target.js';
+import { mapRange, splitSize, type SplitMap } from './map.js';
+import { CapacitySignal, type Device, type DeviceHealth } from './device.js';
+import type { LegPort } from './leg-port.js';
+
+/** One request spread over pieces: answered once, when the last piece is done. */
+class Spread {
+  remaining: number;
+  errno: string | null = null;
+  readonly parts: (BlockData | null)[] | null;
+
+  constructor(pieces: number, read: boolean, private readonly done: (errno: string | null, data: BlockData | null) => void) {
+    this.remaining = pieces;
+    this.parts = read ? new Array<BlockData | null>(pieces).fill(null) : null;
+  }
+
+  pieceDone(i: number, errno: string | null, data: BlockData | null): void {
+    if (errno !== null) this.errno ??= errno;
+    else if (this.parts !== null) this.parts[i] = data;
+    if (--this.remaining > 0) return;
+    if (this.errno !== null || this.parts === null) {
+      this.done(this.errno, null);
+      return;
+    }
+    this.done(null, this.parts.length === 1 ? this.parts[0]! : (this.parts as BlockData[]).flat());
+  }
+}
+
+export class SplitDevice implements Device {
+  readonly size: number;
+  private inFlight = 0;
+  private readonly capacity = new CapacitySignal();
+
+  constructor(private readonly ports: readonly LegPort[], private readonly map: SplitMap, private readonly policy: () => Policy) {
+    this.size = splitSize(map);
+  }
+
+  maxRequest(): number {
+    // a stripe request of at most one chunk spans at most two legs
+    const legMax = Math.min(...this.ports.map((p) => p.leg.maxRequest()));
+    return this.map.kind === 'stripe' ? Math.min(legMax, this.map.chunk) : legMax;
+  }
+
+  hasCapacity(): boolean {
+    return this.inFlight < this.policy().maxInflight;
+  }
+
+  onCapacity(listener: () => void): () => void {
+    return this.capacity.on(listener);
+  }
+
+  inflight(): number {
+    return this.inFlight;
+  }
+
+  submit(req: BlockRequest, done: BlockDone): void {
+    this.inFlight++;
+    const finish: BlockDone = (errno, data) => {
+      this.inFlight--;
+      done(errno, data);
+      if (this.hasCapacity()) this.capacity.fire();
+    };
+    if (req.op === 'flush') {
+      const spread = new Spread(this.ports.length, false, finish);
+      this.ports.forEach((p, i) => p.send(req, (errno) => spread.pieceDone(i, errno, null)));
+      return;
+    }
+    const pieces = mapRange(this.map, req.offset, req.length);
+    const spread = new Spread(pieces.length, req.op === 'read', finish);
+    pieces.forEach((piece, i) => {
+      const payload = req.payload === null ? null : req.payload.subarray(piece.bufferOffset, piece.bufferOffset + piece.length);
+      this.ports[piece.leg]!.send({ op: req.op, offset: piece.legOffset, length: piece.length, payload, fua: req.fua },
+        (errno, data) => spread.pieceDone(i, errno, data));
+    });
+  }
+
+  health(): DeviceHealth {
+    if (this.ports.every((p) => p.leg.phase === 'failed')) return 'failed';
+    return this.ports.every((p) => p.leg.phase === 'ready') ? 'ready' : 'backoff';
+  }
+
+  degraded(): null {
+    return null;
+  }
+
+  legState(leg: number): 'connecting' | 'in-sync' | 'failed' {
+    const phase = this.ports[leg]!.leg.phase;
+    return phase === 'ready' ? 'in-sync' : phase === 'failed' ? 'failed' : 'connecting';
+  }
+
+  legSync(): { outOfSyncBytes: number; resync: null; resyncedBytes: number } {
+    return { outOfSyncBytes: 0, resync: null, resyncedBytes: 0 };
+  }
+
+  legPhaseChanged(leg: number): void {
+    const port = this.ports[leg]!;
+    if (port.leg.phase === 'failed') port.failWaiting('EIO');
+    else port.kick();
+  }
+
+  policyChanged(): void {
+    if (this.hasCapacity()) this.capacity.fire();
+  }
+
+  close(): Promise<void> {
+    for (const p of this.ports) p.failWaiting('ESHUTDOWN');
+    return Promise.resolve();
+  }
+}
