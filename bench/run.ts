@@ -132,6 +132,52 @@ async function configureDst(work: string, file: string, cipher: boolean, engA: C
   };
 }
 
+/**
+ * A two-leg mirror or stripe: the remote engine and one export engine per leg, each leg its own
+ * 1 GiB file on tmpfs (the second a copy of the first). A mirror's initial sync (leg 1 from leg 0)
+ * is timed first: that is the resync rate with the machine otherwise idle.
+ */
+async function setupDstLegs(work: string, files: string[], layout: 'mirror' | 'stripe'): Promise<Setup> {
+  const engines = files.map((_, i) => {
+    const dir = mkdtempSync(join(work, `l${i}`));
+    return { dir, sock: join(dir, 'dst.sock'), proc: start(process.execPath, [...ENGINE_NODE_ARGS, DST, 'engine', '--socket', join(dir, 'dst.sock'), '--state-dir', join(dir, 'state'), '--no-config', '--log-level', 'warn']) };
+  });
+  const dirA = mkdtempSync(join(work, 'r'));
+  const sockA = join(dirA, 'dst.sock');
+  const engA = start(process.execPath, [...ENGINE_NODE_ARGS, DST, 'engine', '--socket', sockA, '--state-dir', join(dirA, 'state'), '--no-config', '--log-level', 'warn']);
+  const stopAll = async (): Promise<void> => {
+    await stopChild(engA);
+    for (const e of engines) await stopChild(e.proc);
+  };
+  try {
+    await waitFor('engine sockets', () => existsSync(sockA) && engines.every((e) => existsSync(e.sock)));
+    await sleep(200);
+    const remotes = files.map((file, i) => {
+      const sock = engines[i]!.sock;
+      dst(sock, 'node', 'add', 'vol', '--disk', file, '--listen', '127.0.0.1:0');
+      dst(sock, 'security', 'add', 'vol', '--addr', '127.0.0.1', '--perm', 'rw');
+      return ['--remote', `${(dst(sock, 'node', 'start', 'vol') as { listen: string }).listen}/vol`];
+    });
+    dst(sockA, 'node', 'add', 'vol', '--layout', layout, ...remotes.flat());
+    const t0 = performance.now();
+    const ready = dst(sockA, 'node', 'start', 'vol', '--wait', '10s') as { state: string; size: number; nbd: { uri: string } };
+    if (ready.state !== 'ready') throw new Error(`dst ${layout} node not ready: ${JSON.stringify(ready)}`);
+    if (layout === 'mirror') {
+      await waitFor('the initial sync', () => (dst(sockA, 'node', 'show', 'vol') as { degraded: boolean }).degraded === false, 300_000);
+      const s = (performance.now() - t0) / 1000;
+      process.stderr.write(`mirror initial sync (resync): ${(ready.size / (1024 * 1024) / s).toFixed(0)} MiB/s (${(ready.size / (1024 * 1024)).toFixed(0)} MiB in ${s.toFixed(1)} s)\n`);
+    }
+    return {
+      uri: ready.nbd.uri,
+      rss: () => ({ remote: peakRssMiB(engA.pid!), export: peakRssMiB(engines[0]!.proc.pid!) }),
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
 async function setupNbdkit(work: string, file: string, mode: 'plain' | 'retry' | 'tls'): Promise<Setup> {
   const port = await freePort();
   const sock = join(mkdtempSync(join(work, 'k')), 'nbd.sock');
@@ -187,19 +233,24 @@ async function main(): Promise<void> {
   const chunk = randomBytes(16 << 20);
   for (let off = 0; off < SIZE; off += chunk.length) writeSync(fd, chunk);
   closeSync(fd);
+  const second = join(work, 'disk2.img');
+  const needLegs = ONLY === null || ONLY.has('dst-mirror2') || ONLY.has('dst-stripe2');
+  if (needLegs) execFileSync('cp', [file, second]);
   const systems: { name: string; setup: () => Promise<Setup> }[] = [
     { name: 'dst', setup: () => setupDst(work, file, false) },
     { name: 'nbdkit', setup: () => setupNbdkit(work, file, 'plain') },
     { name: 'dst-aes-gcm', setup: () => setupDst(work, file, true) },
     { name: 'nbdkit-retry', setup: () => setupNbdkit(work, file, 'retry') },
     { name: 'nbdkit-tls', setup: () => setupNbdkit(work, file, 'tls') },
+    { name: 'dst-mirror2', setup: () => setupDstLegs(work, [file, second], 'mirror') },
+    { name: 'dst-stripe2', setup: () => setupDstLegs(work, [file, second], 'stripe') },
   ].filter((s) => ONLY === null || ONLY.has(s.name));
   const runs: Row[] = [];
   try {
     for (const w of WORKLOADS) {
       if (ONLY_WL !== null && !ONLY_WL.has(w.name)) continue;
       for (let round = 1; round <= repeat; round++) for (const s of systems) {
-        if (s.name.includes('tls') || s.name === 'dst-aes-gcm') if (!w.name.includes('1M')) continue;
+        if (s.name.includes('tls') || s.name.startsWith('dst-')) if (!w.name.includes('1M')) continue;
         process.stderr.write(`${s.name} ${w.name}${repeat > 1 ? ` (run ${round}/${repeat})` : ''} ...\n`);
         let setup: Setup;
         try {
@@ -245,6 +296,10 @@ function printTable(rows: Row[], repeat: number, startup: Startup): void {
     const g = get('dst-aes-gcm'), tls = get('nbdkit-tls');
     if (g && tls) console.log(`  ${pad(w.name, 20)} dst-aes-gcm / nbdkit-tls = ${(g.iops / tls.iops).toFixed(2)}`);
     if (g && d) console.log(`  ${pad(w.name, 20)} dst-aes-gcm / dst = ${(g.iops / d.iops).toFixed(2)}`);
+    for (const legs of ['dst-mirror2', 'dst-stripe2']) {
+      const l = get(legs);
+      if (l && d) console.log(`  ${pad(w.name, 20)} ${legs} / dst = ${(l.iops / d.iops).toFixed(2)}`);
+    }
   }
   console.log(`\n${startupText(startup)}`);
 }

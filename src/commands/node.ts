@@ -66,10 +66,8 @@ export function nodeAddArgs(o: AddOpts, abs: (p: string) => string): NodeAddArgs
   if (!(MULTI_LAYOUTS as readonly string[]).includes(layout)) {
     throw usage(`invalid layout ${JSON.stringify(layout)} for --layout: use ${MULTI_LAYOUTS.join(', ')}`);
   }
-  if (layout === 'mirror') {
-    throw usage('--layout mirror is not available in this version yet (linear and stripe are); see dst(8)');
-  }
-  if (legs.length < 2) {
+  // a mirror may start with one leg; linear and stripe need at least two
+  if (layout !== 'mirror' && legs.length < 2) {
     throw usage(`--layout ${layout} needs at least two --remote (one per leg, in leg order); got ${legs.length}`);
   }
   if (given('chunk') && layout !== 'stripe') throw usage('--chunk is for --layout stripe');

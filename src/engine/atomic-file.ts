@@ -1,5 +1,5 @@
 // Crash-safe file replacement: a crash at any instant leaves the old file or the new one, never a
-// torn one (the config file, export identities).
+// torn one (the config file, export identities, the mirror's region state).
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
@@ -22,11 +22,11 @@ export async function syncDir(dir: string): Promise<void> {
 }
 
 /**
- * Write `text` to `file` atomically: a tmp file in the same dir, fsync, rename, fsync the dir.
+ * Write `content` (text as UTF-8, or bytes) to `file` atomically: a tmp file in the same dir, fsync, rename, fsync the dir.
  * Keeps an existing file's mode (new files 0600). `where` names the operation in errors; `fault`
  * is the DST_TEST_SAVE_CRASH test hook.
  */
-export async function writeFileAtomic(file: string, text: string, opts: { where?: string; fault?: SaveFault } = {}): Promise<void> {
+export async function writeFileAtomic(file: string, content: string | Buffer, opts: { where?: string; fault?: SaveFault } = {}): Promise<void> {
   const where = opts.where ?? 'config save';
   if (!isAbsolute(file)) throw new DstError('DST_ERR_INVALID', `${where}: ${file} must be an absolute path`);
   const dir = dirname(file);
@@ -45,7 +45,7 @@ export async function writeFileAtomic(file: string, text: string, opts: { where?
   try {
     const fh = await open(tmp, 'wx', mode);
     try {
-      await fh.writeFile(text, 'utf8');
+      await fh.writeFile(content);
       await fh.sync();
     } finally {
       await fh.close();

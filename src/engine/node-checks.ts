@@ -78,7 +78,6 @@ async function checkRemote(c: RemoteConfig, where: string, log: Logger): Promise
   if (!(LAYOUTS as readonly unknown[]).includes(c.layout)) {
     throw new DstError('DST_ERR_INVALID', `${where}: layout must be one of ${LAYOUTS.join(', ')}, not ${JSON.stringify(c.layout)}`);
   }
-  if (c.layout === 'mirror') throw new DstError('DST_ERR_INVALID', `${where}: layout mirror is not available in this version yet (linear and stripe are)`);
   const min = c.layout === 'linear' || c.layout === 'stripe' ? 2 : 1;
   if (!Array.isArray(c.legs) || c.legs.length < min || (c.layout === 'single' && c.legs.length !== 1)) {
     throw new DstError('DST_ERR_INVALID', c.layout === 'single'

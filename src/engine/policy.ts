@@ -51,6 +51,10 @@ export const POLICY_TABLE = [
     showAttr: 8, setAttr: 8, help: 'connections from one address still in the handshake' },
   { field: 'maxConnsPerAddr', key: 'max-conns-per-addr', kind: 'int', default: 32, min: 1, max: 'maxConnectionsPerExport',
     showAttr: 9, setAttr: 9, help: 'connections from one address in all' },
+  { field: 'legTimeoutMs', key: 'leg-timeout', kind: 'duration', default: 0, min: 0, max: MAX_DURATION_MS,
+    showAttr: 10, setAttr: 10, help: 'mirror: a leg silent this long goes behind and the others complete the request; 0 = resend-timeout' },
+  { field: 'resyncRate', key: 'resync-rate', kind: 'size', default: 0, min: 0, max: 1024 ** 4,
+    showAttr: 11, setAttr: 11, help: 'mirror: resync bytes per second at most; 0 = as fast as the legs allow' },
 ] as const satisfies readonly PolicyKeySpec[];
 
 export type PolicyKey = (typeof POLICY_TABLE)[number];
@@ -65,6 +69,11 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze(
 
 /** Policy field → its row. */
 export const POLICY_BY_FIELD: ReadonlyMap<string, PolicyKey> = new Map(POLICY_TABLE.map((k) => [k.field, k]));
+
+/** How long a mirror waits for a silent leg (leg-timeout; 0 follows resend-timeout). */
+export function legTimeoutOf(p: Policy): number {
+  return p.legTimeoutMs > 0 ? p.legTimeoutMs : p.resendTimeoutMs;
+}
 
 /** The value of a bound under the engine's limits. */
 export function boundOf(b: PolicyBound, limits: Limits): number {

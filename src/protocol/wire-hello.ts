@@ -35,6 +35,11 @@ export interface HelloReply {
   nonce: Buffer;
   /** human-readable reason when the frame's status refuses the HELLO */
   message: string | null;
+  /**
+   * 16 random bytes, new each time the export starts serving (null from an export that predates
+   * the field): a client that sees it change knows the export may have lost what it never flushed
+   */
+  instance: Buffer | null;
 }
 
 export interface Auth {
@@ -43,7 +48,7 @@ export interface Auth {
 }
 
 enum HelloField { VERSION = 1, EXPORT_NAME = 2, SESSION_ID = 3, ACCESS = 4, SUITE = 5, KEY_ID = 6, NONCE = 7 }
-enum ReplyField { IDENTITY = 1, SIZE = 2, BLOCK_SIZE = 3, MAX_REQUEST = 4, GRANTED = 5, SUITE = 6, NONCE = 7, MESSAGE = 8 }
+enum ReplyField { IDENTITY = 1, SIZE = 2, BLOCK_SIZE = 3, MAX_REQUEST = 4, GRANTED = 5, SUITE = 6, NONCE = 7, MESSAGE = 8, INSTANCE = 9 }
 enum AuthField { PROOF = 1 }
 
 function tlv(type: number, value: Buffer): Buffer {
@@ -121,6 +126,7 @@ export function encodeHelloReply(r: HelloReply): Buffer {
     tlv(ReplyField.NONCE, r.nonce),
   ];
   if (r.message !== null) parts.push(tlv(ReplyField.MESSAGE, Buffer.from(r.message, 'utf8')));
+  if (r.instance !== null) parts.push(tlv(ReplyField.INSTANCE, r.instance));
   return Buffer.concat(parts);
 }
 
@@ -136,6 +142,7 @@ export function decodeHelloReply(buf: Buffer): HelloReply {
     suite: need(f, ReplyField.SUITE, null, w, 'suite').toString('utf8'),
     nonce: Buffer.from(need(f, ReplyField.NONCE, 32, w, 'nonce')),
     message: f.get(ReplyField.MESSAGE)?.toString('utf8') ?? null,
+    instance: f.has(ReplyField.INSTANCE) ? Buffer.from(need(f, ReplyField.INSTANCE, 16, w, 'instance')) : null,
   };
 }
 

@@ -12,7 +12,7 @@ import { attrEnum, commandSpec, decodeObject, encodeObject, policyShowSchema } f
 
 /** A value other than the default, inside the bounds. */
 function other(k: PolicyKey): number {
-  return k.kind === 'size' ? k.default * 2 : k.kind === 'duration' ? k.default + 1000 : k.default + 1;
+  return k.kind === 'size' ? (k.default === 0 ? 1 << 20 : k.default * 2) : k.kind === 'duration' ? k.default + 1000 : k.default + 1;
 }
 
 const attrName = (field: string): string => field.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();

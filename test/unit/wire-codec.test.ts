@@ -67,9 +67,14 @@ test('HELLO, HELLO_REPLY, refusal and AUTH payloads round-trip', () => {
   assert.deepEqual(decodeHello(encodeHello({ ...hello, keyId: null })), { ...hello, keyId: null });
   const reply = {
     identity: Buffer.alloc(16, 4), size: 2 ** 40, blockSize: 4096, maxRequest: 1 << 20, granted: 1,
-    suite: 'none', nonce: Buffer.alloc(32, 5), message: null,
+    suite: 'none', nonce: Buffer.alloc(32, 5), message: null, instance: null,
   };
   assert.deepEqual(decodeHelloReply(encodeHelloReply(reply)), reply);
+  // the instance id (new per export start) is optional: older exports do not send it
+  const withInstance = { ...reply, instance: Buffer.alloc(16, 7) };
+  assert.deepEqual(decodeHelloReply(encodeHelloReply(withInstance)), withInstance);
+  const shortInstance = Buffer.concat([encodeHelloReply(reply), Buffer.from([0, 9, 0, 2, 1, 2])]);
+  assert.throws(() => decodeHelloReply(shortInstance), /instance is 2 bytes, expected 16/);
   assert.equal(decodeRefusal(encodeRefusal('address 10.0.0.1 is not allowed')), 'address 10.0.0.1 is not allowed');
   assert.deepEqual(decodeAuth(encodeAuth({ proof: Buffer.alloc(32, 6) })), { proof: Buffer.alloc(32, 6) });
 });

@@ -10,6 +10,7 @@
 //
 // `node.config` is a getter: the registry swaps the config object on `security add/del` etc.,
 // so every read goes through config() and ACL changes apply to the next request.
+import { randomBytes } from 'node:crypto';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Clock } from '../../util/clock.js';
 import type { Logger } from '../../util/log.js';
@@ -83,6 +84,8 @@ class ExportNode implements NodeRuntime {
   private hold: HoldWriteFilter | null = null;
   private effSize: number | null = null;
   private ident: Buffer | null = null;
+  /** this run's instance id (HELLO_REPLY): a restarted export may have lost unflushed writes */
+  private instanceId: Buffer = randomBytes(16);
   private server: net.Server | null = null;
   private boundAddr: string | null = null;
   private readonly conns = new Set<Connection>();
@@ -190,6 +193,7 @@ class ExportNode implements NodeRuntime {
       config: () => node.config,
       serving: () => this._state === 'listening',
       size: () => this.effSize ?? 0,
+      instance: () => this.instanceId,
       identity: () => {
         if (!this.ident) throw new DstError('DST_ERR_INTERNAL', `node ${this.name}: no identity before start`);
         return this.ident;
@@ -319,6 +323,7 @@ class ExportNode implements NodeRuntime {
     this.hold = hold;
     this.effSize = size;
     this.ident = ident;
+    this.instanceId = randomBytes(16);
     this.server = server;
     this.boundAddr = formatHostPort({ host: addr.address, port: addr.port });
     this.acl.invalidate();

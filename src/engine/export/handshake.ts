@@ -56,6 +56,8 @@ export interface HelloNode {
   /** the ACL entry governing `peer` in the CURRENT config */
   aclEntry(peer: string): AclEntry | null;
   identity(): Buffer;
+  /** new each time the node starts serving (HELLO_REPLY's instance) */
+  instance(): Buffer;
   size(): number;
   emit(event: EventName, fields: EventFields): void;
 }
@@ -172,6 +174,7 @@ export async function decideHello(host: HelloNode, from: HelloPeer, hello: Hello
     suite: suite.name,
     nonce,
     message: null,
+    instance: host.instance(),
   });
   // none / none+<h>: nothing to prove
   if (!suite.needsKey || inputKey === null) return { kind: 'admit', suite, granted, sessionId: hello.sessionId, reply };

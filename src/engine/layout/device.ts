@@ -1,7 +1,7 @@
 // What a remote node serves over NBD when it has several legs (issue 14, DESIGN §13): a device
 // made of leg ports. The node owns the legs and the NBD endpoint; the device owns the mapping of
 // requests onto legs and completes each request exactly once. Split devices (linear, stripe) are
-// in split-device.ts, the mirror in mirror.ts.
+// in split-device.ts, the mirror in mirror.ts. The node reports leg-state events from legState().
 import type { BlockDone, BlockRequest } from '../remote/target.js';
 import type { LegShow, LegState } from '../types.js';
 
@@ -21,6 +21,8 @@ export interface Device {
   /** mirror: fewer than all legs in sync; null for other layouts */
   degraded(): boolean | null;
   legState(leg: number): LegState;
+  /** why the leg is in its state (null when in sync) */
+  legReason(leg: number): string | null;
   /** the mirror parts of a leg's show */
   legSync(leg: number): Pick<LegShow, 'outOfSyncBytes' | 'resync'> & { resyncedBytes: number };
   /** a leg's link phase moved (connected, lost, failed) */
@@ -33,16 +35,38 @@ export interface Device {
   close(): Promise<void>;
 }
 
-/** Capacity listeners, shared by the devices. */
-export class CapacitySignal {
+/** The device's in-flight count against max-inflight, and the listeners woken when a slot frees. */
+export class InflightGate {
+  private n = 0;
   private readonly listeners = new Set<() => void>();
 
-  on(listener: () => void): () => void {
+  constructor(private readonly limit: () => number) {}
+
+  hasCapacity(): boolean {
+    return this.n < this.limit();
+  }
+
+  onCapacity(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => { this.listeners.delete(listener); };
   }
 
-  fire(): void {
-    for (const l of [...this.listeners]) l();
+  inflight(): number {
+    return this.n;
+  }
+
+  /** Count a request in; the returned done counts it out, then wakes the listeners if a slot is free. */
+  enter(done: BlockDone): BlockDone {
+    this.n++;
+    return (errno, data) => {
+      this.n--;
+      done(errno, data);
+      this.wake();
+    };
+  }
+
+  /** The limit may have grown (a policy change). */
+  wake(): void {
+    if (this.hasCapacity()) for (const l of [...this.listeners]) l();
   }
 }

@@ -7,7 +7,7 @@
 import type { Policy } from '../types.js';
 import type { BlockData, BlockDone, BlockRequest } from '../remote/target.js';
 import { mapRange, splitSize, type SplitMap } from './map.js';
-import { CapacitySignal, type Device, type DeviceHealth } from './device.js';
+import { InflightGate, type Device, type DeviceHealth } from './device.js';
 import type { LegPort } from './leg-port.js';
 
 /** One request spread over pieces: answered once, when the last piece is done. */
@@ -35,11 +35,12 @@ class Spread {
 
 export class SplitDevice implements Device {
   readonly size: number;
-  private inFlight = 0;
-  private readonly capacity = new CapacitySignal();
 
-  constructor(private readonly ports: readonly LegPort[], private readonly map: SplitMap, private readonly policy: () => Policy) {
+  private readonly gate: InflightGate;
+
+  constructor(private readonly ports: readonly LegPort[], private readonly map: SplitMap, policy: () => Policy) {
     this.size = splitSize(map);
+    this.gate = new InflightGate(() => policy().maxInflight);
   }
 
   maxRequest(): number {
@@ -49,24 +50,19 @@ export class SplitDevice implements Device {
   }
 
   hasCapacity(): boolean {
-    return this.inFlight < this.policy().maxInflight;
+    return this.gate.hasCapacity();
   }
 
   onCapacity(listener: () => void): () => void {
-    return this.capacity.on(listener);
+    return this.gate.onCapacity(listener);
   }
 
   inflight(): number {
-    return this.inFlight;
+    return this.gate.inflight();
   }
 
   submit(req: BlockRequest, done: BlockDone): void {
-    this.inFlight++;
-    const finish: BlockDone = (errno, data) => {
-      this.inFlight--;
-      done(errno, data);
-      if (this.hasCapacity()) this.capacity.fire();
-    };
+    const finish = this.gate.enter(done);
     if (req.op === 'flush') {
       const spread = new Spread(this.ports.length, false, finish);
       this.ports.forEach((p, i) => p.send(req, (errno) => spread.pieceDone(i, errno, null)));
@@ -95,6 +91,10 @@ export class SplitDevice implements Device {
     return phase === 'ready' ? 'in-sync' : phase === 'failed' ? 'failed' : 'connecting';
   }
 
+  legReason(leg: number): string | null {
+    return this.ports[leg]!.leg.reason;
+  }
+
   legSync(): { outOfSyncBytes: number; resync: null; resyncedBytes: number } {
     return { outOfSyncBytes: 0, resync: null, resyncedBytes: 0 };
   }
@@ -106,7 +106,7 @@ export class SplitDevice implements Device {
   }
 
   policyChanged(): void {
-    if (this.hasCapacity()) this.capacity.fire();
+    this.gate.wake();
   }
 
   close(): Promise<void> {

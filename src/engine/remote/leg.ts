@@ -68,6 +68,8 @@ export class Leg {
 
   // learned from the first HELLO_REPLY of this run
   identity: Buffer | null = null;
+  /** the export's instance id at the last handshake (a mirror tells a restarted export by it) */
+  instance: Buffer | null = null;
   sizeBytes: number | null = null;
   perms: 'r' | 'w' | 'rw' | null = null;
   private exportMaxRequest = 0;
@@ -233,6 +235,7 @@ export class Leg {
       }
     }
     this.perms = perms;
+    this.instance = reply.instance;
     this.exportMaxRequest = reply.maxRequest;
     this.failures = 0;
     if (!first) this.reconnects++;

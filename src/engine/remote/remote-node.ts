@@ -37,7 +37,8 @@ import type { Connection, SocketFactory } from './connection.js';
 import { Leg } from './leg.js';
 import type { Device } from '../layout/device.js';
 import { LegPort } from '../layout/leg-port.js';
-import { linearMap, stripeMap } from '../layout/map.js';
+import { largerLegs, linearMap, mirrorSize, stripeMap } from '../layout/map.js';
+import { openMirror } from '../layout/mirror.js';
 import { SplitDevice } from '../layout/split-device.js';
 import { startNbdEndpoint, type NbdEndpoint, type NbdEndpointOptions } from './nbd-endpoint.js';
 import type { BlockDone, BlockRequest, BlockTarget } from './target.js';
@@ -216,6 +217,8 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     }
     const device = this.device;
     this.device = null;
+    this.deviceCapacityOff?.();
+    this.deviceCapacityOff = null;
     this.serving = false;
     this.pendingReady.clear();
     if (device) {
@@ -316,8 +319,19 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     let device: Device;
     try {
       if (mirror) {
-        // the mirror (write fan-out, region bitmap, resync) is the next slice of issue 14
-        throw new Error('the mirror layout is not available in this version');      } else {
+        const reached = known.flatMap((k) => (k === null ? [] : [k]));
+        const larger = largerLegs(known.map((k) => k ?? 0)).filter((i) => known[i] !== null);
+        if (larger.length > 0) {
+          this.log.warn(`mirror legs of different sizes: leg${larger.length > 1 ? 's' : ''} ${larger.join(', ')} ` +
+            `larger than the smallest (${Math.min(...reached)} bytes); the extra space is unused`, { op: 'start' });
+        }
+        device = await openMirror({
+          ports: this.ports, size: mirrorSize(reached), region: cfg.region, ctx: this.ctx, log: this.log, name: this.name,
+          policy: () => this.policy,
+          emit: (event, fields) => this.emit(event, fields),
+          changed: () => { this.sync(); this.maybeCapacity(); },
+        });
+      } else {
         const map = cfg.layout === 'linear' ? linearMap(sizes) : stripeMap(sizes, cfg.chunk);
         device = new SplitDevice(this.ports, map, () => this.policy);
       }
@@ -331,6 +345,8 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
       return;
     }
     this.device = device;
+    // the NBD side waits on the node's capacity: forward the device's
+    this.deviceCapacityOff = device.onCapacity(() => this.maybeCapacity());
     await this.startEndpoint(() => {
       this.serving = true;
       for (const [i, p] of this.pendingReady) this.legs[i]!.becomeReady(p.conn, p.sessionHex);
@@ -407,6 +423,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   }
 
   private readonly capacityListeners = new Set<() => void>();
+  private deviceCapacityOff: (() => void) | null = null;
 
   private maybeCapacity(): void {
     if (!this.accepting()) return;
@@ -469,7 +486,8 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
       const from = this.legsReported[i]!;
       if (to === from) continue;
       this.legsReported[i] = to;
-      this.emit('leg-state', { leg: i, from, to, reason: to === 'in-sync' ? null : this.legs[i]!.reason });
+      const reason = to === 'in-sync' ? null : this.device ? this.device.legReason(i) : this.legs[i]!.reason;
+      this.emit('leg-state', { leg: i, from, to, reason });
     }
   }
 

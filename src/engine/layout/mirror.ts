@@ -1,0 +1,589 @@
+// The mirror (network RAID 1, issue 14): every write goes to every leg that is in sync or
+// resyncing and is answered once all of them did (DRBD's protocol C); reads go to one in-sync leg.
+// What makes it better than md over two block devices is that it knows the legs' transactions:
+//
+// - A slow leg is not a dead leg: a leg that has not answered within leg-timeout (or answered with
+//   an error) while another in-sync leg succeeded goes `behind`; the regions of that write — and
+//   of every write while it is away — are marked out of sync for it (durably, before the write is
+//   acknowledged), its pending transactions are abandoned and it reconnects with the same session
+//   id, so the export's fencing settles the old socket before anything new (a resync write) lands.
+//   The last in-sync leg is never sent behind: its errors and waits are the device's, as a single
+//   remote's are.
+// - A returning leg copies back only its marked regions (resync), each under the range lock that
+//   writes take, from an in-sync leg, written with FUA before its bit is cleared; the bitmap is in
+//   the state dir, so a restart resumes where it stopped.
+// - The activity log (region-state.ts) marks a region before the first write to it goes out; after
+//   an unclean stop only those regions are resynced, from one leg to the others.
+// - An export that restarted (a new instance id in HELLO_REPLY) may have lost what it never
+//   flushed: its leg goes behind with every region written since its last completed FLUSH.
+//
+// Reads are balanced by outstanding requests per leg (cheap, and it follows a slow leg at once,
+// where a latency average lags); a read that fails or times out is retried on another leg.
+import { join } from 'node:path';
+import type { Logger } from '../../util/log.js';
+import { releasePayload } from '../io/payload-pool.js';
+import { legTimeoutOf } from '../policy.js';
+import type { BlockData, BlockDone, BlockRequest } from '../remote/target.js';
+import type { EventFields, EventName, LegShow, LegState, NodeContext, Policy } from '../types.js';
+import { InflightGate, type Device, type DeviceHealth } from './device.js';
+import type { LegPort } from './leg-port.js';
+import { RangeLock } from './range-lock.js';
+import { RegionState } from './region-state.js';
+
+/** A leg's place in the mirror (connecting and failed come from the leg's link). */
+type Mode = 'in-sync' | 'behind' | 'resyncing';
+
+/** resync-progress events at most this often */
+const PROGRESS_EVERY_MS = 1000;
+
+export interface MirrorOptions {
+  ports: LegPort[];
+  /** the size the legs reached so far allow (a mirror keeps the size it was created with) */
+  size: number;
+  region: number;
+  ctx: NodeContext;
+  log: Logger;
+  name: string;
+  policy: () => Policy;
+  emit: (event: EventName, fields: EventFields) => void;
+  /** a leg's state or the device's health moved */
+  changed: () => void;
+}
+
+/** Open the mirror's region state (the state dir) and build the device. */
+export async function openMirror(o: MirrorOptions): Promise<Device> {
+  const file = join(o.ctx.stateDir, 'mirror', `${o.name}.state`);
+  const opened = await RegionState.open({
+    file, legs: o.ports.length, regionSize: o.region, deviceSize: o.size, clock: o.ctx.clock, log: o.log,
+  });
+  const rs = opened.state;
+  if (opened.origin === 'new') {
+    // a new mirror: leg 0 is the source, the others are brought in line by the initial sync
+    for (let i = 1; i < o.ports.length; i++) await rs.markAllOutOfSync(i);
+  } else if (opened.crashedRegions.length > 0) {
+    // an unclean stop: the regions that were being written may differ between legs; one leg that
+    // has each region in sync is its source, the others copy it before reads are balanced there
+    o.log.warn(`unclean stop: resyncing ${opened.crashedRegions.length} active region(s) from one leg`, { op: 'start' });
+    for (const r of opened.crashedRegions) {
+      const source = o.ports.findIndex((_, i) => !rs.isOutOfSync(i, r));
+      if (source < 0) continue; // no leg has it in sync: nothing to copy from
+      for (let i = 0; i < o.ports.length; i++) if (i !== source) await rs.markOutOfSync(i, r, r);
+    }
+  }
+  return new Mirror(o, rs);
+}
+
+/** One write (or trim/zeroes) or flush fanned out to legs, answered once. */
+interface FanOut {
+  req: BlockRequest;
+  /** legs it was sent to and that have not answered */
+  pending: Set<number>;
+  ok: Set<number>;
+  failed: Set<number>;
+  errno: string | null;
+  timedOut: boolean;
+  /** leg-timeout passed: legs still pending when an in-sync leg succeeds are abandoned */
+  timer: { cancel(): void } | null;
+  finish: () => void;
+}
+
+class Mirror implements Device {
+  readonly size: number;
+  private readonly mode: Mode[];
+  private readonly lock = new RangeLock();
+  private readonly gate: InflightGate;
+  private closed = false;
+  /** regions written to each leg since its last completed FLUSH (lost if the export restarts) */
+  private readonly unflushed: Set<number>[];
+  /** the export instance each leg last answered from */
+  private readonly instances: (Buffer | null)[];
+  private readonly resyncedBytes: number[];
+  private readonly resyncs: ({ done: number; total: number; startedAt: number; lastEventAt: number } | null)[];
+  private readonly resyncNextAt: number[];
+  /** why each leg last changed mode */
+  private readonly reasons: (string | null)[];
+
+  constructor(private readonly o: MirrorOptions, private readonly rs: RegionState) {
+    this.size = rs.deviceSize;
+    this.gate = new InflightGate(() => o.policy().maxInflight);
+    const n = o.ports.length;
+    this.mode = o.ports.map((_, i) => (rs.outOfSyncCount(i) === 0 ? 'in-sync' : 'behind'));
+    this.unflushed = o.ports.map(() => new Set<number>());
+    this.instances = o.ports.map((p) => p.leg.instance ? Buffer.from(p.leg.instance) : null);
+    this.resyncedBytes = new Array<number>(n).fill(0);
+    this.resyncs = new Array<null>(n).fill(null);
+    this.resyncNextAt = new Array<number>(n).fill(0);
+    this.reasons = new Array<string | null>(n).fill(null);
+    for (let i = 0; i < n; i++) this.legPhaseChanged(i);
+  }
+
+  private get clock(): NodeContext['clock'] {
+    return this.o.ctx.clock;
+  }
+
+  private leg(i: number): LegPort['leg'] {
+    return this.o.ports[i]!.leg;
+  }
+
+  private usable(i: number): boolean {
+    const l = this.leg(i);
+    return l.phase !== 'failed' && l.sizeBytes !== null;
+  }
+
+  // ---- states ----
+
+  legState(i: number): LegState {
+    const l = this.leg(i);
+    if (l.phase === 'failed') return 'failed';
+    if (l.sizeBytes === null) return 'connecting';
+    return this.mode[i]!;
+  }
+
+  legReason(i: number): string | null {
+    const l = this.leg(i);
+    return l.phase === 'failed' || l.phase === 'backoff' ? l.reason : this.reasons[i]!;
+  }
+
+  /** (a method, so a loop re-reads it after awaits) */
+  private modeOf(i: number): Mode {
+    return this.mode[i]!;
+  }
+
+  private setMode(i: number, to: Mode, reason: string | null): void {
+    const from = this.legState(i);
+    this.mode[i] = to;
+    const now = this.legState(i);
+    if (now === from) return;
+    this.reasons[i] = reason;
+    this.o.log.info(`leg ${i}: ${from} → ${now}${reason ? ` (${reason})` : ''}`, { op: 'leg-state', leg: i });
+    this.o.changed(); // the node reports leg-state
+  }
+
+  /** in-sync legs that can still serve (not failed) */
+  private inSync(): number[] {
+    return this.o.ports.flatMap((_, i) => (this.mode[i] === 'in-sync' && this.usable(i) ? [i] : []));
+  }
+
+  health(): DeviceHealth {
+    // an in-sync leg that has not connected in this run yet still holds the data: wait for it
+    const live = this.o.ports.flatMap((_, i) => (this.mode[i] === 'in-sync' && this.leg(i).phase !== 'failed' ? [i] : []));
+    if (live.length === 0) return 'failed';
+    return live.some((i) => this.leg(i).phase === 'ready' && this.usable(i)) ? 'ready' : 'backoff';
+  }
+
+  degraded(): boolean {
+    return this.o.ports.some((_, i) => this.legState(i) !== 'in-sync');
+  }
+
+  legSync(i: number): Pick<LegShow, 'outOfSyncBytes' | 'resync'> & { resyncedBytes: number } {
+    const r = this.resyncs[i];
+    const elapsed = r ? Math.max(1, this.clock.now() - r.startedAt) : 0;
+    const rate = r ? Math.round(r.done * 1000 / elapsed) : 0;
+    return {
+      outOfSyncBytes: this.rs.outOfSyncBytes(i),
+      resync: r ? {
+        doneBytes: r.done, totalBytes: r.total, bytesPerSecond: rate,
+        etaMs: rate > 0 ? Math.round(Math.max(0, r.total - r.done) * 1000 / rate) : null,
+      } : null,
+      resyncedBytes: this.resyncedBytes[i]!,
+    };
+  }
+
+  legPhaseChanged(i: number): void {
+    if (this.closed) return;
+    const port = this.o.ports[i]!;
+    const leg = port.leg;
+    if (leg.phase === 'failed') {
+      port.failWaiting('EIO');
+      // never trust a leg that was the wrong disk: if it comes back, it copies everything
+      void this.rs.markAllOutOfSync(i).catch((err: unknown) => this.saveFailed(err));
+      if (this.mode[i] !== 'behind') this.setMode(i, 'behind', leg.reason);
+      this.o.changed();
+      return;
+    }
+    port.kick();
+    if (leg.phase !== 'ready') {
+      this.o.changed();
+      return;
+    }
+    if (leg.sizeBytes !== null && leg.sizeBytes < this.size) {
+      leg.fail('size-too-small', `the leg has ${leg.sizeBytes} bytes, the mirror needs ${this.size}`);
+      return;
+    }
+    const seen = this.instances[i];
+    const now = leg.instance;
+    if (now !== null && seen !== null && !seen.equals(now) && this.unflushed[i]!.size > 0) {
+      // the export restarted: what it had not flushed may be gone
+      void this.markBehind(i, [...this.unflushed[i]!], 'new-instance');
+    }
+    if (now !== null) this.instances[i] = Buffer.from(now);
+    if (this.mode[i] === 'behind') void this.runResync(i);
+    this.o.changed();
+  }
+
+  policyChanged(): void {
+    this.gate.wake();
+  }
+
+  // ---- requests ----
+
+  maxRequest(): number {
+    const live = this.o.ports.filter((_, i) => this.usable(i));
+    return Math.min(...(live.length > 0 ? live : this.o.ports).map((p) => p.leg.maxRequest()));
+  }
+
+  hasCapacity(): boolean {
+    return this.gate.hasCapacity();
+  }
+
+  onCapacity(listener: () => void): () => void {
+    return this.gate.onCapacity(listener);
+  }
+
+  inflight(): number {
+    return this.gate.inflight();
+  }
+
+  submit(req: BlockRequest, done: BlockDone): void {
+    const finish = this.gate.enter(done);
+    if (req.op === 'read') this.read(req, finish, new Set(), null);
+    else if (req.op === 'flush') this.flush(req, finish);
+    else this.write(req, finish);
+  }
+
+  // ---- reads ----
+
+  /** legs that hold [offset, offset + length) now: in sync, or resyncing with those regions copied */
+  private readable(req: BlockRequest): number[] {
+    const { first, last } = this.rs.regionsOf(req.offset, Math.max(1, req.length));
+    return this.o.ports.flatMap((_, i) => {
+      if (!this.usable(i) || this.mode[i] === 'behind') return [];
+      if (this.mode[i] === 'resyncing') {
+        for (let r = first; r <= last; r++) if (this.rs.isOutOfSync(i, r)) return [];
+      }
+      return [i];
+    });
+  }
+
+  private read(req: BlockRequest, done: BlockDone, tried: Set<number>, lastErrno: string | null): void {
+    const candidates = this.readable(req).filter((i) => !tried.has(i));
+    if (candidates.length === 0) {
+      queueMicrotask(() => done(lastErrno ?? 'EIO', null));
+      return;
+    }
+    // connected legs first, then the fewest outstanding requests
+    let pick = candidates[0]!;
+    for (const i of candidates) {
+      const a = this.o.ports[i]!;
+      const b = this.o.ports[pick]!;
+      const aReady = a.leg.phase === 'ready';
+      const bReady = b.leg.phase === 'ready';
+      if ((aReady && !bReady) || (aReady === bReady && a.outstanding < b.outstanding)) pick = i;
+    }
+    tried.add(pick);
+    let answered = false;
+    const others = candidates.length > 1;
+    const timer = others ? this.clock.setTimer(legTimeoutOf(this.o.policy()), () => {
+      if (answered) return;
+      answered = true;
+      // the leg is slow and another can serve: it goes behind only if it is not the last in sync
+      if (this.mode[pick] === 'in-sync' && this.inSync().length > 1) void this.markBehind(pick, [], 'leg-timeout');
+      this.read(req, done, tried, 'ETIMEDOUT');
+    }) : null;
+    this.o.ports[pick]!.send(req, (errno, data) => {
+      if (answered) {
+        if (errno === null && data !== null) releaseData(data);
+        return;
+      }
+      answered = true;
+      timer?.cancel();
+      if (errno === null) done(null, data);
+      else this.read(req, done, tried, errno);
+    });
+  }
+
+  // ---- writes ----
+
+  private write(req: BlockRequest, done: BlockDone): void {
+    const { first, last } = this.rs.regionsOf(req.offset, Math.max(1, req.length));
+    this.lock.acquire(req.offset, req.offset + Math.max(1, req.length), (held) => {
+      const unlock = (errno: string | null): void => {
+        this.rs.release(first, last, req.fua);
+        this.lock.release(held);
+        done(errno, null);
+      };
+      const go = (): void => this.fanOut(req, first, last, unlock);
+      let active: Promise<void> | null;
+      try {
+        active = this.rs.activate(first, last);
+      } catch (err) {
+        this.lock.release(held);
+        this.saveFailed(err);
+        queueMicrotask(() => done('EIO', null));
+        return;
+      }
+      if (active === null) go();
+      else active.then(go, (err: unknown) => {
+        this.saveFailed(err);
+        this.rs.release(first, last, false);
+        this.lock.release(held);
+        done('EIO', null);
+      });
+    });
+  }
+
+  private fanOut(req: BlockRequest, first: number, last: number, done: (errno: string | null) => void): void {
+    const targets = this.o.ports.flatMap((_, i) => (this.usable(i) && this.mode[i] !== 'behind' ? [i] : []));
+    const f = this.startFanOut(req, targets, () => {
+      if (![...f.ok].some((i) => this.mode[i] === 'in-sync')) {
+        // no in-sync leg has it: the device's error, as a single remote's. Legs that are not in
+        // sync may have it, so their regions are marked and they copy them back from an in-sync leg.
+        const maybe = targets.filter((i) => this.mode[i] !== 'in-sync');
+        Promise.all(maybe.map((i) => this.markBehind(i, range(first, last), 'write-failed')))
+          .catch((err: unknown) => this.saveFailed(err))
+          .finally(() => done(f.errno ?? 'EIO'));
+        return;
+      }
+      for (const i of f.ok) if (!req.fua) for (let r = first; r <= last; r++) this.unflushed[i]!.add(r);
+      // every leg that does not have this write now has its regions marked before the ack
+      const missing = this.o.ports.flatMap((_, i) => (f.ok.has(i) ? [] : [i]));
+      const why = (i: number): string => (f.failed.has(i) ? 'write-failed' : f.timedOut && targets.includes(i) ? 'leg-timeout' : 'away');
+      Promise.all(missing.map((i) => this.markBehind(i, range(first, last), why(i))))
+        .then(() => done(null), (err: unknown) => {
+          this.saveFailed(err);
+          done('EIO');
+        });
+    });
+  }
+
+  private flush(req: BlockRequest, done: BlockDone): void {
+    const targets = this.o.ports.flatMap((_, i) => (this.usable(i) && this.mode[i] !== 'behind' ? [i] : []));
+    // what each leg had unflushed when this FLUSH went out is durable there once it answers
+    const snapshot = targets.map((i) => [...this.unflushed[i]!]);
+    const token = this.rs.flushStarted();
+    const f = this.startFanOut(req, targets, () => {
+      const okInSync = [...f.ok].filter((i) => this.mode[i] === 'in-sync');
+      if (okInSync.length === 0) {
+        done(f.errno ?? 'EIO', null);
+        return;
+      }
+      // every leg that has the data flushed it (the others go behind with those regions marked)
+      this.rs.flushDone(token);
+      targets.forEach((i, k) => {
+        if (f.ok.has(i)) for (const r of snapshot[k]!) this.unflushed[i]!.delete(r);
+      });
+      const missing = targets.filter((i) => !f.ok.has(i));
+      Promise.all(missing.map((i) => this.markBehind(i, [...this.unflushed[i]!], f.failed.has(i) ? 'flush-failed' : 'leg-timeout')))
+        .then(() => done(null, null), (err: unknown) => {
+          this.saveFailed(err);
+          done('EIO', null);
+        });
+    });
+  }
+
+  /**
+   * Send `req` to `targets`; `complete` runs once every target answered or was abandoned. After
+   * leg-timeout, legs still silent are abandoned as soon as an in-sync leg has succeeded.
+   */
+  private startFanOut(req: BlockRequest, targets: number[], complete: () => void): FanOut {
+    const f: FanOut = {
+      req, pending: new Set(targets), ok: new Set(), failed: new Set(), errno: null, timedOut: false, timer: null,
+      finish: () => {
+        if (f.pending.size > 0) return;
+        f.timer?.cancel();
+        f.timer = null;
+        complete();
+      },
+    };
+    const abandonSlow = (): void => {
+      if (!f.timedOut || ![...f.ok].some((i) => this.mode[i] === 'in-sync')) return;
+      for (const i of [...f.pending]) {
+        f.pending.delete(i);
+        this.o.log.warn(`leg ${i}: no answer to ${req.op} within ${legTimeoutOf(this.o.policy())} ms; it goes behind`, { op: req.op, leg: i });
+      }
+      f.finish();
+    };
+    if (targets.length === 0) {
+      queueMicrotask(() => f.finish());
+      return f;
+    }
+    if (targets.length > 1) {
+      f.timer = this.clock.setTimer(legTimeoutOf(this.o.policy()), () => {
+        f.timer = null;
+        f.timedOut = true;
+        abandonSlow();
+      });
+    }
+    for (const i of targets) {
+      this.o.ports[i]!.send(req, (errno) => {
+        if (!f.pending.delete(i)) return; // abandoned: its regions are marked already
+        if (errno === null) f.ok.add(i);
+        else {
+          f.failed.add(i);
+          f.errno ??= errno;
+        }
+        abandonSlow();
+        f.finish();
+      });
+    }
+    return f;
+  }
+
+  /**
+   * Leg i misses `regions`: mark them (durable when this resolves) and, if it was in sync or
+   * resyncing, send it behind — unless it is the last in-sync leg, which never goes behind.
+   */
+  private async markBehind(i: number, regions: number[], reason: string): Promise<void> {
+    if (this.mode[i] === 'in-sync' && this.inSync().length <= 1 && this.usable(i)) return;
+    if (this.mode[i] !== 'behind') {
+      this.setMode(i, 'behind', reason);
+      this.resyncs[i] = null;
+      // what the leg still has in flight is abandoned (never replayed); it reconnects with the
+      // same session id, so the export fences the old socket before a resync write can land
+      if (this.leg(i).phase !== 'failed') this.leg(i).abandon(reason);
+      const unflushed = [...this.unflushed[i]!];
+      this.unflushed[i]!.clear();
+      regions = regions.concat(unflushed);
+    }
+    for (const [a, b] of runs(regions)) await this.rs.markOutOfSync(i, a, b);
+  }
+
+  private saveFailed(err: unknown): void {
+    this.o.log.error(`mirror state: ${(err as Error)?.message ?? String(err)}`, { op: 'mirror-state', errno: 'EIO' });
+  }
+
+  // ---- resync ----
+
+  private async runResync(i: number): Promise<void> {
+    if (this.mode[i] !== 'behind' || this.closed) return;
+    const leg = this.leg(i);
+    if (leg.phase !== 'ready') return;
+    const regionSize = this.o.region;
+    const state = { done: 0, total: this.rs.outOfSyncBytes(i), startedAt: this.clock.now(), lastEventAt: this.clock.now() };
+    this.resyncs[i] = state;
+    this.setMode(i, 'resyncing', null);
+    let r = this.rs.nextOutOfSync(i, 0);
+    while (this.modeOf(i) === 'resyncing' && !this.closed && leg.phase === 'ready') {
+      if (r < 0) {
+        r = this.rs.nextOutOfSync(i, 0);
+        if (r < 0) break;
+      }
+      const offset = r * regionSize;
+      const length = Math.min(regionSize, this.size - offset);
+      await this.pace(i, length);
+      const copied = await this.copyRegion(i, r, offset, length);
+      if (!copied) break;
+      state.done += length;
+      this.resyncedBytes[i]! += length;
+      const now = this.clock.now();
+      if (now - state.lastEventAt >= PROGRESS_EVERY_MS) {
+        state.lastEventAt = now;
+        this.o.emit('resync-progress', { leg: i, doneBytes: state.done, totalBytes: state.total });
+      }
+      r = this.rs.nextOutOfSync(i, r + 1);
+    }
+    if (this.modeOf(i) !== 'resyncing') return;
+    if (this.rs.nextOutOfSync(i, 0) < 0) {
+      const ms = Math.round(this.clock.now() - state.startedAt);
+      this.resyncs[i] = null;
+      this.setMode(i, 'in-sync', null);
+      this.o.log.info(`leg ${i}: resync done, ${state.done} bytes in ${ms} ms`, { op: 'resync', leg: i });
+      this.o.emit('resync-done', { leg: i, bytes: state.done, ms });
+    } else {
+      // stopped (link lost, no source, closed): behind until the leg is back
+      this.resyncs[i] = null;
+      this.setMode(i, 'behind', 'resync-interrupted');
+    }
+  }
+
+  /** resync-rate as a token bucket of one copy: wait until this copy's share of the second is due */
+  private async pace(i: number, length: number): Promise<void> {
+    const rate = this.o.policy().resyncRate;
+    if (rate <= 0) return;
+    const now = this.clock.now();
+    const at = Math.max(now, this.resyncNextAt[i]!);
+    this.resyncNextAt[i] = at + (length * 1000) / rate;
+    if (at > now) await new Promise<void>((resolve) => this.clock.setTimer(at - now, resolve));
+  }
+
+  /** Copy one region from an in-sync leg to leg i under the range lock; true when its bit is cleared. */
+  private async copyRegion(i: number, r: number, offset: number, length: number): Promise<boolean> {
+    const held = await this.lock.lock(offset, offset + length);
+    try {
+      if (!this.rs.isOutOfSync(i, r)) return true; // cleared meanwhile (nothing to copy)
+      const max = this.o.ports[i]!.leg.maxRequest();
+      for (let at = offset; at < offset + length; at += max) {
+        const n = Math.min(max, offset + length - at);
+        const source = this.inSync().find((j) => j !== i && !this.rs.isOutOfSync(j, r) && this.leg(j).phase === 'ready');
+        if (source === undefined) return false;
+        const data = await this.send(source, { op: 'read', offset: at, length: n, payload: null, fua: false });
+        if (data === null) return false;
+        const payload = Buffer.isBuffer(data) ? data : Buffer.concat(data);
+        const wrote = await this.send(i, { op: 'write', offset: at, length: n, payload, fua: true });
+        releaseData(data);
+        if (wrote === null) return false;
+      }
+      this.rs.clearOutOfSync(i, r);
+      return true;
+    } finally {
+      this.lock.release(held);
+    }
+  }
+
+  /**
+   * One resync request to one leg: its data ([] for a write), or null on an error or when the leg
+   * has not answered within leg-timeout (then it goes behind, unless it is the last in sync, so a
+   * copy never waits on a dead leg for the whole deadline).
+   */
+  private send(i: number, req: BlockRequest): Promise<BlockData | null> {
+    return new Promise((resolve) => {
+      let answered = false;
+      const timer = this.clock.setTimer(legTimeoutOf(this.o.policy()), () => {
+        answered = true;
+        void this.markBehind(i, [], 'leg-timeout').catch((err: unknown) => this.saveFailed(err));
+        resolve(null);
+      });
+      this.o.ports[i]!.send(req, (errno, data) => {
+        if (answered) {
+          if (errno === null && data) releaseData(data);
+          return;
+        }
+        answered = true;
+        timer.cancel();
+        resolve(errno === null ? (data ?? []) : null);
+      });
+    });
+  }
+
+  // ---- close ----
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const p of this.o.ports) p.failWaiting('ESHUTDOWN');
+    await this.rs.close(this.gate.inflight() === 0);
+  }
+}
+
+function releaseData(d: BlockData): void {
+  if (Buffer.isBuffer(d)) releasePayload(d);
+  else for (const b of d) releasePayload(b);
+}
+
+function range(first: number, last: number): number[] {
+  const out: number[] = [];
+  for (let r = first; r <= last; r++) out.push(r);
+  return out;
+}
+
+/** Sorted runs [a, b] of the given region numbers. */
+function runs(regions: number[]): [number, number][] {
+  const sorted = [...new Set(regions)].sort((x, y) => x - y);
+  const out: [number, number][] = [];
+  for (const r of sorted) {
+    const lastRun = out[out.length - 1];
+    if (lastRun && lastRun[1] === r - 1) lastRun[1] = r;
+    else out.push([r, r]);
+  }
+  return out;
+}
