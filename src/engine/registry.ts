@@ -2,12 +2,14 @@
 // on every change, per node one at a time, through the config gate) next to its live runtime. A
 // refused command changes nothing; errors name the operation and the node. Beside it: node-checks.ts
 // (one config alone), node-probes.ts (disk, port, clashes), node-edits.ts, node-states.ts, node-show.ts.
+import { rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { DstError, errnoOf } from '../util/errors.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { Logger } from '../util/log.js';
 import { DIRECT_GATE, type ChangeGate } from './config-store.js';
 import { POLICY_TABLE } from './policy.js';
+import { mirrorStatePath } from './layout/region-state.js';
 import { AttachManager, type AttachManagerOptions, type AttachMethodArg, type DetachResult } from './attach/manager.js';
 import { canonicalAddr, cryptoShow } from './validate.js';
 import { checkAclEntries, checkAclEntry, checkCrypto, checkName, checkNodeConfig, wrapError } from './node-checks.js';
@@ -376,6 +378,10 @@ export class Registry {
       this.nodes.delete(name);
       this.opts.events.emit(name, 'node-removed');
       this.log.info('removed', { node: name, op: 'node del' });
+    });
+    // a mirror's out-of-sync state belongs to this node only: a new node of the name syncs afresh
+    await rm(mirrorStatePath(this.opts.stateDir, name), { force: true }).catch((err: unknown) => {
+      this.log.warn(`cannot remove the mirror state: ${(err as Error).message}`, { node: name, op: 'node del', errno: errnoOf(err) });
     });
     return { name };
   }

@@ -42,3 +42,16 @@ test('a mirror leg that comes back as another disk is failed; the device serves 
   assert.equal(checkBlock(readFileAt(other, 0, 4096), 0).version, 0, 'nothing was written to the other disk');
   await rem.waitForLog(/identity changed/);
 });
+
+test('node del forgets a mirror\'s state: a new node of the name copies leg 0 to leg 1 afresh', async (t) => {
+  const { legs } = await startLegs(t, [12 * M, 12 * M]);
+  const { nbd, rem } = await layoutDevice(t, legs, ['--layout', 'mirror']);
+  await waitLegStates(rem, ['in-sync', 'in-sync']);
+  nbd.close();
+  await rem.dstJson(['node', 'stop', 'vol']);
+  await rem.dstJson(['node', 'del', 'vol']);
+  await rem.dstJson(['node', 'add', 'vol', '--layout', 'mirror', ...legs.flatMap((l) => ['--remote', l.listen])]);
+  await rem.dstJson(['node', 'start', 'vol', '--wait', '10s']);
+  const show = await waitLegStates(rem, ['in-sync', 'in-sync']);
+  assert.equal(show.legs![1]!.stats.resyncedBytes, show.size, 'a full initial sync, not the old node\'s bitmap');
+});

@@ -19,7 +19,6 @@
 //
 // Reads are balanced by outstanding requests per leg (cheap, and it follows a slow leg at once,
 // where a latency average lags); a read that fails or times out is retried on another leg.
-import { join } from 'node:path';
 import type { Logger } from '../../util/log.js';
 import { releasePayload } from '../io/payload-pool.js';
 import { legTimeoutOf } from '../policy.js';
@@ -28,7 +27,7 @@ import type { EventFields, EventName, LegShow, LegState, NodeContext, Policy } f
 import { InflightGate, type Device, type DeviceHealth } from './device.js';
 import type { LegPort } from './leg-port.js';
 import { RangeLock } from './range-lock.js';
-import { RegionState } from './region-state.js';
+import { RegionState, mirrorStatePath } from './region-state.js';
 
 /** A leg's place in the mirror (connecting and failed come from the leg's link). */
 type Mode = 'in-sync' | 'behind' | 'resyncing';
@@ -52,7 +51,7 @@ export interface MirrorOptions {
 
 /** Open the mirror's region state (the state dir) and build the device. */
 export async function openMirror(o: MirrorOptions): Promise<Device> {
-  const file = join(o.ctx.stateDir, 'mirror', `${o.name}.state`);
+  const file = mirrorStatePath(o.ctx.stateDir, o.name);
   const opened = await RegionState.open({
     file, legs: o.ports.length, regionSize: o.region, deviceSize: o.size, clock: o.ctx.clock, log: o.log,
   });

@@ -10,6 +10,7 @@
 // cannot be trusted: it opens as unclean with leg 0 as the source of everything (logged loudly).
 import { crc32 } from 'node:zlib';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../../util/clock.js';
 import { DstError, errnoOf } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
@@ -22,6 +23,11 @@ const HEADER = 8 + 4 + 4 + 4 + 8 + 8 + 4;
 const FLAG_CLEAN = 1;
 /** cleared bits are saved at most this long after the clear (a crash before only repeats a copy) */
 const LAZY_SAVE_MS = 1000;
+
+/** A mirror node's state file; `node del` removes it, so a new node of the same name starts afresh. */
+export function mirrorStatePath(stateDir: string, node: string): string {
+  return join(stateDir, 'mirror', `${node}.state`);
+}
 
 export const DEFAULT_IDLE_MS = 5000;
 export const DEFAULT_MAX_ACTIVE = 256;
