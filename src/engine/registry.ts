@@ -2,14 +2,13 @@
 // on every change, per node one at a time, through the config gate) next to its live runtime. A
 // refused command changes nothing; errors name the operation and the node. Beside it: node-checks.ts
 // (one config alone), node-probes.ts (disk, port, clashes), node-edits.ts, node-states.ts, node-show.ts.
-import { rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { DstError, errnoOf } from '../util/errors.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { Logger } from '../util/log.js';
 import { DIRECT_GATE, type ChangeGate } from './config-store.js';
 import { POLICY_TABLE } from './policy.js';
-import { mirrorStatePath } from './layout/region-state.js';
+import { removeMirrorState } from './layout/region-state.js';
 import { AttachManager, type AttachManagerOptions, type AttachMethodArg, type DetachResult } from './attach/manager.js';
 import { canonicalAddr, cryptoShow } from './validate.js';
 import { checkAclEntries, checkAclEntry, checkCrypto, checkName, checkNodeConfig, wrapError } from './node-checks.js';
@@ -379,10 +378,7 @@ export class Registry {
       this.opts.events.emit(name, 'node-removed');
       this.log.info('removed', { node: name, op: 'node del' });
     });
-    // a mirror's out-of-sync state belongs to this node only: a new node of the name syncs afresh
-    await rm(mirrorStatePath(this.opts.stateDir, name), { force: true }).catch((err: unknown) => {
-      this.log.warn(`cannot remove the mirror state: ${(err as Error).message}`, { node: name, op: 'node del', errno: errnoOf(err) });
-    });
+    await removeMirrorState(this.opts.stateDir, name, this.log);
     return { name };
   }
 

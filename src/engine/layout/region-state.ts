@@ -9,7 +9,7 @@
 // every mark asked for while a save runs goes into the next one. A file that is torn or corrupt
 // cannot be trusted: it opens as unclean with leg 0 as the source of everything (logged loudly).
 import { crc32 } from 'node:zlib';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../../util/clock.js';
 import { DstError, errnoOf } from '../../util/errors.js';
@@ -27,6 +27,13 @@ const LAZY_SAVE_MS = 1000;
 /** A mirror node's state file; `node del` removes it, so a new node of the same name starts afresh. */
 export function mirrorStatePath(stateDir: string, node: string): string {
   return join(stateDir, 'mirror', `${node}.state`);
+}
+
+/** node del: a mirror's out-of-sync state belongs to that node only, so a new node of the name syncs afresh. */
+export async function removeMirrorState(stateDir: string, node: string, log: Logger): Promise<void> {
+  await rm(mirrorStatePath(stateDir, node), { force: true }).catch((err: unknown) => {
+    log.warn(`cannot remove the mirror state: ${(err as Error).message}`, { node, op: 'node del', errno: errnoOf(err) });
+  });
 }
 
 export const DEFAULT_IDLE_MS = 5000;
