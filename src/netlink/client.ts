@@ -25,7 +25,8 @@ import {
   parseGenlHeader,
   parseNlMsgHeader,
 } from './codec.js';
-import { DST_CMD, DST_FAMILY_ID, type AnyCommandSpec, commandSpec, decodeObject, encodeObject, eventRecordSchema } from './family.js';
+import { DST_CMD, DST_FAMILY_ID, type AnyCommandSpec, commandSpec, decodeObject, encodeObject } from './family.js';
+import { eventRecordSchema } from './objects.js';
 import { NlFramer } from './framer.js';
 import type { AnySchema } from './schema.js';
 

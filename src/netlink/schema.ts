@@ -418,3 +418,8 @@ export function decodeObject<T>(schema: ObjectSchema<T>, attrs: Buffer): T {
   const s = schema as unknown as AnySchema;
   return decodeFields(s, attrs, s.name) as T;
 }
+
+/** Fields of a schema in attribute order (decoded objects keep that key order). */
+export function byAttr<T>(fields: [string, { readonly attr: number; readonly type: unknown; readonly presence?: string }][]): FieldsOf<T> {
+  return Object.fromEntries(fields.sort((x, y) => x[1].attr - y[1].attr)) as unknown as FieldsOf<T>;
+}

@@ -57,8 +57,8 @@ import {
   commandByNumber,
   decodeObject,
   encodeObject,
-  eventRecordSchema,
 } from './family.js';
+import { eventRecordSchema } from './objects.js';
 import { NlFramer } from './framer.js';
 import type { AnySchema } from './schema.js';
 

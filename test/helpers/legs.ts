@@ -11,8 +11,8 @@ import type { NodeShow } from '../../src/engine/types.js';
 
 export interface LegDisk { file: string; listen: string }
 
-/** One export engine with one export per leg (sparse files of the given sizes). */
-export async function startLegs(t: TestContext, sizes: number[], opts: StartEngineOptions = {}): Promise<{ exp: Engine; legs: LegDisk[] }> {
+/** One export engine with one export per leg (sparse files of the given sizes; `crypto`: `crypto set` options for every leg). */
+export async function startLegs(t: TestContext, sizes: number[], opts: StartEngineOptions & { crypto?: string[] } = {}): Promise<{ exp: Engine; legs: LegDisk[] }> {
   const exp = await startEngine(t, opts);
   const legs: LegDisk[] = [];
   for (const [i, size] of sizes.entries()) {
@@ -22,6 +22,7 @@ export async function startLegs(t: TestContext, sizes: number[], opts: StartEngi
     closeSync(fd);
     await exp.dstJson(['node', 'add', `leg${i}`, '--disk', file, '--listen', '127.0.0.1:0']);
     await exp.dstJson(['security', 'add', `leg${i}`, '--addr', '127.0.0.1', '--perm', 'rw']);
+    if (opts.crypto) await exp.dstJson(['crypto', 'set', `leg${i}`, ...opts.crypto]);
     const started = await exp.dstJson<NodeShow>(['node', 'start', `leg${i}`]);
     legs.push({ file, listen: `${started.listen!}/leg${i}` });
   }
@@ -65,11 +66,11 @@ export async function startLegEngines(t: TestContext, sizes: number[]): Promise<
   return { engines, legs };
 }
 
-/** Poll `node show vol` until the legs are in these states. */
-export async function waitLegStates(rem: Engine, want: string[], timeoutMs = 30_000): Promise<NodeShow> {
+/** Poll `node show NAME` until the legs are in these states. */
+export async function waitLegStates(rem: Engine, want: string[], timeoutMs = 30_000, name = 'vol'): Promise<NodeShow> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const show = await rem.dstJson<NodeShow>(['node', 'show', 'vol']);
+    const show = await rem.dstJson<NodeShow>(['node', 'show', name]);
     const states = show.legs!.map((l) => l.state);
     if (states.join() === want.join()) return show;
     if (Date.now() > deadline) throw new Error(`legs are ${states.join(', ')}, not ${want.join(', ')} after ${timeoutMs} ms: ${JSON.stringify(show.legs)}`);

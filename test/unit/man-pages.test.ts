@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, requireTool, run } from '../helpers/tools.js';
 import { Cmd, Flag, Op, HEADER_SIZE, WIRE_MAGIC } from '../../src/protocol/wire.js';
-import { DST_CMD, DST_FAMILY_ID, EVENT_NAMES, FAMILY, NODE_STATES } from '../../src/netlink/family.js';
+import { DST_CMD, DST_FAMILY_ID, FAMILY } from '../../src/netlink/family.js';
+import { EVENT_NAMES, NODE_STATES } from '../../src/netlink/objects.js';
 
 const PAGES = ['man/dst.8', 'man/dst.conf.5', 'man/dst-protocol.7'];
 

@@ -32,20 +32,17 @@ import {
   DST_CMD,
   DST_FAMILY_ID,
   FAMILY,
-  aclEntrySchema,
   attrEnum,
   commandByNumber,
   configTextSchema,
   decodeObject,
   encodeObject,
-  eventRecordSchema,
   nodeAddArgsSchema,
-  nodeShowSchema,
   objectSchema,
   permittedIn,
-  statusShowSchema,
   t,
 } from '../../src/netlink/family.js';
+import { aclEntrySchema, eventRecordSchema, nodeShowSchema, statusShowSchema } from '../../src/netlink/objects.js';
 import { TEXT_CHUNK } from '../../src/netlink/schema.js';
 
 const badFrame = (re: RegExp) => (e: unknown) => isDstError(e, 'DST_ERR_BAD_FRAME') && re.test((e as Error).message);

@@ -23,7 +23,8 @@ import {
   parseGenlPayload,
   parseNlMsgHeader,
 } from '../../src/netlink/codec.js';
-import { DST_CMD, DST_FAMILY_ID, decodeObject, encodeObject, eventRecordSchema, nodeShowSchema } from '../../src/netlink/family.js';
+import { DST_CMD, DST_FAMILY_ID, decodeObject, encodeObject } from '../../src/netlink/family.js';
+import { eventRecordSchema, nodeShowSchema } from '../../src/netlink/objects.js';
 import { NlFramer } from '../../src/netlink/framer.js';
 import { createControlServer, type ControlServerOptions } from '../../src/netlink/server.js';
 import { SeqAllocator, connectControl, controlRequest } from '../../src/netlink/client.js';

@@ -8,7 +8,8 @@ import { formatConfig, parseConfigText } from '../../src/engine/config.js';
 import { POLICY_TABLE, boundOf, formatPolicyValue, optionName, policyHelp, type PolicyKey } from '../../src/engine/policy.js';
 import { DEFAULT_LIMITS, DEFAULT_POLICY, type RemoteConfig } from '../../src/engine/types.js';
 import { applyPolicy } from '../../src/engine/validate.js';
-import { attrEnum, commandSpec, decodeObject, encodeObject, policyShowSchema } from '../../src/netlink/family.js';
+import { attrEnum, commandSpec, decodeObject, encodeObject } from '../../src/netlink/family.js';
+import { policyShowSchema } from '../../src/netlink/objects.js';
 
 /** A value other than the default, inside the bounds. */
 function other(k: PolicyKey): number {

@@ -58,10 +58,14 @@ export function allocPayload(n: number): Payload {
  * Give a payload from allocPayload() back once nothing will read or write it again (its bytes
  * are in the kernel, on disk, or copied): the one way back into the pool. Takes any buffer the
  * caller owns, since a frame's payload may be pooled or a view of a read: a no-op for one the
- * pool did not lend (or lent and has back).
+ * pool did not lend (or lent and has back). A list gives back each of its buffers.
  */
-export function releasePayload(buf: Buffer | null): void {
+export function releasePayload(buf: Buffer | readonly Buffer[] | null): void {
   if (buf === null) return;
+  if (!Buffer.isBuffer(buf)) { // a multi-leg read's pieces, each from its own leg
+    for (const b of buf) releasePayload(b);
+    return;
+  }
   const ab = buf.buffer;
   if (!(ab instanceof SharedArrayBuffer) || !poolLent.has(ab)) return;
   poolLent.delete(ab);

@@ -9,9 +9,9 @@
 //   id, so the export's fencing settles the old socket before anything new (a resync write) lands.
 //   The last in-sync leg is never sent behind: its errors and waits are the device's, as a single
 //   remote's are.
-// - A returning leg copies back only its marked regions (resync), each under the range lock that
-//   writes take, from an in-sync leg, written with FUA before its bit is cleared; the bitmap is in
-//   the state dir, so a restart resumes where it stopped.
+// - A returning leg copies back only its marked regions (resync.ts), each under the range lock
+//   that writes take, from an in-sync leg, written with FUA before its bit is cleared; the bitmap
+//   is in the state dir, so a restart resumes where it stopped.
 // - The activity log (region-state.ts) marks a region before the first write to it goes out; after
 //   an unclean stop only those regions are resynced, from one leg to the others.
 // - An export that restarted (a new instance id in HELLO_REPLY) may have lost what it never
@@ -22,18 +22,13 @@
 import type { Logger } from '../../util/log.js';
 import { releasePayload } from '../io/payload-pool.js';
 import { legTimeoutOf } from '../policy.js';
-import type { BlockData, BlockDone, BlockRequest } from '../remote/target.js';
+import type { BlockDone, BlockRequest } from '../remote/target.js';
 import type { EventFields, EventName, LegShow, LegState, NodeContext, Policy } from '../types.js';
 import { InflightGate, type Device, type DeviceHealth } from './device.js';
 import type { LegPort } from './leg-port.js';
 import { RangeLock } from './range-lock.js';
-import { RegionState, mirrorStatePath } from './region-state.js';
-
-/** A leg's place in the mirror (connecting and failed come from the leg's link). */
-type Mode = 'in-sync' | 'behind' | 'resyncing';
-
-/** resync-progress events at most this often */
-const PROGRESS_EVERY_MS = 1000;
+import { RegionState, mirrorStatePath, regionRange } from './region-state.js';
+import { Resync, type LegMode as Mode } from './resync.js';
 
 export interface MirrorOptions {
   ports: LegPort[];
@@ -96,9 +91,7 @@ class Mirror implements Device {
   private readonly unflushed: Set<number>[];
   /** the export instance each leg last answered from */
   private readonly instances: (Buffer | null)[];
-  private readonly resyncedBytes: number[];
-  private readonly resyncs: ({ done: number; total: number; startedAt: number; lastEventAt: number } | null)[];
-  private readonly resyncNextAt: number[];
+  private readonly resync: Resync;
   /** why each leg last changed mode */
   private readonly reasons: (string | null)[];
 
@@ -109,9 +102,15 @@ class Mirror implements Device {
     this.mode = o.ports.map((_, i) => (rs.outOfSyncCount(i) === 0 ? 'in-sync' : 'behind'));
     this.unflushed = o.ports.map(() => new Set<number>());
     this.instances = o.ports.map((p) => p.leg.instance ? Buffer.from(p.leg.instance) : null);
-    this.resyncedBytes = new Array<number>(n).fill(0);
-    this.resyncs = new Array<null>(n).fill(null);
-    this.resyncNextAt = new Array<number>(n).fill(0);
+    this.resync = new Resync({
+      ports: o.ports, rs, lock: this.lock, size: this.size, regionSize: o.region, clock: o.ctx.clock, log: o.log,
+      policy: o.policy, emit: o.emit,
+      modeOf: (i) => this.mode[i]!,
+      setMode: (i, to, reason) => this.setMode(i, to, reason),
+      sourceFor: (i, r) => this.inSync().find((j) => j !== i && !rs.isOutOfSync(j, r) && this.leg(j).phase === 'ready'),
+      legTimedOut: (i) => void this.markBehind(i, [], 'leg-timeout').catch((err: unknown) => this.saveFailed(err)),
+      isClosed: () => this.closed,
+    });
     this.reasons = new Array<string | null>(n).fill(null);
     for (let i = 0; i < n; i++) this.legPhaseChanged(i);
   }
@@ -143,11 +142,6 @@ class Mirror implements Device {
     return l.phase === 'failed' || l.phase === 'backoff' ? l.reason : this.reasons[i]!;
   }
 
-  /** (a method, so a loop re-reads it after awaits) */
-  private modeOf(i: number): Mode {
-    return this.mode[i]!;
-  }
-
   private setMode(i: number, to: Mode, reason: string | null): void {
     const from = this.legState(i);
     this.mode[i] = to;
@@ -175,17 +169,7 @@ class Mirror implements Device {
   }
 
   legSync(i: number): Pick<LegShow, 'outOfSyncBytes' | 'resync'> & { resyncedBytes: number } {
-    const r = this.resyncs[i];
-    const elapsed = r ? Math.max(1, this.clock.now() - r.startedAt) : 0;
-    const rate = r ? Math.round(r.done * 1000 / elapsed) : 0;
-    return {
-      outOfSyncBytes: this.rs.outOfSyncBytes(i),
-      resync: r ? {
-        doneBytes: r.done, totalBytes: r.total, bytesPerSecond: rate,
-        etaMs: rate > 0 ? Math.round(Math.max(0, r.total - r.done) * 1000 / rate) : null,
-      } : null,
-      resyncedBytes: this.resyncedBytes[i]!,
-    };
+    return { outOfSyncBytes: this.rs.outOfSyncBytes(i), ...this.resync.show(i) };
   }
 
   legPhaseChanged(i: number): void {
@@ -216,7 +200,7 @@ class Mirror implements Device {
       void this.markBehind(i, [...this.unflushed[i]!], 'new-instance');
     }
     if (now !== null) this.instances[i] = Buffer.from(now);
-    if (this.mode[i] === 'behind') void this.runResync(i);
+    if (this.mode[i] === 'behind') void this.resync.run(i);
     this.o.changed();
   }
 
@@ -291,7 +275,7 @@ class Mirror implements Device {
     }) : null;
     this.o.ports[pick]!.send(req, (errno, data) => {
       if (answered) {
-        if (errno === null && data !== null) releaseData(data);
+        if (errno === null) releasePayload(data);
         return;
       }
       answered = true;
@@ -338,7 +322,7 @@ class Mirror implements Device {
         // no in-sync leg has it: the device's error, as a single remote's. Legs that are not in
         // sync may have it, so their regions are marked and they copy them back from an in-sync leg.
         const maybe = targets.filter((i) => this.mode[i] !== 'in-sync');
-        Promise.all(maybe.map((i) => this.markBehind(i, range(first, last), 'write-failed')))
+        Promise.all(maybe.map((i) => this.markBehind(i, regionRange(first, last), 'write-failed')))
           .catch((err: unknown) => this.saveFailed(err))
           .finally(() => done(f.errno ?? 'EIO'));
         return;
@@ -347,7 +331,7 @@ class Mirror implements Device {
       // every leg that does not have this write now has its regions marked before the ack
       const missing = this.o.ports.flatMap((_, i) => (f.ok.has(i) ? [] : [i]));
       const why = (i: number): string => (f.failed.has(i) ? 'write-failed' : f.timedOut && targets.includes(i) ? 'leg-timeout' : 'away');
-      Promise.all(missing.map((i) => this.markBehind(i, range(first, last), why(i))))
+      Promise.all(missing.map((i) => this.markBehind(i, regionRange(first, last), why(i))))
         .then(() => done(null), (err: unknown) => {
           this.saveFailed(err);
           done('EIO');
@@ -432,126 +416,22 @@ class Mirror implements Device {
    * Leg i misses `regions`: mark them (durable when this resolves) and, if it was in sync or
    * resyncing, send it behind — unless it is the last in-sync leg, which never goes behind.
    */
-  private async markBehind(i: number, regions: number[], reason: string): Promise<void> {
+  private async markBehind(i: number, regions: Iterable<number>, reason: string): Promise<void> {
     if (this.mode[i] === 'in-sync' && this.inSync().length <= 1 && this.usable(i)) return;
     if (this.mode[i] !== 'behind') {
       this.setMode(i, 'behind', reason);
-      this.resyncs[i] = null;
+      this.resync.stopped(i);
       // what the leg still has in flight is abandoned (never replayed); it reconnects with the
       // same session id, so the export fences the old socket before a resync write can land
       if (this.leg(i).phase !== 'failed') this.leg(i).abandon(reason);
-      const unflushed = [...this.unflushed[i]!];
+      regions = [...regions, ...this.unflushed[i]!];
       this.unflushed[i]!.clear();
-      regions = regions.concat(unflushed);
     }
-    for (const [a, b] of runs(regions)) await this.rs.markOutOfSync(i, a, b);
+    await this.rs.markRegionsOutOfSync(i, regions);
   }
 
   private saveFailed(err: unknown): void {
     this.o.log.error(`mirror state: ${(err as Error)?.message ?? String(err)}`, { op: 'mirror-state', errno: 'EIO' });
-  }
-
-  // ---- resync ----
-
-  private async runResync(i: number): Promise<void> {
-    if (this.mode[i] !== 'behind' || this.closed) return;
-    const leg = this.leg(i);
-    if (leg.phase !== 'ready') return;
-    const regionSize = this.o.region;
-    const state = { done: 0, total: this.rs.outOfSyncBytes(i), startedAt: this.clock.now(), lastEventAt: this.clock.now() };
-    this.resyncs[i] = state;
-    this.setMode(i, 'resyncing', null);
-    let r = this.rs.nextOutOfSync(i, 0);
-    while (this.modeOf(i) === 'resyncing' && !this.closed && leg.phase === 'ready') {
-      if (r < 0) {
-        r = this.rs.nextOutOfSync(i, 0);
-        if (r < 0) break;
-      }
-      const offset = r * regionSize;
-      const length = Math.min(regionSize, this.size - offset);
-      await this.pace(i, length);
-      const copied = await this.copyRegion(i, r, offset, length);
-      if (!copied) break;
-      state.done += length;
-      this.resyncedBytes[i]! += length;
-      const now = this.clock.now();
-      if (now - state.lastEventAt >= PROGRESS_EVERY_MS) {
-        state.lastEventAt = now;
-        this.o.emit('resync-progress', { leg: i, doneBytes: state.done, totalBytes: state.total });
-      }
-      r = this.rs.nextOutOfSync(i, r + 1);
-    }
-    if (this.modeOf(i) !== 'resyncing') return;
-    if (this.rs.nextOutOfSync(i, 0) < 0) {
-      const ms = Math.round(this.clock.now() - state.startedAt);
-      this.resyncs[i] = null;
-      this.setMode(i, 'in-sync', null);
-      this.o.log.info(`leg ${i}: resync done, ${state.done} bytes in ${ms} ms`, { op: 'resync', leg: i });
-      this.o.emit('resync-done', { leg: i, bytes: state.done, ms });
-    } else {
-      // stopped (link lost, no source, closed): behind until the leg is back
-      this.resyncs[i] = null;
-      this.setMode(i, 'behind', 'resync-interrupted');
-    }
-  }
-
-  /** resync-rate as a token bucket of one copy: wait until this copy's share of the second is due */
-  private async pace(i: number, length: number): Promise<void> {
-    const rate = this.o.policy().resyncRate;
-    if (rate <= 0) return;
-    const now = this.clock.now();
-    const at = Math.max(now, this.resyncNextAt[i]!);
-    this.resyncNextAt[i] = at + (length * 1000) / rate;
-    if (at > now) await new Promise<void>((resolve) => this.clock.setTimer(at - now, resolve));
-  }
-
-  /** Copy one region from an in-sync leg to leg i under the range lock; true when its bit is cleared. */
-  private async copyRegion(i: number, r: number, offset: number, length: number): Promise<boolean> {
-    const held = await this.lock.lock(offset, offset + length);
-    try {
-      if (!this.rs.isOutOfSync(i, r)) return true; // cleared meanwhile (nothing to copy)
-      const max = this.o.ports[i]!.leg.maxRequest();
-      for (let at = offset; at < offset + length; at += max) {
-        const n = Math.min(max, offset + length - at);
-        const source = this.inSync().find((j) => j !== i && !this.rs.isOutOfSync(j, r) && this.leg(j).phase === 'ready');
-        if (source === undefined) return false;
-        const data = await this.send(source, { op: 'read', offset: at, length: n, payload: null, fua: false });
-        if (data === null) return false;
-        const payload = Buffer.isBuffer(data) ? data : Buffer.concat(data);
-        const wrote = await this.send(i, { op: 'write', offset: at, length: n, payload, fua: true });
-        releaseData(data);
-        if (wrote === null) return false;
-      }
-      this.rs.clearOutOfSync(i, r);
-      return true;
-    } finally {
-      this.lock.release(held);
-    }
-  }
-
-  /**
-   * One resync request to one leg: its data ([] for a write), or null on an error or when the leg
-   * has not answered within leg-timeout (then it goes behind, unless it is the last in sync, so a
-   * copy never waits on a dead leg for the whole deadline).
-   */
-  private send(i: number, req: BlockRequest): Promise<BlockData | null> {
-    return new Promise((resolve) => {
-      let answered = false;
-      const timer = this.clock.setTimer(legTimeoutOf(this.o.policy()), () => {
-        answered = true;
-        void this.markBehind(i, [], 'leg-timeout').catch((err: unknown) => this.saveFailed(err));
-        resolve(null);
-      });
-      this.o.ports[i]!.send(req, (errno, data) => {
-        if (answered) {
-          if (errno === null && data) releaseData(data);
-          return;
-        }
-        answered = true;
-        timer.cancel();
-        resolve(errno === null ? (data ?? []) : null);
-      });
-    });
   }
 
   // ---- close ----
@@ -562,27 +442,4 @@ class Mirror implements Device {
     for (const p of this.o.ports) p.failWaiting('ESHUTDOWN');
     await this.rs.close(this.gate.inflight() === 0);
   }
-}
-
-function releaseData(d: BlockData): void {
-  if (Buffer.isBuffer(d)) releasePayload(d);
-  else for (const b of d) releasePayload(b);
-}
-
-function range(first: number, last: number): number[] {
-  const out: number[] = [];
-  for (let r = first; r <= last; r++) out.push(r);
-  return out;
-}
-
-/** Sorted runs [a, b] of the given region numbers. */
-function runs(regions: number[]): [number, number][] {
-  const sorted = [...new Set(regions)].sort((x, y) => x - y);
-  const out: [number, number][] = [];
-  for (const r of sorted) {
-    const lastRun = out[out.length - 1];
-    if (lastRun && lastRun[1] === r - 1) lastRun[1] = r;
-    else out.push([r, r]);
-  }
-  return out;
 }

@@ -36,6 +36,11 @@ export async function removeMirrorState(stateDir: string, node: string, log: Log
   });
 }
 
+/** Region numbers first, first + 1, …, last. */
+export function* regionRange(first: number, last: number): Generator<number> {
+  for (let r = first; r <= last; r++) yield r;
+}
+
 export const DEFAULT_IDLE_MS = 5000;
 export const DEFAULT_MAX_ACTIVE = 256;
 
@@ -189,8 +194,13 @@ export class RegionState {
 
   /** Mark regions [first, last] missing on leg; durable when the promise resolves. */
   markOutOfSync(leg: number, first: number, last: number): Promise<void> {
+    return this.markRegionsOutOfSync(leg, regionRange(first, last));
+  }
+
+  /** Mark the given regions (any order, repeats allowed) missing on leg; durable when the promise resolves. */
+  markRegionsOutOfSync(leg: number, regions: Iterable<number>): Promise<void> {
     let changed = false;
-    for (let r = Math.max(0, first); r <= Math.min(last, this.regions - 1); r++) changed = this.set(leg, r) || changed;
+    for (const r of regions) if (r >= 0 && r < this.regions) changed = this.set(leg, r) || changed;
     return changed ? this.requestSave() : this.durable();
   }
 
