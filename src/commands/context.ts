@@ -173,8 +173,13 @@ export function makeContext(argv: { socket?: string | undefined; json?: boolean 
 
 /** The control client's default request timeout (30 s) is too short for a long `--wait`. */
 const REQUEST_TIMEOUT_MS = 30_000;
+/** How long `node verify` waits for its pass. */
+const VERIFY_WAIT_MS = 24 * 3600 * 1000;
+
 function requestOptions<C extends ControlCommand>(cmd: C, args: ControlApi[C]['args']): { timeoutMs?: number } {
   if (cmd === 'node-start') return { timeoutMs: (args as ControlApi['node-start']['args']).waitMs + REQUEST_TIMEOUT_MS };
+  // a verify pass reads the whole device on every leg: wait for it (it goes on in the engine after)
+  if (cmd === 'node-verify') return { timeoutMs: VERIFY_WAIT_MS };
   return {};
 }
 

@@ -229,5 +229,31 @@ const set = defineCommand<SetOpts>({
   },
 });
 
-export const nodeSubcommands: readonly DstCommand[] = [add, start, stop, del, reconnect, list, show, set] as readonly DstCommand[];
-export const nodeCommand: DstCommand = defineGroup('node', 'Manage nodes: add, start, stop, del, reconnect, list, show, set', nodeSubcommands);
+// ---- verify ----
+
+const verify = defineCommand<{ name: string; repair?: boolean; from?: string }>({
+  command: 'verify <name>',
+  describe: describeOf('node-verify', 'mirror: compare every region across the in-sync legs while it serves; waits for the pass'),
+  builder: (y) => y.positional('name', name).options({
+    repair: { type: 'boolean', default: false, describe: 'copy mismatching regions from --from (or the majority of three or more legs)' },
+    from: { type: 'string', describe: 'with --repair: the leg index that is right' },
+  }),
+  handler: async (argv) => {
+    const ctx = makeContext(argv);
+    const from = argv.from === undefined ? null : optInt('--from', argv.from, 0, 31);
+    if (from !== null && argv.repair !== true) throw usage('dst node verify: --from names the source of repairs; give --repair too');
+    const nodeName = optName(argv.name);
+    const res = await ctx.request('node-verify', { name: nodeName, repair: argv.repair === true, from });
+    ctx.print(res, (r) => [
+      `${nodeName}: ${r.regions} regions verified, ${r.mismatches.length} mismatching, ${r.repaired} repaired`,
+      ...r.mismatches.map((m) => `  offset ${m.offset} length ${m.length}: leg ${m.legs.join(', ')} differ${m.legs.length === 1 ? 's' : ''}`),
+    ].join('\n'));
+    if (res.mismatches.length > res.repaired) {
+      // after the report: a script sees an unrepaired mismatch in the exit status (1)
+      throw new DstError('DST_ERR_MISMATCH', `node verify ${nodeName}: ${res.mismatches.length - res.repaired} mismatching region(s) left unrepaired; repair with --repair --from LEG`, { errno: 'EIO' });
+    }
+  },
+});
+
+export const nodeSubcommands: readonly DstCommand[] = [add, start, stop, del, reconnect, list, show, set, verify] as readonly DstCommand[];
+export const nodeCommand: DstCommand = defineGroup('node', 'Manage nodes: add, start, stop, del, reconnect, list, show, set, verify', nodeSubcommands);

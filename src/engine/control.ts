@@ -85,6 +85,10 @@ export function createControlHandler(deps: ControlDeps): ControlHandlerFn {
         const { name: _n, ...patch } = a;
         return registry.set(str(a, 'name', 'node set'), patch as Partial<Policy>);
       }
+      case 'node-verify': {
+        const from = a.from;
+        return registry.verify(str(a, 'name', 'node verify'), { repair: a.repair === true, from: typeof from === 'number' ? from : null });
+      }
       case 'security-add':
         return registry.securityAdd(str(a, 'name', 'security add'), str(a, 'addr', 'security add'), String(a.perm ?? ''),
           typeof a.keyFile === 'string' ? a.keyFile : null);

@@ -21,7 +21,7 @@ import {
 import { attachView, nodeShow, statusShow } from './node-show.js';
 import type {
   AclEntry, AttachmentShow, CryptoSetArgs, CryptoShow, EventSink, ExportConfig, NodeAddArgs, NodeConfig, NodeContext,
-  NodeRuntime, NodeShow, NodeState, Policy, RemoteConfig, RemoteRuntime, Role, StatusShow,
+  NodeRuntime, NodeShow, NodeState, Policy, RemoteConfig, RemoteRuntime, Role, StatusShow, VerifyOptions, VerifyReport,
 } from './types.js';
 
 export type ExportFactory = (node: { readonly config: ExportConfig }, ctx: NodeContext) => NodeRuntime;
@@ -389,6 +389,21 @@ export class Registry {
     (e.runtime as RemoteRuntime).reconnect();
     this.log.info('reconnect requested', { node: name, op: 'node reconnect' });
     return this.buildShow(e);
+  }
+
+  /** node verify: a mirror's verify pass (waits for it). */
+  verify(name: string, o: VerifyOptions): Promise<VerifyReport> {
+    const where = `node verify ${name}`;
+    const e = this.entry(name, where, 'remote', 'verify applies');
+    const c = e.config as RemoteConfig;
+    if (c.layout !== 'mirror') {
+      throw new DstError('DST_ERR_INVALID', `${where}: ${name} is a ${c.layout} device; verify compares the legs of a mirror`);
+    }
+    if (o.from !== null && (!Number.isInteger(o.from) || o.from < 0 || o.from >= c.legs.length)) {
+      throw new DstError('DST_ERR_INVALID', `${where}: --from ${o.from} is not a leg of ${name} (legs 0 to ${c.legs.length - 1})`);
+    }
+    if (o.from !== null && !o.repair) throw new DstError('DST_ERR_INVALID', `${where}: --from names the source of repairs; give --repair too`);
+    return (e.runtime as RemoteRuntime).verify(o);
   }
 
   /** Stop every running node (engine shutdown), in parallel. Errors are logged. */

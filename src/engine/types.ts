@@ -169,6 +169,8 @@ export interface NodeShow {
   degraded: boolean | null;
   /** multi-leg nodes: one per leg in leg order; null otherwise */
   legs: LegShow[] | null;
+  /** mirror: the running or last verify pass (null before the first, and when not a mirror) */
+  verify: VerifyShow | null;
   permissions: 'r' | 'w' | 'rw' | null;
   nbd: { socket: string; uri: string; listen: string | null } | null;
   attachment: AttachmentShow | null;
@@ -177,6 +179,27 @@ export interface NodeShow {
   stats: Stats;
   crypto: CryptoShow;
 }
+
+/** A verify pass as `node show` has it. */
+export interface VerifyShow {
+  running: boolean;
+  doneBytes: number;
+  totalBytes: number;
+  mismatches: number;
+  repaired: number;
+}
+
+/** A region whose legs differ: device offset and length in bytes, the legs that differ from the majority (all compared legs when none has one). */
+export interface VerifyMismatch { offset: number; length: number; legs: number[] }
+
+export interface VerifyOptions {
+  repair: boolean;
+  /** the leg repairs copy from; null: the digest most legs agree on (three or more legs) */
+  from: number | null;
+}
+
+/** What `node verify` answers after its pass. */
+export interface VerifyReport { regions: number; mismatches: VerifyMismatch[]; repaired: number }
 
 export type LegState = 'connecting' | 'in-sync' | 'behind' | 'resyncing' | 'failed';
 export const LEG_STATES: readonly LegState[] = ['connecting', 'in-sync', 'behind', 'resyncing', 'failed'];
@@ -188,6 +211,8 @@ export interface LegStats {
   bytesWritten: number;
   /** bytes written to this leg by resync since the node started */
   resyncedBytes: number;
+  /** bytes of this leg compared by digest (checksum resync) since the node started */
+  comparedBytes: number;
   failed: number;
   reconnects: number;
 }
@@ -255,7 +280,7 @@ export type EventName =
   | 'node-added' | 'node-removed' | 'node-started' | 'node-stopped'
   | 'state-changed' | 'connected' | 'disconnected' | 'replayed' | 'txn-failed'
   | 'auth-failed' | 'acl-denied' | 'attached' | 'detached' | 'attach-broken'
-  | 'leg-state' | 'resync-progress' | 'resync-done';
+  | 'leg-state' | 'resync-progress' | 'resync-done' | 'verify-progress' | 'verify-done';
 
 /** Fields per event, besides {seq, ts, node, event}. */
 export interface EventFields {
@@ -279,6 +304,10 @@ export interface EventFields {
   totalBytes?: number;
   bytes?: number;
   ms?: number;
+  /** verify-done */
+  regions?: number;
+  mismatches?: number;
+  repaired?: number;
 }
 
 export interface EventRecord extends EventFields {
@@ -325,13 +354,15 @@ export interface NodeRuntime {
 
 /** What a runtime reports for NodeShow (multi-leg remote nodes add degraded and legs). */
 export type RuntimeShow = Pick<NodeShow, 'state' | 'reason' | 'size' | 'listen' | 'nbd' | 'sessionId' | 'permissions' | 'stats'>
-  & Partial<Pick<NodeShow, 'degraded' | 'legs'>>;
+  & Partial<Pick<NodeShow, 'degraded' | 'legs' | 'verify'>>;
 
 export interface RemoteRuntime extends NodeRuntime {
   /** Resolve when ready, or after ms with the current state (never rejects). */
   waitReady(ms: number): Promise<RemoteState>;
   /** Drop the connection and handshake again (crypto changes apply). */
   reconnect(): void;
+  /** A mirror's verify pass. */
+  verify(o: VerifyOptions): Promise<VerifyReport>;
 }
 
 // ---- control API: one entry per CLI request (DESIGN §6). The netlink table encodes these. ----
@@ -374,6 +405,8 @@ export interface ControlApi {
   'node-list': { args: Record<string, never>; result: NodeShow[] };
   'node-show': { args: { name: string }; result: NodeShow };
   'node-set': { args: { name: string } & Partial<Policy>; result: NodeShow };
+  /** a mirror's verify pass (waits for it); repair from `from`, or the majority of three or more legs */
+  'node-verify': { args: { name: string } & VerifyOptions; result: VerifyReport };
   'security-add': { args: { name: string; addr: string; perm: Perm; keyFile: string | null }; result: AclEntry[] };
   'security-del': { args: { name: string; addr: string }; result: AclEntry[] };
   'security-list': { args: { name: string }; result: AclEntry[] };

@@ -11,7 +11,7 @@
 // Attribute numbering follows the kernel: each object has its own enum, UNSPEC = 0 unused, fields
 // from 1; lists nest as [LIST][ITEM = 1][FIELD]. The enums can be listed with attrEnum(schema).
 import { LAYOUTS } from '../engine/types.js';
-import type { AclEntry, ControlApi, ControlCommand, CryptoSetArgs, NodeAddArgs, NodeState, Role } from '../engine/types.js';
+import type { AclEntry, ControlApi, ControlCommand, CryptoSetArgs, NodeAddArgs, NodeState, Role, VerifyMismatch, VerifyReport } from '../engine/types.js';
 import { DstError } from '../util/errors.js';
 import { POLICY_TABLE } from '../engine/policy.js';
 import {
@@ -57,6 +57,7 @@ export const DST_CMD = {
   /** `dst attach` / `dst detach` (DESIGN §10) */
   ATTACH: 23,
   DETACH: 24,
+  NODE_VERIFY: 25,
 } as const;
 
 // ---- per-command argument/result schemas ----
@@ -94,6 +95,21 @@ const nodeStartArgs = objectSchema<ControlApi['node-start']['args']>('node-start
 const nodeStopArgs = objectSchema<ControlApi['node-stop']['args']>('node-stop-args', {
   name: { attr: 1, type: t.string },
   force: { attr: 2, type: t.bool },
+});
+const nodeVerifyArgs = objectSchema<ControlApi['node-verify']['args']>('node-verify-args', {
+  name: { attr: 1, type: t.string },
+  repair: { attr: 2, type: t.bool },
+  from: { attr: 3, type: t.u32, presence: 'nullable' },
+});
+const verifyMismatchSchema = objectSchema<VerifyMismatch>('verify-mismatch', {
+  offset: { attr: 1, type: t.u64, doc: 'device offset in bytes' },
+  length: { attr: 2, type: t.u64 },
+  legs: { attr: 3, type: t.array(t.u32), doc: 'the legs that differ from the majority (all compared legs when none has one)' },
+});
+export const verifyReportSchema = objectSchema<VerifyReport>('verify-report', {
+  regions: { attr: 1, type: t.u64 },
+  mismatches: { attr: 2, type: t.array(t.object(verifyMismatchSchema)) },
+  repaired: { attr: 3, type: t.u64 },
 });
 /** `node set`: the node's name and any rows of the policy table. */
 const nodeSetArgs = objectSchema<ControlApi['node-set']['args']>('node-set-args', byAttr<ControlApi['node-set']['args']>([
@@ -243,6 +259,11 @@ export const FAMILY: FamilyTable = {
     name: 'node-set', cmd: DST_CMD.NODE_SET, cli: 'node set',
     help: 'Change the policy of a node (applies at once)',
     args: nodeSetArgs, reply: { kind: 'object', schema: nodeShowSchema }, states: 'any', roles: 'any',
+  },
+  'node-verify': {
+    name: 'node-verify', cmd: DST_CMD.NODE_VERIFY, cli: 'node verify',
+    help: 'Compare every region of a mirror across its in-sync legs while it serves (--repair fixes mismatches)',
+    args: nodeVerifyArgs, reply: { kind: 'object', schema: verifyReportSchema }, states: ['ready'], roles: ['remote'],
   },
   'security-add': {
     name: 'security-add', cmd: DST_CMD.SECURITY_ADD, cli: 'security add',

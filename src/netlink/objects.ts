@@ -4,7 +4,7 @@
 import { LAYOUTS, LEG_STATES } from '../engine/types.js';
 import type {
   LegConfig, LegShow, LegState, LegStats, AclEntry, AttachmentShow, CryptoShow, EventName,
-  EventRecord, Limits, NodeShow, NodeState, Policy, Role, Stats, StatusShow,
+  EventRecord, Limits, NodeShow, NodeState, Policy, Role, Stats, StatusShow, VerifyShow,
 } from '../engine/types.js';
 import { POLICY_TABLE } from '../engine/policy.js';
 import { CIPHER_NAMES, HASH_NAMES } from '../protocol/suite-names.js';
@@ -17,7 +17,7 @@ export const PERMS: readonly AclEntry['perm'][] = ['r', 'w', 'rw', 'none'];
 export const EVENT_NAMES: readonly EventName[] = [
   'subscribed', 'events-lost', 'node-added', 'node-removed', 'node-started', 'node-stopped',
   'state-changed', 'connected', 'disconnected', 'replayed', 'txn-failed', 'auth-failed',
-  'acl-denied', 'attached', 'detached', 'attach-broken', 'leg-state', 'resync-progress', 'resync-done',
+  'acl-denied', 'attached', 'detached', 'attach-broken', 'leg-state', 'resync-progress', 'resync-done', 'verify-progress', 'verify-done',
 ];
 /** state-changed carries node states, leg-state leg states */
 const STATE_NAMES: readonly (NodeState | LegState)[] = [...NODE_STATES, ...LEG_STATES.filter((s) => !(NODE_STATES as readonly string[]).includes(s))];
@@ -86,6 +86,15 @@ export const legStatsSchema = objectSchema<LegStats>('leg-stats', {
   resyncedBytes: { attr: 5, type: t.u64 },
   failed: { attr: 6, type: t.u64 },
   reconnects: { attr: 7, type: t.u64 },
+  comparedBytes: { attr: 8, type: t.u64 },
+});
+
+export const verifyShowSchema = objectSchema<VerifyShow>('verify', {
+  running: { attr: 1, type: t.bool },
+  doneBytes: { attr: 2, type: t.u64 },
+  totalBytes: { attr: 3, type: t.u64 },
+  mismatches: { attr: 4, type: t.u64 },
+  repaired: { attr: 5, type: t.u64 },
 });
 
 type ResyncShow = NonNullable<LegShow['resync']>;
@@ -133,6 +142,7 @@ export const nodeShowSchema = objectSchema<NodeShow>('node', {
   region: { attr: 22, type: t.u32, presence: 'nullable' },
   degraded: { attr: 23, type: t.bool, presence: 'nullable' },
   legs: { attr: 24, type: t.array(t.object(legShowSchema)), presence: 'nullable' },
+  verify: { attr: 25, type: t.object(verifyShowSchema), presence: 'nullable' },
 });
 
 export const limitsSchema = objectSchema<Limits>('limits', {
@@ -197,4 +207,7 @@ export const eventRecordSchema = objectSchema<EventRecord>('event', {
   totalBytes: { attr: 20, type: t.u64, presence: 'optional' },
   bytes: { attr: 21, type: t.u64, presence: 'optional' },
   ms: { attr: 22, type: t.u64, presence: 'optional' },
+  regions: { attr: 23, type: t.u64, presence: 'optional' },
+  mismatches: { attr: 24, type: t.u64, presence: 'optional' },
+  repaired: { attr: 25, type: t.u64, presence: 'optional' },
 });

@@ -50,6 +50,20 @@ export enum Op {
   FLUSH = 3,
   TRIM = 4,
   WRITE_ZEROES = 5,
+  // 6 is reserved for BLOCK_STATUS (a later issue): never reuse it.
+  /** SHA-256 of [offset, offset+length): a 32-byte IO_RESPONSE payload (online verify, resync) */
+  DIGEST = 7,
+}
+
+/** Size of a DIGEST's answer (SHA-256). */
+export const DIGEST_SIZE = 32;
+
+/**
+ * Ops that only answer data and change nothing (READ, DIGEST): a replay simply runs again, and the
+ * export's dedup never records them.
+ */
+export function opAnswersWithData(op: number): boolean {
+  return op === Op.READ || op === Op.DIGEST;
 }
 
 export const Flag = {

@@ -6,6 +6,12 @@ import { readU64, writeU64 } from './wire-header.js';
 
 export const Access = { READ: 1, WRITE: 2 } as const;
 
+/** HELLO_REPLY FEATURES bits: optional ops the export serves. */
+export const Feature = {
+  /** Op.DIGEST */
+  DIGEST: 0x01,
+} as const;
+
 export interface Hello {
   /** protocol version the client speaks */
   version: number;
@@ -40,6 +46,8 @@ export interface HelloReply {
    * the field): a client that sees it change knows the export may have lost what it never flushed
    */
   instance: Buffer | null;
+  /** Feature bits (0 from an export that predates the field: it serves none of them) */
+  features: number;
 }
 
 export interface Auth {
@@ -48,7 +56,7 @@ export interface Auth {
 }
 
 enum HelloField { VERSION = 1, EXPORT_NAME = 2, SESSION_ID = 3, ACCESS = 4, SUITE = 5, KEY_ID = 6, NONCE = 7 }
-enum ReplyField { IDENTITY = 1, SIZE = 2, BLOCK_SIZE = 3, MAX_REQUEST = 4, GRANTED = 5, SUITE = 6, NONCE = 7, MESSAGE = 8, INSTANCE = 9 }
+enum ReplyField { IDENTITY = 1, SIZE = 2, BLOCK_SIZE = 3, MAX_REQUEST = 4, GRANTED = 5, SUITE = 6, NONCE = 7, MESSAGE = 8, INSTANCE = 9, FEATURES = 10 }
 enum AuthField { PROOF = 1 }
 
 function tlv(type: number, value: Buffer): Buffer {
@@ -127,6 +135,7 @@ export function encodeHelloReply(r: HelloReply): Buffer {
   ];
   if (r.message !== null) parts.push(tlv(ReplyField.MESSAGE, Buffer.from(r.message, 'utf8')));
   if (r.instance !== null) parts.push(tlv(ReplyField.INSTANCE, r.instance));
+  if (r.features !== 0) parts.push(tlv(ReplyField.FEATURES, u32(r.features)));
   return Buffer.concat(parts);
 }
 
@@ -143,6 +152,7 @@ export function decodeHelloReply(buf: Buffer): HelloReply {
     nonce: Buffer.from(need(f, ReplyField.NONCE, 32, w, 'nonce')),
     message: f.get(ReplyField.MESSAGE)?.toString('utf8') ?? null,
     instance: f.has(ReplyField.INSTANCE) ? Buffer.from(need(f, ReplyField.INSTANCE, 16, w, 'instance')) : null,
+    features: f.has(ReplyField.FEATURES) ? need(f, ReplyField.FEATURES, 4, w, 'features').readUInt32BE(0) : 0,
   };
 }
 

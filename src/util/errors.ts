@@ -21,6 +21,7 @@ export type DstErrorCode =
   | 'DST_ERR_CLOSED'           // object already closed/destroyed
   | 'DST_ERR_IO'               // backend I/O error
   | 'DST_ERR_IDENTITY'         // export identity changed / size shrank
+  | 'DST_ERR_MISMATCH'         // a mirror's legs differ (node verify left a region unrepaired)
   | 'DST_ERR_INTERNAL';
 
 export interface DstErrorOptions {

@@ -42,7 +42,7 @@ export function helloReply(over: { identity?: Buffer; size?: number; suite?: str
   return {
     cmd: Cmd.HELLO_REPLY,
     payload: encodeHelloReply({ identity: over.identity ?? IDENTITY, size: over.size ?? 1 << 20, blockSize: 512,
-      maxRequest: 1 << 20, granted: over.granted ?? 3, suite: over.suite ?? 'none', nonce: Buffer.alloc(32, 1), message: null, instance: null }),
+      maxRequest: 1 << 20, granted: over.granted ?? 3, suite: over.suite ?? 'none', nonce: Buffer.alloc(32, 1), message: null, instance: null, features: 0 }),
   };
 }
 

@@ -65,7 +65,7 @@ class FakeExport {
         this.hellos.push(decodeHello(f.payload));
         this.send(s, encodeFrame({ cmd: Cmd.HELLO_REPLY, payload: encodeHelloReply({
           identity: this.identity, size: this.size, blockSize: 512, maxRequest: 1 << 20, granted: 3,
-          suite: 'none', nonce: Buffer.alloc(32, 2), message: null, instance: null }) }));
+          suite: 'none', nonce: Buffer.alloc(32, 2), message: null, instance: null, features: 0 }) }));
         return;
       case Cmd.PING:
         this.send(s, encodeFrame({ cmd: Cmd.PONG, id: f.id }));

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Access, Cmd, Flag, Op, type FrameHeader } from '../../src/protocol/wire.js';
-import { validateIo, type ValidateEnv } from '../../src/engine/export/validate.js';
+import { accessNeeded, validateIo, type ValidateEnv } from '../../src/engine/export/validate.js';
 
 const SIZE = 1024 * 1024;
 const RW = Access.READ | Access.WRITE;
@@ -49,6 +49,18 @@ const cases: [string, FrameHeader, ValidateEnv, Expect][] = [
   ['write payload shorter than length', io(Op.WRITE, 0, 512, { payloadLength: 100 }), env(), 'close'],
   ['read carrying a payload', io(Op.READ, 0, 512, { payloadLength: 512 }), env(), 'close'],
   ['empty export: any read is out of range', io(Op.READ, 0, 1), env({ size: 0 }), 'EINVAL'],
+  ['digest in range', io(Op.DIGEST, 4096, 8192), env(), 'ok'],
+  ['digest up to max request', io(Op.DIGEST, 0, 65536), env(), 'ok'],
+  ['digest read-only', io(Op.DIGEST, 0, 512), env({ access: Access.READ }), 'ok'],
+  ['digest with REPLAY', io(Op.DIGEST, 0, 512, { flags: Flag.REPLAY }), env(), 'ok'],
+  ['zero-length digest', io(Op.DIGEST, 0, 0), env(), 'EINVAL'],
+  ['digest over max request', io(Op.DIGEST, 0, 65537), env(), 'EINVAL'],
+  ['digest past end', io(Op.DIGEST, SIZE - 512, 1024), env(), 'EINVAL'],
+  ['digest offset past end', io(Op.DIGEST, SIZE + 1, 1), env(), 'EINVAL'],
+  ['digest without r', io(Op.DIGEST, 0, 512), env({ access: Access.WRITE }), 'EPERM'],
+  ['digest after revocation', io(Op.DIGEST, 0, 512), env({ access: 0 }), 'EPERM'],
+  ['digest carrying a payload', io(Op.DIGEST, 0, 512, { payloadLength: 32 }), env(), 'close'],
+  ['op 6 (reserved for BLOCK_STATUS) is unknown', io(6, 0, 512), env(), 'EINVAL'],
 ];
 
 for (const [name, h, e, expect] of cases) {
@@ -68,3 +80,8 @@ for (const [name, h, e, expect] of cases) {
     }
   });
 }
+
+test('accessNeeded: a DIGEST needs read access, like a READ', () => {
+  assert.equal(accessNeeded(Op.DIGEST), Access.READ);
+  assert.equal(accessNeeded(Op.DIGEST), accessNeeded(Op.READ));
+});

@@ -56,14 +56,14 @@ const exportShow: NodeShow = {
   name: 'vol', role: 'export', state: 'listening', reason: null, size: 10 * 2 ** 30, autostart: true,
   disk: '/srv/vol.img', listen: '127.0.0.1:40123', readonly: false,
   acl: [{ addr: '10.0.0.0/8', perm: 'rw', keyFile: null }, { addr: '192.0.2.7', perm: 'r', keyFile: '/etc/dst/keys/c7' }],
-  remote: null, export: null, layout: null, chunk: null, region: null, degraded: null, legs: null,
+  remote: null, export: null, layout: null, chunk: null, region: null, degraded: null, legs: null, verify: null,
   permissions: null, nbd: null, attachment: null, sessionId: null,
   policy, stats, crypto,
 };
 const remoteShow: NodeShow = {
   name: 'vol-r', role: 'remote', state: 'backoff', reason: 'auth-failed', size: null, autostart: false,
   disk: null, listen: null, readonly: null, acl: null,
-  remote: 'storage.example:10825', export: '', layout: 'single', chunk: null, region: null, degraded: null, legs: null, permissions: 'rw',
+  remote: 'storage.example:10825', export: '', layout: 'single', chunk: null, region: null, degraded: null, legs: null, verify: null, permissions: 'rw',
   nbd: { socket: '/run/dst/nbd/vol-r.sock', uri: 'nbd+unix:///?socket=/run/dst/nbd/vol-r.sock', listen: null },
   attachment: { device: '/dev/nbd0', method: 'nbd', state: 'attached' },
   sessionId: '0123456789abcdef0123456789abcdef',
@@ -92,6 +92,13 @@ const events: EventRecord[] = [
 /** Realistic arguments and results for every command (the test fails if one is missing). */
 const samples: { [C in ControlCommand]: { args: ControlApi[C]['args'][]; result: ControlApi[C]['result'][] } } = {
   'hello': { args: [{ version: '0.1.0' }], result: [{ version: '0.1.0', pid: 1 }] },
+  'node-verify': {
+    args: [{ name: 'vol', repair: false, from: null }, { name: 'vol', repair: true, from: 1 }],
+    result: [
+      { regions: 0, mismatches: [], repaired: 0 },
+      { regions: 2 ** 20, mismatches: [{ offset: 2 ** 40, length: 1024 * 1024, legs: [0, 2] }], repaired: 1 },
+    ],
+  },
   'node-add': {
     args: [
       { name: 'vol', role: 'export', size: null, disk: '/srv/vol.img', listen: '0.0.0.0:0', readonly: true, create: 2 ** 34 },

@@ -10,7 +10,7 @@ import { EventBus } from '../../src/engine/events.js';
 import { Registry } from '../../src/engine/registry.js';
 import {
   DEFAULT_LIMITS, emptyStats,
-  type EventRecord, type NodeConfig, type NodeRuntime, type NodeShow, type NodeState, type RemoteRuntime, type RemoteState,
+  type EventRecord, type NodeConfig, type NodeRuntime, type NodeShow, type NodeState, type RemoteRuntime, type RemoteState, type VerifyReport,
 } from '../../src/engine/types.js';
 
 export class FakeRuntime implements RemoteRuntime {
@@ -57,6 +57,10 @@ export class FakeRuntime implements RemoteRuntime {
 
   reconnect(): void {
     this.reconnects++;
+  }
+
+  async verify(): Promise<VerifyReport> {
+    return { regions: 0, mismatches: [], repaired: 0 };
   }
 }
 

@@ -27,7 +27,7 @@ async function keyedToAuth(over: Partial<Policy> = {}, key: Buffer | Error = KEY
   const serverNonce = Buffer.alloc(32, 9);
   const reply = helloReply({ suite: 'aes-gcm' });
   const replyPayload = encodeHelloReply({ identity: IDENTITY, size: 1 << 20, blockSize: 512, maxRequest: 1 << 20, granted: 3,
-    suite: 'aes-gcm', nonce: serverNonce, message: null, instance: null });
+    suite: 'aes-gcm', nonce: serverNonce, message: null, instance: null, features: 0 });
   reply.payload = replyPayload;
   c.sock.send(reply);
   const keys = deriveSessionKeys(suite, KEY, hello.nonce, serverNonce);

@@ -1,10 +1,11 @@
 // DST wire v2: every frame round-trips, every bad header is refused by name.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import {
   Cmd, Op, Flag, HEADER_SIZE, FrameDecoder, encodeFrame, encodeHeader, decodeHeader,
   encodeHello, decodeHello, encodeHelloReply, decodeHelloReply, encodeRefusal, decodeRefusal,
-  encodeAuth, decodeAuth, WIRE_MAGIC,
+  encodeAuth, decodeAuth, WIRE_MAGIC, Feature, opAnswersWithData, opName,
 } from '../../src/protocol/wire.js';
 
 const sampleHeader = {
@@ -67,7 +68,7 @@ test('HELLO, HELLO_REPLY, refusal and AUTH payloads round-trip', () => {
   assert.deepEqual(decodeHello(encodeHello({ ...hello, keyId: null })), { ...hello, keyId: null });
   const reply = {
     identity: Buffer.alloc(16, 4), size: 2 ** 40, blockSize: 4096, maxRequest: 1 << 20, granted: 1,
-    suite: 'none', nonce: Buffer.alloc(32, 5), message: null, instance: null,
+    suite: 'none', nonce: Buffer.alloc(32, 5), message: null, instance: null, features: 0,
   };
   assert.deepEqual(decodeHelloReply(encodeHelloReply(reply)), reply);
   // the instance id (new per export start) is optional: older exports do not send it
@@ -75,6 +76,12 @@ test('HELLO, HELLO_REPLY, refusal and AUTH payloads round-trip', () => {
   assert.deepEqual(decodeHelloReply(encodeHelloReply(withInstance)), withInstance);
   const shortInstance = Buffer.concat([encodeHelloReply(reply), Buffer.from([0, 9, 0, 2, 1, 2])]);
   assert.throws(() => decodeHelloReply(shortInstance), /instance is 2 bytes, expected 16/);
+  // FEATURES (field 10, a u32: bit 31 too) is optional: absent means none, as from an export that predates it
+  const withFeatures = { ...withInstance, features: Feature.DIGEST + 0x8000_0000 };
+  assert.deepEqual(decodeHelloReply(encodeHelloReply(withFeatures)), withFeatures);
+  assert.ok(!encodeHelloReply(reply).includes(Buffer.from([0, 10, 0, 4])), 'features 0 sends no field');
+  const shortFeatures = Buffer.concat([encodeHelloReply(reply), Buffer.from([0, 10, 0, 1, 1])]);
+  assert.throws(() => decodeHelloReply(shortFeatures), /features is 1 bytes, expected 4/);
   assert.equal(decodeRefusal(encodeRefusal('address 10.0.0.1 is not allowed')), 'address 10.0.0.1 is not allowed');
   assert.deepEqual(decodeAuth(encodeAuth({ proof: Buffer.alloc(32, 6) })), { proof: Buffer.alloc(32, 6) });
 });
@@ -87,4 +94,34 @@ test('HELLO fields: unknown types are skipped, missing or malformed ones named',
   assert.throws(() => decodeHello(Buffer.alloc(0)), /version missing/);
   const shortSession = Buffer.concat([hello.subarray(0, 9), Buffer.from([0, 3, 0, 2, 1, 2])]);
   assert.throws(() => decodeHello(shortSession), /session id is 2 bytes/);
+});
+
+test('DIGEST is op 7 (6 stays reserved for BLOCK_STATUS); READ and DIGEST are the ops that answer with data', () => {
+  assert.equal(Op.DIGEST, 7);
+  assert.equal(opName(6), 'op#6');
+  assert.equal(Feature.DIGEST, 0x01);
+  const answering = Object.values(Op).filter((v): v is Op => typeof v === 'number' && opAnswersWithData(v));
+  assert.deepEqual(answering, [Op.READ, Op.DIGEST]);
+  const parts = encodeFrame({ cmd: Cmd.IO, op: Op.DIGEST, id: 3, offset: 2 ** 33, length: 32 << 20 });
+  assert.equal(parts.length, 1, 'a DIGEST request has no payload');
+  const h = decodeHeader(parts[0]!);
+  assert.equal(h.op, Op.DIGEST);
+  assert.equal(h.length, 32 << 20);
+  assert.equal(h.offset, 2 ** 33);
+  assert.equal(h.payloadLength, 0);
+});
+
+test('property: any HELLO_REPLY features (u32) and instance round-trip, whatever the order of the fields', () => {
+  fc.assert(fc.property(fc.nat({ max: 0xffff_ffff }), fc.option(fc.uint8Array({ minLength: 16, maxLength: 16 })), (features, inst) => {
+    const reply = {
+      identity: Buffer.alloc(16, 4), size: 4096, blockSize: 4096, maxRequest: 1 << 20, granted: 3,
+      suite: 'none', nonce: Buffer.alloc(32, 5), message: null, instance: inst === null ? null : Buffer.from(inst), features,
+    };
+    const bytes = encodeHelloReply(reply);
+    assert.deepEqual(decodeHelloReply(bytes), reply);
+    // fields may come in any order: the reversed sequence decodes the same
+    const fields: Buffer[] = [];
+    for (let off = 0; off < bytes.length; off += 4 + bytes.readUInt16BE(off + 2)) fields.push(bytes.subarray(off, off + 4 + bytes.readUInt16BE(off + 2)));
+    assert.deepEqual(decodeHelloReply(Buffer.concat(fields.reverse())), reply);
+  }), { numRuns: 200 });
 });

@@ -6,7 +6,7 @@ import { Cmd, Op, FrameDecoder, encodeFrame } from '../../src/protocol/wire.js';
 
 const frameArb = fc.record({
   cmd: fc.constantFrom(Cmd.IO, Cmd.IO_RESPONSE, Cmd.PING, Cmd.PONG, Cmd.HELLO),
-  op: fc.constantFrom(Op.NONE, Op.READ, Op.WRITE, Op.FLUSH),
+  op: fc.constantFrom(Op.NONE, Op.READ, Op.WRITE, Op.FLUSH, Op.DIGEST),
   flags: fc.integer({ min: 0, max: 3 }),
   status: fc.integer({ min: 0, max: 200 }),
   length: fc.integer({ min: 0, max: 1 << 20 }),

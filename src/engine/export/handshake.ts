@@ -20,7 +20,7 @@ import type { Logger } from '../../util/log.js';
 import { errnoNumber, errnoOf } from '../../util/errors.js';
 import { peerText } from '../../util/escape.js';
 import {
-  Cmd, WIRE_VERSION, cmdName, decodeAuth, decodeHeader, encodeAuth, encodeFrame, encodeHelloReply, encodeRefusal, type Frame, type Hello,
+  Cmd, Feature, WIRE_VERSION, cmdName, decodeAuth, decodeHeader, encodeAuth, encodeFrame, encodeHelloReply, encodeRefusal, type Frame, type Hello,
 } from '../../protocol/wire.js';
 import {
   authProof, deriveSessionKeys, keyId, proofsEqual, suiteByName, type SessionKeys, type Suite,
@@ -175,6 +175,7 @@ export async function decideHello(host: HelloNode, from: HelloPeer, hello: Hello
     nonce,
     message: null,
     instance: host.instance(),
+    features: Feature.DIGEST,
   });
   // none / none+<h>: nothing to prove
   if (!suite.needsKey || inputKey === null) return { kind: 'admit', suite, granted, sessionId: hello.sessionId, reply };

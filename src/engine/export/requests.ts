@@ -12,6 +12,7 @@ import type { CallToken, ExportStats } from './stats.js';
 import type { HelloNode } from './handshake.js';
 import { entryAccess } from './acl.js';
 import { validateIo } from './validate.js';
+import { DIGEST_PIECE, digestRange } from './digest.js';
 
 /**
  * Bytes in flight a connection may have (READ data being read and its reply being sealed or in the
@@ -154,6 +155,7 @@ export class Requests<C extends SessionMember> {
       case Op.FLUSH: return b.flush().then(() => null);
       case Op.TRIM: return b.trim(frame.offset, frame.length).then(() => null);
       case Op.WRITE_ZEROES: return b.writeZeroes(frame.offset, frame.length, fua).then(() => null);
+      case Op.DIGEST: return digestRange(b, frame.offset, frame.length);
       default: return Promise.reject(Object.assign(new Error('EINVAL: unknown op'), { code: 'EINVAL' }));
     }
   }
@@ -176,7 +178,14 @@ export class Requests<C extends SessionMember> {
   }
 }
 
-/** Data bytes a request holds while it runs: a READ's reply, a WRITE's payload (others: a header). */
+/**
+ * Data bytes a request holds while it runs: a READ's reply, a DIGEST's one piece at a time, a
+ * WRITE's payload (others: a header).
+ */
 function requestBytes(frame: Frame): number {
-  return frame.op === Op.READ ? frame.length : frame.payload.length;
+  switch (frame.op as Op) {
+    case Op.READ: return frame.length;
+    case Op.DIGEST: return Math.min(frame.length, DIGEST_PIECE);
+    default: return frame.payload.length;
+  }
 }

@@ -5,7 +5,7 @@
 import type { Clock } from '../../util/clock.js';
 import type { Logger } from '../../util/log.js';
 import { errnoNumber } from '../../util/errors.js';
-import { Op, type Frame } from '../../protocol/wire.js';
+import { opAnswersWithData, type Frame } from '../../protocol/wire.js';
 import { SessionTable, type Session } from './dedup.js';
 
 const ESHUTDOWN = errnoNumber('ESHUTDOWN');
@@ -70,12 +70,13 @@ export class SessionLayer<C extends SessionMember> {
 
   /**
    * The recorded status of a REPLAY that already ran in `session` (answer it with that, do not run
-   * it), else undefined; records below the frame's ackedBelow are dropped. A replayed READ runs.
+   * it), else undefined; records below the frame's ackedBelow are dropped. A replayed READ or
+   * DIGEST runs (it changes nothing).
    */
   recorded(session: Session<C> | null, frame: Frame, replay: boolean): number | undefined {
     if (!this.fencing || !session) return undefined;
     const dedup = session.dedup;
-    if (replay && frame.op !== Op.READ) {
+    if (replay && !opAnswersWithData(frame.op)) {
       const status = dedup.lookup(frame.id);
       if (status !== undefined) return status;
     }
@@ -88,7 +89,7 @@ export class SessionLayer<C extends SessionMember> {
    * it. ESHUTDOWN means the call never ran (node stopping, hold cancelled): a replay must run it.
    */
   record(session: Session<C> | null, frame: Frame, status: number): void {
-    if (frame.op !== Op.READ && this.fencing && session && status !== ESHUTDOWN) session.dedup.record(frame.id, status);
+    if (!opAnswersWithData(frame.op) && this.fencing && session && status !== ESHUTDOWN) session.dedup.record(frame.id, status);
   }
 
   /** A closed connection with no call in flight leaves its session. */

@@ -7,7 +7,7 @@ import { Access, KNOWN_FLAGS, Op, opName, type FrameHeader } from '../../protoco
 export interface ValidateEnv {
   /** effective export size in bytes */
   size: number;
-  /** largest READ/WRITE length accepted */
+  /** largest READ/WRITE/DIGEST length accepted */
   maxRequest: number;
   /** Access bits in force right now: HELLO grant ∩ current ACL entry ∩ read-only */
   access: number;
@@ -25,10 +25,11 @@ const OK: Verdict = { ok: true };
 const refuse = (errno: string, reason: string): Verdict => ({ ok: false, close: false, errno, reason });
 const close = (reason: string): Verdict => ({ ok: false, close: true, errno: null, reason });
 
-/** Access a request needs: reads need r, anything that changes data needs w, FLUSH needs either. */
+/** Access a request needs: reads (and digests) need r, anything that changes data needs w, FLUSH needs either. */
 export function accessNeeded(op: Op): number {
   switch (op) {
-    case Op.READ: return Access.READ;
+    case Op.READ:
+    case Op.DIGEST: return Access.READ;
     case Op.WRITE:
     case Op.TRIM:
     case Op.WRITE_ZEROES: return Access.WRITE;
@@ -36,7 +37,7 @@ export function accessNeeded(op: Op): number {
   }
 }
 
-const KNOWN_OPS = new Set<number>([Op.READ, Op.WRITE, Op.FLUSH, Op.TRIM, Op.WRITE_ZEROES]);
+const KNOWN_OPS = new Set<number>([Op.READ, Op.WRITE, Op.FLUSH, Op.TRIM, Op.WRITE_ZEROES, Op.DIGEST]);
 
 /** Check one IO frame's header. `h.payloadLength` is what actually came with it. */
 export function validateIo(h: FrameHeader, env: ValidateEnv): Verdict {
@@ -62,7 +63,8 @@ export function validateIo(h: FrameHeader, env: ValidateEnv): Verdict {
       ? `${name}: access revoked`
       : `${name}: needs ${need === Access.WRITE ? 'write' : 'read'} access`);
   }
-  if (op === Op.READ || op === Op.WRITE) {
+  // A DIGEST is bounded like a READ: its length is the bytes the export reads for it.
+  if (op === Op.READ || op === Op.WRITE || op === Op.DIGEST) {
     if (h.length === 0) return refuse('EINVAL', `${name}: zero length`);
     if (h.length > env.maxRequest) return refuse('EINVAL', `${name}: length ${h.length} exceeds max request ${env.maxRequest}`);
   }

@@ -3,10 +3,13 @@
 // requests onto legs and completes each request exactly once. Split devices (linear, stripe) are
 // in split-device.ts, the mirror in mirror.ts. The node reports leg-state events from legState().
 import type { BlockDone, BlockRequest } from '../remote/target.js';
-import type { LegShow, LegState } from '../types.js';
+import type { LegShow, LegState, LegStats, VerifyOptions, VerifyReport, VerifyShow } from '../types.js';
 
 /** What the node can serve now: every block (ready), some blocks wait for a leg (backoff), none (failed). */
 export type DeviceHealth = 'ready' | 'backoff' | 'failed';
+
+/** The mirror parts of a leg's show. */
+export type LegSync = Pick<LegShow, 'outOfSyncBytes' | 'resync'> & Pick<LegStats, 'resyncedBytes' | 'comparedBytes'>;
 
 export interface Device {
   /** bytes the device serves */
@@ -24,11 +27,15 @@ export interface Device {
   /** why the leg is in its state (null when in sync) */
   legReason(leg: number): string | null;
   /** the mirror parts of a leg's show */
-  legSync(leg: number): Pick<LegShow, 'outOfSyncBytes' | 'resync'> & { resyncedBytes: number };
+  legSync(leg: number): LegSync;
   /** a leg's link phase moved (connected, lost, failed) */
   legPhaseChanged(leg: number): void;
   /** the policy changed (max-inflight, leg-timeout, resync-rate) */
   policyChanged(): void;
+  /** mirror: one verify pass (other layouts have nothing to compare) */
+  verify?(o: VerifyOptions): Promise<VerifyReport>;
+  /** mirror: the running or last verify pass */
+  verifyShow?(): VerifyShow | null;
   /** requests in flight at the device */
   inflight(): number;
   /** after the NBD endpoint closed and the legs drained: stop background work, save state */

@@ -3,12 +3,12 @@
 // drained when the leg's capacity returns, and the leg's own counters for `node show`.
 // A leg that failed (wrong identity, shrank) answers EIO at once instead of queueing.
 import type { Leg } from '../remote/leg.js';
-import type { BlockData, BlockDone, BlockRequest } from '../remote/target.js';
+import type { BlockData, BlockDone, LegRequest } from '../remote/target.js';
 import { dataLength } from '../remote/target.js';
 import type { LegStats } from '../types.js';
 
 interface Waiting {
-  req: BlockRequest;
+  req: LegRequest;
   done: BlockDone;
 }
 
@@ -17,7 +17,7 @@ export class LegPort {
   private head = 0;
   /** requests submitted to the leg or waiting here, not yet done */
   outstanding = 0;
-  readonly counters: Omit<LegStats, 'reconnects'> = { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0, resyncedBytes: 0, failed: 0 };
+  readonly counters: Omit<LegStats, 'reconnects' | 'resyncedBytes' | 'comparedBytes'> = { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0, failed: 0 };
   private readonly unsubscribe: () => void;
 
   /** `limit`: most requests waiting here (the device bounds what it has in flight, so this is never reached) */
@@ -30,7 +30,7 @@ export class LegPort {
   }
 
   /** Send one request to the leg (now, or when it has room). done runs exactly once. */
-  send(req: BlockRequest, done: BlockDone): void {
+  send(req: LegRequest, done: BlockDone): void {
     this.outstanding++;
     const finish: BlockDone = (errno, data) => {
       this.outstanding--;
@@ -83,7 +83,7 @@ export class LegPort {
     this.drain();
   }
 
-  private count(req: BlockRequest, errno: string | null, data: BlockData | null): void {
+  private count(req: LegRequest, errno: string | null, data: BlockData | null): void {
     if (errno !== null) {
       this.counters.failed++;
       return;

@@ -23,12 +23,13 @@ import type { Logger } from '../../util/log.js';
 import { releasePayload } from '../io/payload-pool.js';
 import { legTimeoutOf } from '../policy.js';
 import type { BlockDone, BlockRequest } from '../remote/target.js';
-import type { EventFields, EventName, LegShow, LegState, NodeContext, Policy } from '../types.js';
-import { InflightGate, type Device, type DeviceHealth } from './device.js';
+import type { EventFields, EventName, LegState, NodeContext, Policy, VerifyOptions, VerifyReport, VerifyShow } from '../types.js';
+import { InflightGate, type Device, type DeviceHealth, type LegSync } from './device.js';
 import type { LegPort } from './leg-port.js';
 import { RangeLock } from './range-lock.js';
 import { RegionState, mirrorStatePath, regionRange } from './region-state.js';
 import { Resync, type LegMode as Mode } from './resync.js';
+import { Verifier } from './verify.js';
 
 export interface MirrorOptions {
   ports: LegPort[];
@@ -92,6 +93,7 @@ class Mirror implements Device {
   /** the export instance each leg last answered from */
   private readonly instances: (Buffer | null)[];
   private readonly resync: Resync;
+  private readonly verifier: Verifier;
   /** why each leg last changed mode */
   private readonly reasons: (string | null)[];
 
@@ -102,15 +104,18 @@ class Mirror implements Device {
     this.mode = o.ports.map((_, i) => (rs.outOfSyncCount(i) === 0 ? 'in-sync' : 'behind'));
     this.unflushed = o.ports.map(() => new Set<number>());
     this.instances = o.ports.map((p) => p.leg.instance ? Buffer.from(p.leg.instance) : null);
+    const common = {
+      ports: o.ports, lock: this.lock, size: this.size, regionSize: o.region, clock: o.ctx.clock, log: o.log,
+      policy: o.policy, emit: o.emit, isClosed: () => this.closed,
+      legTimedOut: (i: number) => void this.markBehind(i, [], 'leg-timeout').catch((err: unknown) => this.saveFailed(err)),
+    };
     this.resync = new Resync({
-      ports: o.ports, rs, lock: this.lock, size: this.size, regionSize: o.region, clock: o.ctx.clock, log: o.log,
-      policy: o.policy, emit: o.emit,
+      ...common, rs,
       modeOf: (i) => this.mode[i]!,
       setMode: (i, to, reason) => this.setMode(i, to, reason),
       sourceFor: (i, r) => this.inSync().find((j) => j !== i && !rs.isOutOfSync(j, r) && this.leg(j).phase === 'ready'),
-      legTimedOut: (i) => void this.markBehind(i, [], 'leg-timeout').catch((err: unknown) => this.saveFailed(err)),
-      isClosed: () => this.closed,
     });
+    this.verifier = new Verifier({ ...common, inSyncReady: () => this.inSync().filter((i) => this.leg(i).phase === 'ready') });
     this.reasons = new Array<string | null>(n).fill(null);
     for (let i = 0; i < n; i++) this.legPhaseChanged(i);
   }
@@ -168,8 +173,16 @@ class Mirror implements Device {
     return this.o.ports.some((_, i) => this.legState(i) !== 'in-sync');
   }
 
-  legSync(i: number): Pick<LegShow, 'outOfSyncBytes' | 'resync'> & { resyncedBytes: number } {
+  legSync(i: number): LegSync {
     return { outOfSyncBytes: this.rs.outOfSyncBytes(i), ...this.resync.show(i) };
+  }
+
+  verify(o: VerifyOptions): Promise<VerifyReport> {
+    return this.verifier.run(o);
+  }
+
+  verifyShow(): VerifyShow | null {
+    return this.verifier.show();
   }
 
   legPhaseChanged(i: number): void {

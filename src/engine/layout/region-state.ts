@@ -5,6 +5,9 @@
 //   active before the first write to it goes out, and dropped lazily once it has been idle for
 //   `idleMs` and flushed on every leg. After an unclean stop, the regions still marked active —
 //   and only those — may differ between legs and are resynced.
+// - per leg, whether its marked regions are only "unknown" (a new mirror, a leg that was another
+//   disk, a file that could not be trusted): such a leg compares digests before copying (a u32
+//   mask: at most 32 legs);
 // Saves are whole-file atomic replacements (tmp, fsync, rename, fsync dir) with a CRC32, coalesced:
 // every mark asked for while a save runs goes into the next one. A file that is torn or corrupt
 // cannot be trusted: it opens as unclean with leg 0 as the source of everything (logged loudly).
@@ -17,9 +20,10 @@ import type { Logger } from '../../util/log.js';
 import { writeFileAtomic } from '../atomic-file.js';
 
 const MAGIC = Buffer.from('DSTMIRR1', 'latin1');
-const VERSION = 1;
-/** magic, version, legs, flags, region size, device size, active count */
-const HEADER = 8 + 4 + 4 + 4 + 8 + 8 + 4;
+/** 2: the compare mask (checksum resync) */
+const VERSION = 2;
+/** magic, version, legs, flags, region size, device size, active count, compare mask */
+const HEADER = 8 + 4 + 4 + 4 + 8 + 8 + 4 + 4;
 const FLAG_CLEAN = 1;
 /** cleared bits are saved at most this long after the clear (a crash before only repeats a copy) */
 const LAZY_SAVE_MS = 1000;
@@ -83,6 +87,8 @@ export class RegionState {
   readonly regions: number;
   private readonly bits: Uint8Array[];
   private readonly counts: number[];
+  /** bit `leg`: the leg's marks are unknowns, to compare before copying */
+  private compareMask = 0;
   private readonly active = new Map<number, Active>();
   /** active regions as the file on disk has them */
   private durableActive = new Set<number>();
@@ -204,15 +210,21 @@ export class RegionState {
     return changed ? this.requestSave() : this.durable();
   }
 
+  /** Nothing is known of what the leg holds: every region marked, compared before it is copied. */
   markAllOutOfSync(leg: number): Promise<void> {
     return this.setAll(leg) ? this.requestSave() : this.durable();
+  }
+
+  /** Leg's marked regions are unknowns (compare digests first) rather than known misses. */
+  compares(leg: number): boolean {
+    return (this.compareMask & (1 << leg)) !== 0;
   }
 
   /** The region's data is durable on leg: clear its bit (saved lazily; a crash before repeats one copy). */
   clearOutOfSync(leg: number, r: number): void {
     if (!this.isOutOfSync(leg, r)) return;
     this.bits[leg]![r >> 3]! &= ~(1 << (r & 7));
-    this.counts[leg]!--;
+    if (--this.counts[leg]! === 0) this.compareMask &= ~(1 << leg);
     this.lazyTimer ??= this.o.clock.setTimer(LAZY_SAVE_MS, () => {
       this.lazyTimer = null;
       void this.requestSave().catch((err: unknown) => this.saveFailed(err));
@@ -283,7 +295,8 @@ export class RegionState {
   }
 
   private setAll(leg: number): boolean {
-    let changed = false;
+    let changed = !this.compares(leg);
+    this.compareMask |= 1 << leg;
     for (let r = 0; r < this.regions; r++) changed = this.set(leg, r) || changed;
     return changed;
   }
@@ -349,6 +362,7 @@ export class RegionState {
     buf.writeBigUInt64BE(BigInt(this.o.regionSize), 20);
     buf.writeBigUInt64BE(BigInt(this.o.deviceSize), 28);
     buf.writeUInt32BE(active.size, 36);
+    buf.writeUInt32BE(this.compareMask >>> 0, 40);
     let at = HEADER;
     for (const r of active) at = buf.writeUInt32BE(r, at);
     for (const b of this.bits) at += Buffer.from(b.buffer, b.byteOffset, b.byteLength).copy(buf, at);
@@ -367,6 +381,7 @@ export class RegionState {
       return `it is for ${legs} legs, region ${regionSize}, size ${deviceSize}; the node has ${this.o.legs}, ${this.o.regionSize}, ${this.o.deviceSize}`;
     }
     const n = raw.readUInt32BE(36);
+    this.compareMask = raw.readUInt32BE(40) | 0;
     const bitmapBytes = this.bits[0]?.length ?? 0;
     if (raw.length !== HEADER + n * 4 + legs * bitmapBytes + 4) return 'wrong length';
     const active: number[] = [];

@@ -3,13 +3,13 @@
 // written with FUA before the region's bit is cleared; the bitmap is in the state dir, so a cut or
 // a restart resumes from the bits left, never from zero. resync-rate caps it (a token bucket of one
 // copy); progress is counted per leg and reported at most once a second.
+// Checksum resync: where the bitmap says nothing about what the leg holds (a new mirror, a state
+// file that could not be trusted, a leg that was another disk), every region is marked and the
+// leg "compares": a region whose digests (Op.DIGEST, computed on both exports) match is cleared
+// without a copy, so a new mirror over blank or already-equal legs copies nothing.
 import type { Logger } from '../../util/log.js';
-import type { Clock } from '../../util/clock.js';
-import { releasePayload } from '../io/payload-pool.js';
-import { legTimeoutOf } from '../policy.js';
-import type { BlockData, BlockRequest } from '../remote/target.js';
-import type { EventFields, EventName, LegShow, Policy } from '../types.js';
-import type { LegPort } from './leg-port.js';
+import type { EventFields, EventName, LegShow } from '../types.js';
+import { copyRange, digestsOf, type LegIoHost } from './leg-io.js';
 import type { RangeLock } from './range-lock.js';
 import type { RegionState } from './region-state.js';
 
@@ -20,22 +20,17 @@ export type LegMode = 'in-sync' | 'behind' | 'resyncing';
 const PROGRESS_EVERY_MS = 1000;
 
 /** What a resync asks of its mirror. */
-export interface ResyncHost {
-  readonly ports: readonly LegPort[];
+export interface ResyncHost extends LegIoHost {
   readonly rs: RegionState;
   readonly lock: RangeLock;
   readonly size: number;
   readonly regionSize: number;
-  readonly clock: Clock;
   readonly log: Logger;
-  policy(): Policy;
   emit(event: EventName, fields: EventFields): void;
   modeOf(i: number): LegMode;
   setMode(i: number, to: LegMode, reason: string | null): void;
   /** a connected in-sync leg other than i that holds region r */
   sourceFor(i: number, r: number): number | undefined;
-  /** leg i did not answer a copy within leg-timeout: it goes behind (unless it is the last in sync) */
-  legTimedOut(i: number): void;
   isClosed(): boolean;
 }
 
@@ -45,6 +40,8 @@ export class Resync {
   private readonly progress: (Progress | null)[];
   /** bytes written to each leg by resync since the node started */
   private readonly copied: number[];
+  /** bytes compared by digest for each leg (checksum resync) since the node started */
+  private readonly compared: number[];
   /** when each leg's next copy is due under resync-rate */
   private readonly nextAt: number[];
 
@@ -52,6 +49,7 @@ export class Resync {
     const n = h.ports.length;
     this.progress = new Array<null>(n).fill(null);
     this.copied = new Array<number>(n).fill(0);
+    this.compared = new Array<number>(n).fill(0);
     this.nextAt = new Array<number>(n).fill(0);
   }
 
@@ -60,16 +58,17 @@ export class Resync {
     this.progress[i] = null;
   }
 
-  show(i: number): Pick<LegShow, 'resync'> & { resyncedBytes: number } {
+  show(i: number): Pick<LegShow, 'resync'> & { resyncedBytes: number; comparedBytes: number } {
     const p = this.progress[i];
-    if (!p) return { resync: null, resyncedBytes: this.copied[i]! };
+    const counts = { resyncedBytes: this.copied[i]!, comparedBytes: this.compared[i]! };
+    if (!p) return { resync: null, ...counts };
     const rate = Math.round(p.done * 1000 / Math.max(1, this.h.clock.now() - p.startedAt));
     return {
       resync: {
         doneBytes: p.done, totalBytes: p.total, bytesPerSecond: rate,
         etaMs: rate > 0 ? Math.round(Math.max(0, p.total - p.done) * 1000 / rate) : null,
       },
-      resyncedBytes: this.copied[i]!,
+      ...counts,
     };
   }
 
@@ -94,7 +93,6 @@ export class Resync {
       await this.pace(i, length);
       if (!(await this.copyRegion(i, r, offset, length))) break;
       p.done += length;
-      this.copied[i]! += length;
       const now = h.clock.now();
       if (now - p.lastEventAt >= PROGRESS_EVERY_MS) {
         p.lastEventAt = now;
@@ -107,7 +105,7 @@ export class Resync {
     if (h.rs.nextOutOfSync(i, 0) < 0) {
       const ms = Math.round(h.clock.now() - p.startedAt);
       h.setMode(i, 'in-sync', null);
-      h.log.info(`leg ${i}: resync done, ${p.done} bytes in ${ms} ms`, { op: 'resync', leg: i });
+      h.log.info(`leg ${i}: resync done, ${p.done} bytes in ${ms} ms (${this.copied[i]} copied, ${this.compared[i]} compared since start)`, { op: 'resync', leg: i });
       h.emit('resync-done', { leg: i, bytes: p.done, ms });
     } else {
       // stopped (link lost, no source, closed): behind until the leg is back
@@ -125,7 +123,10 @@ export class Resync {
     if (at > now) await new Promise<void>((resolve) => this.h.clock.setTimer(at - now, resolve));
   }
 
-  /** Copy region r to leg i under the range lock; true when its bit is cleared. */
+  /**
+   * Bring region r of leg i in line under the range lock (compared first when the leg compares
+   * and both exports compute digests); true when its bit is cleared.
+   */
   private async copyRegion(i: number, r: number, offset: number, length: number): Promise<boolean> {
     const { h } = this;
     const held = await h.lock.lock(offset, offset + length);
@@ -136,41 +137,19 @@ export class Resync {
         const n = Math.min(max, offset + length - at);
         const source = h.sourceFor(i, r);
         if (source === undefined) return false;
-        const data = await this.send(source, { op: 'read', offset: at, length: n, payload: null, fua: false });
-        if (data === null) return false;
-        const payload = Buffer.isBuffer(data) ? data : Buffer.concat(data);
-        const wrote = await this.send(i, { op: 'write', offset: at, length: n, payload, fua: true });
-        releasePayload(data);
-        if (wrote === null) return false;
+        if (h.rs.compares(i) && h.ports[i]!.leg.digests && h.ports[source]!.leg.digests) {
+          const [a, b] = await digestsOf(h, [source, i], at, n);
+          if (!a || !b) return false;
+          this.compared[i]! += n;
+          if (a.equals(b)) continue;
+        }
+        if (!(await copyRange(h, source, i, at, n))) return false;
+        this.copied[i]! += n;
       }
       h.rs.clearOutOfSync(i, r);
       return true;
     } finally {
       h.lock.release(held);
     }
-  }
-
-  /**
-   * One copy request to one leg: its data ([] for a write), or null on an error or when the leg has
-   * not answered within leg-timeout, so a copy never waits on a dead leg for the whole deadline.
-   */
-  private send(i: number, req: BlockRequest): Promise<BlockData | null> {
-    return new Promise((resolve) => {
-      let answered = false;
-      const timer = this.h.clock.setTimer(legTimeoutOf(this.h.policy()), () => {
-        answered = true;
-        this.h.legTimedOut(i);
-        resolve(null);
-      });
-      this.h.ports[i]!.send(req, (errno, data) => {
-        if (answered) {
-          if (errno === null) releasePayload(data);
-          return;
-        }
-        answered = true;
-        timer.cancel();
-        resolve(errno === null ? (data ?? []) : null);
-      });
-    });
   }
 }

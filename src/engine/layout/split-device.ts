@@ -7,7 +7,7 @@
 import type { Policy } from '../types.js';
 import type { BlockData, BlockDone, BlockRequest } from '../remote/target.js';
 import { mapRange, splitSize, type SplitMap } from './map.js';
-import { InflightGate, type Device, type DeviceHealth } from './device.js';
+import { InflightGate, type Device, type DeviceHealth, type LegSync } from './device.js';
 import type { LegPort } from './leg-port.js';
 
 /** One request spread over pieces: answered once, when the last piece is done. */
@@ -95,8 +95,8 @@ export class SplitDevice implements Device {
     return this.ports[leg]!.leg.reason;
   }
 
-  legSync(): { outOfSyncBytes: number; resync: null; resyncedBytes: number } {
-    return { outOfSyncBytes: 0, resync: null, resyncedBytes: 0 };
+  legSync(): LegSync {
+    return { outOfSyncBytes: 0, resync: null, resyncedBytes: 0, comparedBytes: 0 };
   }
 
   legPhaseChanged(leg: number): void {

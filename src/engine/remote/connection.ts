@@ -37,7 +37,7 @@ import {
 import { DEFAULT_CRYPTO, type CryptoConfig, type Policy } from '../types.js';
 import { NO_KEYS, SealedChannel, type FrameCrypto } from '../channel.js';
 import { configSuite, loadNodeKey } from '../keys.js';
-import type { BlockOp } from './target.js';
+import type { LegOp } from './target.js';
 import { TurnWriter } from '../io/turn-writer.js';
 
 import type { Txn, TxnSender } from './transactions.js';
@@ -56,12 +56,13 @@ export interface WireSocket {
 
 export type SocketFactory = (host: string, port: number) => WireSocket;
 
-export const WIRE_OP: Readonly<Record<BlockOp, Op>> = {
+export const WIRE_OP: Readonly<Record<LegOp, Op>> = {
   'read': Op.READ,
   'write': Op.WRITE,
   'flush': Op.FLUSH,
   'trim': Op.TRIM,
   'write-zeroes': Op.WRITE_ZEROES,
+  'digest': Op.DIGEST,
 };
 
 export interface ConnectionOptions {

@@ -11,11 +11,11 @@ import { randomBytes } from 'node:crypto';
 import type { TimerHandle } from '../../util/clock.js';
 import type { Logger } from '../../util/log.js';
 import { parseHostPort } from '../../util/parse.js';
-import { Access, type Frame, type HelloReply } from '../../protocol/wire.js';
+import { Access, Feature, type Frame, type HelloReply } from '../../protocol/wire.js';
 import { emptyStats, type CryptoConfig, type EventFields, type EventName, type NodeContext, type Policy, type Stats } from '../types.js';
 import { Connection, type SocketFactory } from './connection.js';
 import { ConnState, type ConnCloseInfo } from './conn-state.js';
-import type { BlockRequest, TxnDone } from './target.js';
+import type { LegRequest, TxnDone } from './target.js';
 import { TransactionTable } from './transactions.js';
 
 /** Backoff cap (DESIGN §8). */
@@ -70,6 +70,8 @@ export class Leg {
   identity: Buffer | null = null;
   /** the export's instance id at the last handshake (a mirror tells a restarted export by it) */
   instance: Buffer | null = null;
+  /** the export's Feature bits at the last handshake (0: an export that predates them) */
+  features = 0;
   sizeBytes: number | null = null;
   perms: 'r' | 'w' | 'rw' | null = null;
   private exportMaxRequest = 0;
@@ -236,6 +238,7 @@ export class Leg {
     }
     this.perms = perms;
     this.instance = reply.instance;
+    this.features = reply.features;
     this.exportMaxRequest = reply.maxRequest;
     this.failures = 0;
     if (!first) this.reconnects++;
@@ -341,7 +344,12 @@ export class Leg {
     for (const l of [...this.capacityListeners]) l();
   }
 
-  submit(req: BlockRequest, done: TxnDone): void {
+  /** The export serves DIGEST (as of the last handshake). */
+  get digests(): boolean {
+    return (this.features & Feature.DIGEST) !== 0;
+  }
+
+  submit(req: LegRequest, done: TxnDone): void {
     this.table!.submit(req, done);
   }
 

@@ -31,7 +31,7 @@ import { formatHostPort, parseHostPort } from '../../util/parse.js';
 import { nbdSocketPath } from '../paths.js';
 import {
   emptyStats, type EventFields, type EventName, type LegShow, type LegState, type NodeContext, type Policy, type RemoteConfig, type RemoteRuntime,
-  type RemoteState, type RuntimeShow, type Stats,
+  type RemoteState, type RuntimeShow, type Stats, type VerifyOptions, type VerifyReport,
 } from '../types.js';
 import type { Connection, SocketFactory } from './connection.js';
 import { Leg } from './leg.js';
@@ -237,6 +237,15 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     for (const l of this.legs) l.configChanged();
     this.device?.policyChanged();
     this.maybeCapacity();
+  }
+
+  /** node verify: one pass of the mirror's verify (the registry checks the layout) */
+  verify(o: VerifyOptions): Promise<VerifyReport> {
+    const verify = this.device?.verify?.bind(this.device);
+    if (!verify) {
+      return Promise.reject(new DstError('DST_ERR_STATE', `node verify ${this.node.config.name}: the mirror is not serving yet (state ${this.state}${this.reason ? `, reason ${this.reason}` : ''})`, { errno: 'EAGAIN' }));
+    }
+    return verify(o);
   }
 
   reconnect(): void {
@@ -470,7 +479,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
       sessionId: this.leg.sessionId ? this.leg.sessionId.toString('hex') : null,
       permissions: this.multi ? (this.legs.some((l) => l.perms !== null) ? this.permissions() : null) : this.leg.perms,
       stats: this.multi ? sumStats(legStats, this.device?.inflight() ?? 0) : legStats[0]!,
-      ...(this.multi ? { degraded: this.device?.degraded() ?? (this.node.config.layout === 'mirror' ? null : null), legs: this.legShows(legStats) } : {}),
+      ...(this.multi ? { degraded: this.device?.degraded() ?? null, legs: this.legShows(legStats), verify: this.device?.verifyShow?.() ?? null } : {}),
     };
   }
 
@@ -495,7 +504,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     return this.legs.map((l, i): LegShow => {
       const cfg = this.node.config.legs[i]!;
       const port = this.ports[i];
-      const sync = this.device?.legSync(i) ?? { outOfSyncBytes: 0, resync: null, resyncedBytes: 0 };
+      const sync = this.device?.legSync(i) ?? { outOfSyncBytes: 0, resync: null, resyncedBytes: 0, comparedBytes: 0 };
       const c = port?.counters;
       return {
         index: i,
@@ -508,7 +517,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
         resync: sync.resync,
         stats: {
           reads: c?.reads ?? 0, writes: c?.writes ?? 0, bytesRead: c?.bytesRead ?? 0, bytesWritten: c?.bytesWritten ?? 0,
-          resyncedBytes: sync.resyncedBytes, failed: c?.failed ?? 0, reconnects: legStats[i]!.reconnects,
+          resyncedBytes: sync.resyncedBytes, comparedBytes: sync.comparedBytes, failed: c?.failed ?? 0, reconnects: legStats[i]!.reconnects,
         },
       };
     });

@@ -13,6 +13,17 @@ export interface BlockRequest {
 }
 
 /**
+ * What a leg's transaction table runs: every BlockOp, plus what only a layout asks of one export
+ * (never the NBD side): 'digest', the SHA-256 of a range (issue 15, mirror healing).
+ */
+export type LegOp = BlockOp | 'digest';
+
+/** A request to one leg (a BlockRequest is one). A 'digest' completes with its 32 bytes as data. */
+export interface LegRequest extends Omit<BlockRequest, 'op'> {
+  op: LegOp;
+}
+
+/**
  * errno: null = success, else a symbolic errno name ('EIO', 'EPERM', 'ESHUTDOWN', ...). data: the
  * read result, one buffer or several in order (a multi-leg device answers a read that spans legs
  * with each leg's buffer, so nothing is copied).

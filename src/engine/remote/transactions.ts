@@ -23,9 +23,9 @@
 import type { Clock, TimerHandle } from '../../util/clock.js';
 import { DstError, errnoName, errnoNumber } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
-import { Flag } from '../../protocol/wire.js';
+import { DIGEST_SIZE, Flag } from '../../protocol/wire.js';
 import { deadlineMs, emptyStats, type EventFields, type EventName, type Policy, type Stats } from '../types.js';
-import type { BlockOp, BlockRequest, TxnDone } from './target.js';
+import type { LegOp, LegRequest, TxnDone } from './target.js';
 
 /** Hard cap on the pool (DESIGN §2: max-inflight ≤ 128). */
 export const MAX_POOL = 128;
@@ -40,7 +40,7 @@ export type TxnPlace = 'free' | 'queued' | 'sent';
 export interface Txn {
   /** transaction id (0 while the slot is free) */
   id: number;
-  op: BlockOp;
+  op: LegOp;
   offset: number;
   length: number;
   /** write data (exactly `length` bytes); null for other ops */
@@ -168,7 +168,7 @@ export class TransactionTable {
    * else queued. Returns the transaction id. Throws DST_ERR_BUSY when the pool is full and
    * DST_ERR_CLOSED (ESHUTDOWN) once the table is draining or closed.
    */
-  submit(req: BlockRequest, done: TxnDone): number {
+  submit(req: LegRequest, done: TxnDone): number {
     if (this.closed) throw new DstError('DST_ERR_CLOSED', `${req.op}: node is stopping`, { errno: 'ESHUTDOWN' });
     if (this.active.size >= this.capacity()) {
       this.needDrain = true;
@@ -269,8 +269,9 @@ export class TransactionTable {
   /**
    * An IO_RESPONSE arrived on the current connection. status = errno number (0 = ok).
    * Unknown id (completed, timed out, never sent here) → logged and ignored.
-   * A successful READ whose payload is not `length` bytes → 'bad' (caller drops the link; the
-   * transaction stays sent and is replayed on the next connection).
+   * A successful READ whose payload is not `length` bytes, or DIGEST whose payload is not
+   * DIGEST_SIZE bytes → 'bad' (caller drops the link; the transaction stays sent and is replayed on
+   * the next connection).
    */
   onResponse(id: number, status: number, payload: Buffer): ResponseResult {
     const txn = this.sent.get(id);
@@ -283,9 +284,13 @@ export class TransactionTable {
       this.log.warn(`read response for id ${id} carries ${payload.length} bytes, expected ${txn.length}`, { op: 'read', id });
       return 'bad';
     }
+    if (status === 0 && txn.op === 'digest' && payload.length !== DIGEST_SIZE) {
+      this.log.warn(`digest response for id ${id} carries ${payload.length} bytes, expected ${DIGEST_SIZE}`, { op: 'digest', id });
+      return 'bad';
+    }
     if (status === ESHUTDOWN) return 'not-run';
     if (status === 0) {
-      this.finish(txn, null, txn.op === 'read' ? payload : null, null, true);
+      this.finish(txn, null, txn.op === 'read' || txn.op === 'digest' ? payload : null, null, true);
     } else {
       const errno = errnoName(status);
       this.finish(txn, errno, null, `export answered ${errno}`, true);

@@ -1,0 +1,53 @@
+// The mirror's own requests to single legs (resync copies, verify digests): each answered within
+// leg-timeout or given up, so background work never waits on a dead leg for the whole deadline.
+import type { Clock } from '../../util/clock.js';
+import { releasePayload } from '../io/payload-pool.js';
+import { legTimeoutOf } from '../policy.js';
+import type { BlockData, LegRequest } from '../remote/target.js';
+import type { Policy } from '../types.js';
+import type { LegPort } from './leg-port.js';
+
+export interface LegIoHost {
+  readonly ports: readonly LegPort[];
+  readonly clock: Clock;
+  policy(): Policy;
+  /** leg i did not answer within leg-timeout: it goes behind (unless it is the last in sync) */
+  legTimedOut(i: number): void;
+}
+
+/** One request to leg i: its data ([] when it has none), or null on an error or after leg-timeout. */
+export function sendWithin(h: LegIoHost, i: number, req: LegRequest): Promise<BlockData | null> {
+  return new Promise((resolve) => {
+    let answered = false;
+    const timer = h.clock.setTimer(legTimeoutOf(h.policy()), () => {
+      answered = true;
+      h.legTimedOut(i);
+      resolve(null);
+    });
+    h.ports[i]!.send(req, (errno, data) => {
+      if (answered) {
+        if (errno === null) releasePayload(data);
+        return;
+      }
+      answered = true;
+      timer.cancel();
+      resolve(errno === null ? (data ?? []) : null);
+    });
+  });
+}
+
+/** Copy [at, at + n) from leg `source` to leg `target` (written with FUA); false if either failed. */
+export async function copyRange(h: LegIoHost, source: number, target: number, at: number, n: number): Promise<boolean> {
+  const data = await sendWithin(h, source, { op: 'read', offset: at, length: n, payload: null, fua: false });
+  if (data === null) return false;
+  const payload = Buffer.isBuffer(data) ? data : Buffer.concat(data);
+  const wrote = await sendWithin(h, target, { op: 'write', offset: at, length: n, payload, fua: true });
+  releasePayload(data);
+  return wrote !== null;
+}
+
+/** Each leg's digest of [at, at + n) (Op.DIGEST, computed on the export), null where it failed. */
+export async function digestsOf(h: LegIoHost, legs: readonly number[], at: number, n: number): Promise<(Buffer | null)[]> {
+  const got = await Promise.all(legs.map((i) => sendWithin(h, i, { op: 'digest', offset: at, length: n, payload: null, fua: false })));
+  return got.map((d) => (d === null ? null : Buffer.isBuffer(d) ? d : Buffer.concat(d)));
+}
