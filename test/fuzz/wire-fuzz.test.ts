@@ -207,7 +207,7 @@ function sessionFrame(ctx: Ctx, s: Session, rng: Rng, id: number): Buffer {
     return h;
   }
   if (kind === 3) return rng.bytes(1 + rng.int(96));
-  const op = rng.chance(0.85) ? rng.pick([Op.READ, Op.WRITE, Op.FLUSH, Op.TRIM, Op.WRITE_ZEROES]) : rng.int(256);
+  const op = rng.chance(0.85) ? rng.pick([Op.READ, Op.WRITE, Op.FLUSH, Op.TRIM, Op.WRITE_ZEROES, Op.DIGEST]) : rng.int(256);
   const length = rng.pick([0, 512, 4096, 65536, 1 + rng.int(8192), 2 * MiB, rng.interesting()]) >>> 0;
   let offset = rng.pick([FUZZ_FLOOR, FUZZ_FLOOR + 4096 * rng.int(1024), SIZE - 512, SIZE, rng.int(SIZE), 0]);
   if (op !== Op.READ && offset < FUZZ_FLOOR) offset = FUZZ_FLOOR;
