@@ -15,9 +15,7 @@ import { checkAclEntries, checkAclEntry, checkCrypto, checkName, checkNodeConfig
 import { isUnkeyedDigest } from '../protocol/suite-names.js';
 import { checkDiskClash, checkListenClash, createDisk, probeDisk, probeListen } from './node-probes.js';
 import { isStopped, notReadyError, requireConfigured, requireDetached, requireNotStopping, requireState } from './node-states.js';
-import {
-  aclCopy, clearedCrypto, configOfAdd, deepFreeze, policyPatch, withAclEntries, withBoundPort, withCrypto, withoutAclEntry, withPolicy, withReplaced,
-} from './node-edits.js';
+import { aclCopy, clearedCrypto, configOfAdd, deepFreeze, policyPatch, withAclEntries, withBoundPort, withCrypto, withoutAclEntry, withPolicy, withReplaced } from './node-edits.js';
 import { attachView, nodeShow, statusShow } from './node-show.js';
 import type {
   AclEntry, AttachmentShow, CryptoSetArgs, CryptoShow, EventSink, ExportConfig, NodeAddArgs, NodeConfig, NodeContext,
@@ -384,8 +382,7 @@ export class Registry {
 
   /** node reconnect: remote only; crypto changes apply. */
   reconnect(name: string): NodeShow {
-    const where = `node reconnect ${name}`;
-    const e = this.entry(name, where, 'remote', 'reconnect applies');
+    const e = this.entry(name, `node reconnect ${name}`, 'remote', 'reconnect applies');
     (e.runtime as RemoteRuntime).reconnect();
     this.log.info('reconnect requested', { node: name, op: 'node reconnect' });
     return this.buildShow(e);
@@ -393,17 +390,7 @@ export class Registry {
 
   /** node verify: a mirror's verify pass (waits for it). */
   verify(name: string, o: VerifyOptions): Promise<VerifyReport> {
-    const where = `node verify ${name}`;
-    const e = this.entry(name, where, 'remote', 'verify applies');
-    const c = e.config as RemoteConfig;
-    if (c.layout !== 'mirror') {
-      throw new DstError('DST_ERR_INVALID', `${where}: ${name} is a ${c.layout} device; verify compares the legs of a mirror`);
-    }
-    if (o.from !== null && (!Number.isInteger(o.from) || o.from < 0 || o.from >= c.legs.length)) {
-      throw new DstError('DST_ERR_INVALID', `${where}: --from ${o.from} is not a leg of ${name} (legs 0 to ${c.legs.length - 1})`);
-    }
-    if (o.from !== null && !o.repair) throw new DstError('DST_ERR_INVALID', `${where}: --from names the source of repairs; give --repair too`);
-    return (e.runtime as RemoteRuntime).verify(o);
+    return (this.entry(name, `node verify ${name}`, 'remote', 'verify applies').runtime as RemoteRuntime).verify(o);
   }
 
   /** Stop every running node (engine shutdown), in parallel. Errors are logged. */

@@ -239,8 +239,17 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     this.maybeCapacity();
   }
 
-  /** node verify: one pass of the mirror's verify (the registry checks the layout) */
+  /** node verify: one pass of the mirror's verify */
   verify(o: VerifyOptions): Promise<VerifyReport> {
+    const c = this.node.config;
+    const where = `node verify ${c.name}`;
+    if (c.layout !== 'mirror') {
+      return Promise.reject(new DstError('DST_ERR_INVALID', `${where}: ${c.name} is a ${c.layout} device; verify compares the legs of a mirror`));
+    }
+    if (o.from !== null && (!Number.isInteger(o.from) || o.from < 0 || o.from >= c.legs.length)) {
+      return Promise.reject(new DstError('DST_ERR_INVALID', `${where}: --from ${o.from} is not a leg of ${c.name} (legs 0 to ${c.legs.length - 1})`));
+    }
+    if (o.from !== null && !o.repair) return Promise.reject(new DstError('DST_ERR_INVALID', `${where}: --from names the source of repairs; give --repair too`));
     const verify = this.device?.verify?.bind(this.device);
     if (!verify) {
       return Promise.reject(new DstError('DST_ERR_STATE', `node verify ${this.node.config.name}: the mirror is not serving yet (state ${this.state}${this.reason ? `, reason ${this.reason}` : ''})`, { errno: 'EAGAIN' }));
