@@ -122,17 +122,21 @@ export function warnStart(ctx: CommandContext, n: NodeShow, waitMs: number): voi
   }
 }
 
-const start = defineCommand<{ name: string; wait: string }>({
+const start = defineCommand<{ name: string; wait: string; degraded?: boolean; 'force-init'?: boolean }>({
   command: 'start <name>',
   describe: describeOf('node-start', 'start serving (export) or connecting (remote); idempotent'),
   builder: (y) => y.positional('name', name).options({
     wait: { type: 'string', default: '10s', describe: 'remote: how long to wait for ready (ms, s, m)' },
+    degraded: { type: 'boolean', default: false, describe: 'mirror without a state-dir record: assemble from the legs reached (a leg away may hold newer data)' },
+    'force-init': { type: 'boolean', default: false, describe: 'mirror: initialise legs that hold another mirror\'s metadata or none in common (their data is overwritten)' },
   }),
   handler: async (argv) => {
     const ctx = makeContext(argv);
     const nodeName = optName(argv.name);
     const waitMs = optDuration('--wait', argv.wait);
-    const res = await ctx.request('node-start', { name: nodeName, waitMs });
+    const res = await ctx.request('node-start', {
+      name: nodeName, waitMs, ...(argv.degraded === true ? { degraded: true } : {}), ...(argv['force-init'] === true ? { forceInit: true } : {}),
+    });
     warnStart(ctx, res, waitMs);
     ctx.print(res, (n) => nodeLine(ctx.chalk, n));
   },
@@ -255,5 +259,20 @@ const verify = defineCommand<{ name: string; repair?: boolean; from?: string }>(
   },
 });
 
-export const nodeSubcommands: readonly DstCommand[] = [add, start, stop, del, reconnect, list, show, set, verify] as readonly DstCommand[];
-export const nodeCommand: DstCommand = defineGroup('node', 'Manage nodes: add, start, stop, del, reconnect, list, show, set, verify', nodeSubcommands);
+// ---- resolve ----
+
+const resolve = defineCommand<{ name: string; keep: string }>({
+  command: 'resolve <name>',
+  describe: describeOf('node-resolve', 'mirror in split brain: keep one leg; the others copy what differs from it'),
+  builder: (y) => y.positional('name', name).options({
+    keep: { type: 'string', demandOption: true, describe: 'the leg index whose data survives' },
+  }),
+  handler: async (argv) => {
+    const ctx = makeContext(argv);
+    const res = await ctx.request('node-resolve', { name: optName(argv.name), keep: optInt('--keep', argv.keep, 0, 31) });
+    ctx.print(res, (n) => nodeLine(ctx.chalk, n));
+  },
+});
+
+export const nodeSubcommands: readonly DstCommand[] = [add, start, stop, del, reconnect, list, show, set, verify, resolve] as readonly DstCommand[];
+export const nodeCommand: DstCommand = defineGroup('node', 'Manage nodes: add, start, stop, del, reconnect, list, show, set, verify, resolve', nodeSubcommands);

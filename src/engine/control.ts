@@ -69,7 +69,7 @@ export function createControlHandler(deps: ControlDeps): ControlHandlerFn {
         return registry.add(a as unknown as NodeAddArgs);
       case 'node-start': {
         const waitMs = typeof a.waitMs === 'number' ? a.waitMs : 10_000;
-        return registry.start(str(a, 'name', 'node start'), waitMs);
+        return registry.start(str(a, 'name', 'node start'), waitMs, { degraded: a.degraded === true, forceInit: a.forceInit === true });
       }
       case 'node-stop':
         return registry.stop(str(a, 'name', 'node stop'), a.force === true);
@@ -89,6 +89,8 @@ export function createControlHandler(deps: ControlDeps): ControlHandlerFn {
         const from = a.from;
         return registry.verify(str(a, 'name', 'node verify'), { repair: a.repair === true, from: typeof from === 'number' ? from : null });
       }
+      case 'node-resolve':
+        return registry.resolve(str(a, 'name', 'node resolve'), Number(a.keep));
       case 'security-add':
         return registry.securityAdd(str(a, 'name', 'security add'), str(a, 'addr', 'security add'), String(a.perm ?? ''),
           typeof a.keyFile === 'string' ? a.keyFile : null);

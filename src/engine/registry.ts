@@ -19,7 +19,7 @@ import { aclCopy, clearedCrypto, configOfAdd, deepFreeze, policyPatch, withAclEn
 import { attachView, nodeShow, statusShow } from './node-show.js';
 import type {
   AclEntry, AttachmentShow, CryptoSetArgs, CryptoShow, EventSink, ExportConfig, NodeAddArgs, NodeConfig, NodeContext,
-  NodeRuntime, NodeShow, NodeState, Policy, RemoteConfig, RemoteRuntime, Role, StatusShow, VerifyOptions, VerifyReport,
+  NodeRuntime, NodeShow, NodeState, Policy, RemoteConfig, RemoteRuntime, Role, StartOptions, StatusShow, VerifyOptions, VerifyReport,
 } from './types.js';
 
 export type ExportFactory = (node: { readonly config: ExportConfig }, ctx: NodeContext) => NodeRuntime;
@@ -299,12 +299,12 @@ export class Registry {
    * Start a node's runtime and record the intent. An export asked for port 0 keeps the port it
    * bound, so its remotes find it again after a restart.
    */
-  private async startNode(e: Entry, where: string): Promise<void> {
+  private async startNode(e: Entry, where: string, opts: StartOptions = {}): Promise<void> {
     const name = e.config.name;
     const before = e.runtime.state;
     try {
       if (e.config.role === 'export') await checkDiskClash(e.config, this.otherExports(e.config, []), where);
-      await e.runtime.start();
+      await e.runtime.start(opts);
     } catch (err) {
       this.log.error(`start failed: ${(err as Error).message}`, { node: name, op: 'node start', errno: errnoOf(err) });
       throw wrapError(err, where);
@@ -323,7 +323,7 @@ export class Registry {
    * node start: idempotent; saved as autostart before it starts (a remote that keeps trying
    * counts as started). A remote waits up to waitMs for ready (0 = no wait).
    */
-  async start(name: string, waitMs: number): Promise<NodeShow> {
+  async start(name: string, waitMs: number, opts: StartOptions = {}): Promise<NodeShow> {
     const where = `node start ${name}`;
     const e = this.entry(name, where);
     requireNotStopping(where, e.runtime.state);
@@ -331,7 +331,7 @@ export class Registry {
       this.log.warn(`export ${name} has an empty ACL: nobody may connect; add an entry with: dst security add ${name} --addr IP[/PREFIX] --perm rw`,
         { node: name, op: 'node start' });
     }
-    await this.gate.grant(where, () => this.snapshotWith({ ...e.config, autostart: true } as NodeConfig), () => this.startNode(e, where));
+    await this.gate.grant(where, () => this.snapshotWith({ ...e.config, autostart: true } as NodeConfig), () => this.startNode(e, where, opts));
     if (this.nodes.get(name) !== e) return this.buildShow(e);
     if (e.config.role === 'remote' && waitMs > 0) {
       const rt = e.runtime as RemoteRuntime;
@@ -391,6 +391,13 @@ export class Registry {
   /** node verify: a mirror's verify pass (waits for it). */
   verify(name: string, o: VerifyOptions): Promise<VerifyReport> {
     return (this.entry(name, `node verify ${name}`, 'remote', 'verify applies').runtime as RemoteRuntime).verify(o);
+  }
+
+  /** node resolve: a mirror's split brain ended by the operator's choice of survivor */
+  async resolve(name: string, keep: number): Promise<NodeShow> {
+    const e = this.entry(name, `node resolve ${name}`, 'remote', 'resolve applies');
+    await (e.runtime as RemoteRuntime).resolve(keep);
+    return this.buildShow(e);
   }
 
   /** Stop every running node (engine shutdown), in parallel. Errors are logged. */

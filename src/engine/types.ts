@@ -280,7 +280,7 @@ export type EventName =
   | 'node-added' | 'node-removed' | 'node-started' | 'node-stopped'
   | 'state-changed' | 'connected' | 'disconnected' | 'replayed' | 'txn-failed'
   | 'auth-failed' | 'acl-denied' | 'attached' | 'detached' | 'attach-broken'
-  | 'leg-state' | 'resync-progress' | 'resync-done' | 'verify-progress' | 'verify-done';
+  | 'leg-state' | 'resync-progress' | 'resync-done' | 'verify-progress' | 'verify-done' | 'split-brain';
 
 /** Fields per event, besides {seq, ts, node, event}. */
 export interface EventFields {
@@ -308,6 +308,9 @@ export interface EventFields {
   regions?: number;
   mismatches?: number;
   repaired?: number;
+  /** split-brain: the legs written apart and the generation each holds */
+  legs?: number[];
+  generations?: string[];
 }
 
 export interface EventRecord extends EventFields {
@@ -343,7 +346,7 @@ export interface NodeRuntime {
   readonly state: NodeState;
   readonly reason: string | null;
   /** Export: bind and serve. Remote: start connecting (resolves at once; see waitReady). Idempotent. */
-  start(): Promise<void>;
+  start(opts?: StartOptions): Promise<void>;
   /** Drain: no new requests; in-flight finish or fail with ESHUTDOWN after 10 s (force: at once). */
   stop(opts: { force: boolean }): Promise<void>;
   /** Called after the registry changed the node's config (policy, acl, crypto); applies what applies now. */
@@ -356,6 +359,16 @@ export interface NodeRuntime {
 export type RuntimeShow = Pick<NodeShow, 'state' | 'reason' | 'size' | 'listen' | 'nbd' | 'sessionId' | 'permissions' | 'stats'>
   & Partial<Pick<NodeShow, 'degraded' | 'legs' | 'verify'>>;
 
+/** One-shot options of a start (a mirror's assembly; other nodes have none). */
+export interface StartOptions {
+  /** mirror: assemble from the legs reached even without a state-dir record (a leg away may hold newer data) */
+  degraded?: boolean;
+  /** mirror: initialise legs that hold another mirror's metadata or none in common with this one (their data is overwritten) */
+  forceInit?: boolean;
+  /** mirror, split-brain resolution: this leg survives; the others compare and copy what differs from it */
+  keep?: number;
+}
+
 export interface RemoteRuntime extends NodeRuntime {
   /** Resolve when ready, or after ms with the current state (never rejects). */
   waitReady(ms: number): Promise<RemoteState>;
@@ -363,6 +376,8 @@ export interface RemoteRuntime extends NodeRuntime {
   reconnect(): void;
   /** A mirror's verify pass. */
   verify(o: VerifyOptions): Promise<VerifyReport>;
+  /** A mirror in split brain: restart it keeping leg `keep`. */
+  resolve(keep: number): Promise<void>;
 }
 
 // ---- control API: one entry per CLI request (DESIGN §6). The netlink table encodes these. ----
@@ -398,7 +413,7 @@ export interface CryptoSetArgs {
 export interface ControlApi {
   'hello': { args: { version: string }; result: { version: string; pid: number } };
   'node-add': { args: NodeAddArgs; result: NodeShow };
-  'node-start': { args: { name: string; waitMs: number }; result: NodeShow };
+  'node-start': { args: { name: string; waitMs: number; degraded?: boolean; forceInit?: boolean }; result: NodeShow };
   'node-stop': { args: { name: string; force: boolean }; result: NodeShow };
   'node-del': { args: { name: string }; result: { name: string } };
   'node-reconnect': { args: { name: string }; result: NodeShow };
@@ -407,6 +422,7 @@ export interface ControlApi {
   'node-set': { args: { name: string } & Partial<Policy>; result: NodeShow };
   /** a mirror's verify pass (waits for it); repair from `from`, or the majority of three or more legs */
   'node-verify': { args: { name: string } & VerifyOptions; result: VerifyReport };
+  'node-resolve': { args: { name: string; keep: number }; result: NodeShow };
   'security-add': { args: { name: string; addr: string; perm: Perm; keyFile: string | null }; result: AclEntry[] };
   'security-del': { args: { name: string; addr: string }; result: AclEntry[] };
   'security-list': { args: { name: string }; result: AclEntry[] };

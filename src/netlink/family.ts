@@ -58,6 +58,7 @@ export const DST_CMD = {
   ATTACH: 23,
   DETACH: 24,
   NODE_VERIFY: 25,
+  NODE_RESOLVE: 26,
 } as const;
 
 // ---- per-command argument/result schemas ----
@@ -91,6 +92,12 @@ export const nodeAddArgsSchema = objectSchema<NodeAddArgs>('node-add-args', {
 const nodeStartArgs = objectSchema<ControlApi['node-start']['args']>('node-start-args', {
   name: { attr: 1, type: t.string },
   waitMs: { attr: 2, type: t.u32 },
+  degraded: { attr: 3, type: t.bool, presence: 'optional' },
+  forceInit: { attr: 4, type: t.bool, presence: 'optional' },
+});
+const nodeResolveArgs = objectSchema<ControlApi['node-resolve']['args']>('node-resolve-args', {
+  name: { attr: 1, type: t.string },
+  keep: { attr: 2, type: t.u32 },
 });
 const nodeStopArgs = objectSchema<ControlApi['node-stop']['args']>('node-stop-args', {
   name: { attr: 1, type: t.string },
@@ -264,6 +271,11 @@ export const FAMILY: FamilyTable = {
     name: 'node-verify', cmd: DST_CMD.NODE_VERIFY, cli: 'node verify',
     help: 'Compare every region of a mirror across its in-sync legs while it serves (--repair fixes mismatches)',
     args: nodeVerifyArgs, reply: { kind: 'object', schema: verifyReportSchema }, states: ['ready'], roles: ['remote'],
+  },
+  'node-resolve': {
+    name: 'node-resolve', cmd: DST_CMD.NODE_RESOLVE, cli: 'node resolve',
+    help: 'End a mirror\'s split brain: restart it keeping one leg; the others copy what differs from it',
+    args: nodeResolveArgs, reply: { kind: 'object', schema: nodeShowSchema }, states: ALL_BUT_STOPPING, roles: ['remote'],
   },
   'security-add': {
     name: 'security-add', cmd: DST_CMD.SECURITY_ADD, cli: 'security add',

@@ -17,7 +17,7 @@ export const PERMS: readonly AclEntry['perm'][] = ['r', 'w', 'rw', 'none'];
 export const EVENT_NAMES: readonly EventName[] = [
   'subscribed', 'events-lost', 'node-added', 'node-removed', 'node-started', 'node-stopped',
   'state-changed', 'connected', 'disconnected', 'replayed', 'txn-failed', 'auth-failed',
-  'acl-denied', 'attached', 'detached', 'attach-broken', 'leg-state', 'resync-progress', 'resync-done', 'verify-progress', 'verify-done',
+  'acl-denied', 'attached', 'detached', 'attach-broken', 'leg-state', 'resync-progress', 'resync-done', 'verify-progress', 'verify-done', 'split-brain',
 ];
 /** state-changed carries node states, leg-state leg states */
 const STATE_NAMES: readonly (NodeState | LegState)[] = [...NODE_STATES, ...LEG_STATES.filter((s) => !(NODE_STATES as readonly string[]).includes(s))];
@@ -210,4 +210,6 @@ export const eventRecordSchema = objectSchema<EventRecord>('event', {
   regions: { attr: 23, type: t.u64, presence: 'optional' },
   mismatches: { attr: 24, type: t.u64, presence: 'optional' },
   repaired: { attr: 25, type: t.u64, presence: 'optional' },
+  legs: { attr: 26, type: t.array(t.u32), presence: 'optional' },
+  generations: { attr: 27, type: t.array(t.string), presence: 'optional' },
 });

@@ -74,6 +74,19 @@ describe('node', () => {
     assert.match(r.err, /invalid duration "soon" for --wait/);
   });
 
+  test('start --degraded --force-init and resolve --keep send the mirror\'s one-shot options', async () => {
+    let r = await run(['node', 'start', 'rv', '--degraded', '--force-init'], { responses: { 'node-start': ok(remoteNode()) } });
+    assert.deepEqual(r.calls[0]!.args, { name: 'rv', waitMs: 10_000, degraded: true, forceInit: true });
+    r = await run(['node', 'resolve', 'rv', '--keep', '1'], { responses: { 'node-resolve': ok(remoteNode()) } });
+    assert.equal(r.code, 0);
+    assert.deepEqual(r.calls[0], { cmd: 'node-resolve', args: { name: 'rv', keep: 1 } });
+    r = await run(['node', 'resolve', 'rv']);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /keep/);
+    r = await run(['node', 'resolve', 'rv', '--keep', 'x']);
+    assert.equal(r.code, 2);
+  });
+
   test('start: a remote that is not ready after --wait is exit 1 saying why', async () => {
     const r = await run(['node', 'start', 'rv', '--wait', '1s'], { responses: { 'node-start': ok(remoteNode({ state: 'backoff', reason: 'denied' })) } });
     assert.equal(r.code, 1);

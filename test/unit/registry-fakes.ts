@@ -62,6 +62,13 @@ export class FakeRuntime implements RemoteRuntime {
   async verify(): Promise<VerifyReport> {
     return { regions: 0, mismatches: [], repaired: 0 };
   }
+
+  /** the keep of the last resolve */
+  resolvedKeep: number | null = null;
+
+  async resolve(keep: number): Promise<void> {
+    this.resolvedKeep = keep;
+  }
 }
 
 export interface TestRig {

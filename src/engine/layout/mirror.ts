@@ -27,7 +27,9 @@ import type { EventFields, EventName, LegState, NodeContext, Policy, VerifyOptio
 import { InflightGate, type Device, type DeviceHealth, type LegSync } from './device.js';
 import type { LegPort } from './leg-port.js';
 import { RangeLock } from './range-lock.js';
-import { RegionState, mirrorStatePath, regionRange } from './region-state.js';
+import type { AssembleOptions, SplitBrain } from './assemble.js';
+import type { MetaSync } from './meta-sync.js';
+import { type RegionState, regionRange } from './region-state.js';
 import { Resync, type LegMode as Mode } from './resync.js';
 import { Verifier } from './verify.js';
 
@@ -43,29 +45,12 @@ export interface MirrorOptions {
   emit: (event: EventName, fields: EventFields) => void;
   /** a leg's state or the device's health moved */
   changed: () => void;
-}
-
-/** Open the mirror's region state (the state dir) and build the device. */
-export async function openMirror(o: MirrorOptions): Promise<Device> {
-  const file = mirrorStatePath(o.ctx.stateDir, o.name);
-  const opened = await RegionState.open({
-    file, legs: o.ports.length, regionSize: o.region, deviceSize: o.size, clock: o.ctx.clock, log: o.log,
-  });
-  const rs = opened.state;
-  if (opened.origin === 'new') {
-    // a new mirror: leg 0 is the source, the others are brought in line by the initial sync
-    for (let i = 1; i < o.ports.length; i++) await rs.markAllOutOfSync(i);
-  } else if (opened.crashedRegions.length > 0) {
-    // an unclean stop: the regions that were being written may differ between legs; one leg that
-    // has each region in sync is its source, the others copy it before reads are balanced there
-    o.log.warn(`unclean stop: resyncing ${opened.crashedRegions.length} active region(s) from one leg`, { op: 'start' });
-    for (const r of opened.crashedRegions) {
-      const source = o.ports.findIndex((_, i) => !rs.isOutOfSync(i, r));
-      if (source < 0) continue; // no leg has it in sync: nothing to copy from
-      for (let i = 0; i < o.ports.length; i++) if (i !== source) await rs.markOutOfSync(i, r, r);
-    }
-  }
-  return new Mirror(o, rs);
+  /** `leg 0 (host:port)`, for messages */
+  legNames: readonly string[];
+  /** the one-shot options of this start */
+  assemble: AssembleOptions;
+  /** a leg was found written apart from the mirror: nothing may be served */
+  splitBrain: (s: SplitBrain) => void;
 }
 
 /** One write (or trim/zeroes) or flush fanned out to legs, answered once. */
@@ -82,7 +67,7 @@ interface FanOut {
   finish: () => void;
 }
 
-class Mirror implements Device {
+export class Mirror implements Device {
   readonly size: number;
   private readonly mode: Mode[];
   private readonly lock = new RangeLock();
@@ -97,7 +82,7 @@ class Mirror implements Device {
   /** why each leg last changed mode */
   private readonly reasons: (string | null)[];
 
-  constructor(private readonly o: MirrorOptions, private readonly rs: RegionState) {
+  constructor(private readonly o: MirrorOptions, private readonly rs: RegionState, private readonly meta: MetaSync) {
     this.size = rs.deviceSize;
     this.gate = new InflightGate(() => o.policy().maxInflight);
     const n = o.ports.length;
@@ -128,9 +113,30 @@ class Mirror implements Device {
     return this.o.ports[i]!.leg;
   }
 
+  /** the leg can take requests: not failed, its size known, its tail read in this run */
   private usable(i: number): boolean {
     const l = this.leg(i);
-    return l.phase !== 'failed' && l.sizeBytes !== null;
+    return l.phase !== 'failed' && l.sizeBytes !== null && this.meta.isChecked(i);
+  }
+
+  // ---- what the legs' metadata asks of the mirror (meta-sync.ts) ----
+
+  isClosed(): boolean {
+    return this.closed;
+  }
+
+  isInSync(i: number): boolean {
+    return this.mode[i] === 'in-sync';
+  }
+
+  metaCopyFailed(i: number): void {
+    void this.markBehind(i, [], 'metadata-write-failed').catch((err: unknown) => this.saveFailed(err));
+  }
+
+  /** Leg i holds unknown data: every region compared before it serves. */
+  async legUnknown(i: number): Promise<void> {
+    await this.rs.markAllOutOfSync(i);
+    if (this.mode[i] !== 'behind') this.setMode(i, 'behind', 'unknown-data');
   }
 
   // ---- states ----
@@ -153,6 +159,7 @@ class Mirror implements Device {
     const now = this.legState(i);
     if (now === from) return;
     this.reasons[i] = reason;
+    if (now === 'in-sync') void this.rs.legCaughtUp(i).catch((err: unknown) => this.saveFailed(err));
     this.o.log.info(`leg ${i}: ${from} → ${now}${reason ? ` (${reason})` : ''}`, { op: 'leg-state', leg: i });
     this.o.changed(); // the node reports leg-state
   }
@@ -202,6 +209,12 @@ class Mirror implements Device {
       this.o.changed();
       return;
     }
+    if (!this.meta.isChecked(i)) {
+      // first reached after the assembly: its tail is judged before anything is written to it
+      void this.meta.legReady(i).then((ok) => { if (ok) this.legPhaseChanged(i); }, (err: unknown) => this.saveFailed(err));
+      return;
+    }
+    void this.meta.legReady(i);
     if (leg.sizeBytes !== null && leg.sizeBytes < this.size) {
       leg.fail('size-too-small', `the leg has ${leg.sizeBytes} bytes, the mirror needs ${this.size}`);
       return;
@@ -432,7 +445,10 @@ class Mirror implements Device {
   private async markBehind(i: number, regions: Iterable<number>, reason: string): Promise<void> {
     if (this.mode[i] === 'in-sync' && this.inSync().length <= 1 && this.usable(i)) return;
     if (this.mode[i] !== 'behind') {
+      const wasInSync = this.mode[i] === 'in-sync';
       this.setMode(i, 'behind', reason);
+      // the legs still in sync start a new generation: the one this leg has is an ancestor of it
+      if (wasInSync) this.rs.advanceGeneration(this.inSync());
       this.resync.stopped(i);
       // what the leg still has in flight is abandoned (never replayed); it reconnects with the
       // same session id, so the export fences the old socket before a resync write can land

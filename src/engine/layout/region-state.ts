@@ -1,4 +1,5 @@
-// The mirror's durable state, one file per mirror node in the state dir (issue 14):
+// The mirror's live state (issue 14, 15), saved to the state dir and to every connected leg's
+// metadata (leg-meta.ts) in one encoding (state-codec.ts):
 // - per leg, a bitmap of regions that leg is missing (out of sync); a bit is durable before the
 //   write that set it is acknowledged, and cleared (lazily saved) once the data is durable there;
 // - the activity log (md's write-intent bitmap, DRBD's activity log): a region is durably marked
@@ -6,25 +7,21 @@
 //   `idleMs` and flushed on every leg. After an unclean stop, the regions still marked active —
 //   and only those — may differ between legs and are resynced.
 // - per leg, whether its marked regions are only "unknown" (a new mirror, a leg that was another
-//   disk, a file that could not be trusted): such a leg compares digests before copying (a u32
-//   mask: at most 32 legs);
-// Saves are whole-file atomic replacements (tmp, fsync, rename, fsync dir) with a CRC32, coalesced:
-// every mark asked for while a save runs goes into the next one. A file that is torn or corrupt
-// cannot be trusted: it opens as unclean with leg 0 as the source of everything (logged loudly).
-import { crc32 } from 'node:zlib';
+//   disk, a leg with no usable metadata): such a leg compares digests before copying (a u32 mask:
+//   at most 32 legs);
+// - the lineage (lineage.ts): the mirror's uuid, the session that assembled it, its generations.
+// Saves are coalesced: every mark asked for while a save runs goes into the next one. A save is
+// durable when the state dir's file is replaced (tmp, fsync, rename, fsync dir) and the legs the
+// mirror replicates to have the copy (written with FUA).
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../../util/clock.js';
 import { DstError, errnoOf } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { writeFileAtomic } from '../atomic-file.js';
+import { advance, cloneLineage, type Lineage, type Random } from './lineage.js';
+import { bitmapBytes, decodeState, encodeState, regionCount, type MirrorSnapshot } from './state-codec.js';
 
-const MAGIC = Buffer.from('DSTMIRR1', 'latin1');
-/** 2: the compare mask (checksum resync) */
-const VERSION = 2;
-/** magic, version, legs, flags, region size, device size, active count, compare mask */
-const HEADER = 8 + 4 + 4 + 4 + 8 + 8 + 4 + 4;
-const FLAG_CLEAN = 1;
 /** cleared bits are saved at most this long after the clear (a crash before only repeats a copy) */
 const LAZY_SAVE_MS = 1000;
 
@@ -40,6 +37,24 @@ export async function removeMirrorState(stateDir: string, node: string, log: Log
   });
 }
 
+/** The state dir's record of a mirror: its snapshot, none (null), or why it cannot be used. */
+export async function readMirrorRecord(file: string): Promise<MirrorSnapshot | null | string> {
+  let raw: Buffer;
+  try {
+    raw = await readFile(file);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return null;
+    throw new DstError('DST_ERR_IO', `mirror state: cannot read ${file}: ${(err as Error).message}`, { errno: errnoOf(err), cause: err });
+  }
+  return decodeState(raw);
+}
+
+/** A blank snapshot: nothing marked, nothing active. */
+export function blankSnapshot(legs: number, regionSize: number, deviceSize: number, lineage: Lineage): MirrorSnapshot {
+  const n = bitmapBytes(deviceSize, regionSize);
+  return { legs, regionSize, deviceSize, clean: true, compareMask: 0, active: [], bits: Array.from({ length: legs }, () => new Uint8Array(n)), lineage };
+}
+
 /** Region numbers first, first + 1, …, last. */
 export function* regionRange(first: number, last: number): Generator<number> {
   for (let r = first; r <= last; r++) yield r;
@@ -50,27 +65,15 @@ export const DEFAULT_MAX_ACTIVE = 256;
 
 export interface RegionStateOptions {
   file: string;
-  legs: number;
-  regionSize: number;
-  /**
-   * the size the legs reached so far allow; a mirror keeps the size its state file records (so a
-   * restart with a larger leg away does not change it), and one larger than this is refused
-   */
-  deviceSize: number;
   clock: Clock;
   log: Logger;
+  rnd: Random;
   /** an active region idle (and flushed) this long is dropped from the activity log */
   idleMs?: number;
   /** idle regions beyond this many are dropped at the next save even if not idle long */
   maxActive?: number;
-}
-
-export interface OpenedRegionState {
-  state: RegionState;
-  /** no file (a new mirror), a clean stop, or an unclean stop / unreadable file */
-  origin: 'new' | 'clean' | 'unclean';
-  /** regions marked active when the engine stopped (to resync from one leg to the others) */
-  crashedRegions: number[];
+  /** every save also goes to the legs' metadata; resolves once it is where it must be */
+  replicate?: (body: Buffer) => Promise<void>;
 }
 
 interface Active {
@@ -85,13 +88,17 @@ interface Active {
 
 export class RegionState {
   readonly regions: number;
+  readonly legs: number;
+  readonly regionSize: number;
+  readonly deviceSize: number;
   private readonly bits: Uint8Array[];
   private readonly counts: number[];
   /** bit `leg`: the leg's marks are unknowns, to compare before copying */
-  private compareMask = 0;
+  private compareMask: number;
+  private readonly lineageNow: Lineage;
   private readonly active = new Map<number, Active>();
-  /** active regions as the file on disk has them */
-  private durableActive = new Set<number>();
+  /** active regions as the last save has them */
+  private durableActive: Set<number>;
   private readonly idleMs: number;
   private readonly maxActive: number;
   private epoch = 0;
@@ -103,54 +110,63 @@ export class RegionState {
   private saveCount = 0;
   private closed = false;
 
-  private constructor(private readonly o: RegionStateOptions) {
-    this.regions = Math.ceil(o.deviceSize / o.regionSize);
-    this.bits = Array.from({ length: o.legs }, () => new Uint8Array(Math.ceil(this.regions / 8)));
-    this.counts = new Array<number>(o.legs).fill(0);
+  /**
+   * The live state from a snapshot (the record, a leg's metadata or a blank one). The regions the
+   * snapshot has active stay active until resynced and idle again. Not saved until asked.
+   */
+  constructor(private readonly o: RegionStateOptions, s: MirrorSnapshot) {
+    this.legs = s.legs;
+    this.regionSize = s.regionSize;
+    this.deviceSize = s.deviceSize;
+    this.regions = regionCount(s.deviceSize, s.regionSize);
+    this.bits = s.bits.map((b) => new Uint8Array(b));
+    this.compareMask = s.compareMask;
+    this.lineageNow = cloneLineage(s.lineage);
+    this.counts = this.bits.map((_, leg) => {
+      let c = 0;
+      for (let r = 0; r < this.regions; r++) if (this.isOutOfSync(leg, r)) c++;
+      return c;
+    });
     this.idleMs = o.idleMs ?? DEFAULT_IDLE_MS;
     this.maxActive = o.maxActive ?? DEFAULT_MAX_ACTIVE;
+    for (const r of s.active) this.active.set(r, { refs: 0, unflushed: true, releasedEpoch: 0, idleSince: o.clock.now() });
+    this.durableActive = new Set(s.active);
   }
 
-  static async open(o: RegionStateOptions): Promise<OpenedRegionState> {
-    let raw: Buffer;
-    try {
-      raw = await readFile(o.file);
-    } catch (err) {
-      if (errnoOf(err) !== 'ENOENT') {
-        throw new DstError('DST_ERR_IO', `mirror state: cannot read ${o.file}: ${(err as Error).message}`, { errno: errnoOf(err), cause: err });
-      }
-      const state = new RegionState(o);
-      await state.save();
-      return { state, origin: 'new', crashedRegions: [] };
-    }
-    const recorded = intact(raw) ? Number(raw.readBigUInt64BE(28)) : null;
-    if (recorded !== null && recorded > o.deviceSize) {
-      throw new DstError('DST_ERR_INVALID', `mirror state ${o.file}: the mirror is ${recorded} bytes, the legs reached so far leave room for ${o.deviceSize}`);
-    }
-    const state = new RegionState({ ...o, deviceSize: recorded ?? o.deviceSize });
-    const parsed = state.load(raw);
-    if (typeof parsed === 'string') {
-      o.log.error(`mirror state ${o.file} cannot be used (${parsed}): leg 0 is taken as the source of every region and the other legs copy it`,
-        { op: 'mirror-state', errno: 'EIO' });
-      for (let leg = 1; leg < o.legs; leg++) state.setAll(leg);
-      await state.save();
-      return { state, origin: 'unclean', crashedRegions: [] };
-    }
-    // the regions active at the stop stay active until resynced and idle again
-    for (const r of parsed.active) state.active.set(r, { refs: 0, unflushed: true, releasedEpoch: 0, idleSince: o.clock.now() });
-    state.durableActive = new Set(parsed.active);
-    await state.save();
-    return { state, origin: parsed.clean ? 'clean' : 'unclean', crashedRegions: parsed.active };
+  /** What a save would write now. */
+  snapshot(clean = false): MirrorSnapshot {
+    return {
+      legs: this.legs, regionSize: this.regionSize, deviceSize: this.deviceSize, clean, compareMask: this.compareMask,
+      active: [...this.active.keys()], bits: this.bits, lineage: this.lineageNow,
+    };
+  }
+
+  // ---- lineage ----
+
+  get lineage(): Readonly<Lineage> {
+    return this.lineageNow;
+  }
+
+  /** A leg went behind: the legs in `inSync` start a new generation (durable with the next save). */
+  advanceGeneration(inSync: readonly number[]): void {
+    advance(this.lineageNow, inSync, this.o.rnd);
+  }
+
+  /** Leg's data is now complete to the current generation (it finished its resync). */
+  legCaughtUp(leg: number): Promise<void> {
+    this.lineageNow.legGen[leg] = this.lineageNow.current;
+    return this.requestSave();
+  }
+
+  /** Save now (an assembly's new session, a leg's metadata to refresh). */
+  saveNow(): Promise<void> {
+    return this.requestSave();
   }
 
   // ---- queries ----
 
-  get deviceSize(): number {
-    return this.o.deviceSize;
-  }
-
   regionOf(offset: number): number {
-    return Math.floor(offset / this.o.regionSize);
+    return Math.floor(offset / this.regionSize);
   }
 
   /** regions [first, last] that [offset, offset + length) touches (length ≥ 1) */
@@ -169,8 +185,8 @@ export class RegionState {
   outOfSyncBytes(leg: number): number {
     const n = this.counts[leg]!;
     if (n === 0) return 0;
-    const lastLen = this.o.deviceSize - (this.regions - 1) * this.o.regionSize;
-    return n * this.o.regionSize - (this.isOutOfSync(leg, this.regions - 1) ? this.o.regionSize - lastLen : 0);
+    const lastLen = this.deviceSize - (this.regions - 1) * this.regionSize;
+    return n * this.regionSize - (this.isOutOfSync(leg, this.regions - 1) ? this.regionSize - lastLen : 0);
   }
 
   /** the first out-of-sync region of leg at or after `from`, or -1 */
@@ -212,7 +228,9 @@ export class RegionState {
 
   /** Nothing is known of what the leg holds: every region marked, compared before it is copied. */
   markAllOutOfSync(leg: number): Promise<void> {
-    return this.setAll(leg) ? this.requestSave() : this.durable();
+    const known = this.lineageNow.legGen[leg] !== 0n;
+    this.lineageNow.legGen[leg] = 0n;
+    return this.setAll(leg) || known ? this.requestSave() : this.durable();
   }
 
   /** Leg's marked regions are unknowns (compare digests first) rather than known misses. */
@@ -351,67 +369,15 @@ export class RegionState {
     this.o.log.error(`mirror state: ${(err as Error)?.message ?? String(err)}`, { op: 'mirror-state', errno: errnoOf(err) ?? 'EIO' });
   }
 
-  private encode(clean: boolean): { buf: Buffer; active: Set<number> } {
-    const active = new Set(this.active.keys());
-    const bitmapBytes = this.bits[0]?.length ?? 0;
-    const buf = Buffer.alloc(HEADER + active.size * 4 + this.o.legs * bitmapBytes + 4);
-    MAGIC.copy(buf, 0);
-    buf.writeUInt32BE(VERSION, 8);
-    buf.writeUInt32BE(this.o.legs, 12);
-    buf.writeUInt32BE(clean ? FLAG_CLEAN : 0, 16);
-    buf.writeBigUInt64BE(BigInt(this.o.regionSize), 20);
-    buf.writeBigUInt64BE(BigInt(this.o.deviceSize), 28);
-    buf.writeUInt32BE(active.size, 36);
-    buf.writeUInt32BE(this.compareMask >>> 0, 40);
-    let at = HEADER;
-    for (const r of active) at = buf.writeUInt32BE(r, at);
-    for (const b of this.bits) at += Buffer.from(b.buffer, b.byteOffset, b.byteLength).copy(buf, at);
-    buf.writeUInt32BE(crc32(buf.subarray(0, at)), at);
-    return { buf, active };
-  }
-
-  /** The file's content, or why it cannot be used. */
-  private load(raw: Buffer): { clean: boolean; active: number[] } | string {
-    if (!intact(raw)) return 'not a dst mirror state file, or its checksum does not match';
-    if (raw.readUInt32BE(8) !== VERSION) return `version ${raw.readUInt32BE(8)}, expected ${VERSION}`;
-    const legs = raw.readUInt32BE(12);
-    const regionSize = Number(raw.readBigUInt64BE(20));
-    const deviceSize = Number(raw.readBigUInt64BE(28));
-    if (legs !== this.o.legs || regionSize !== this.o.regionSize || deviceSize !== this.o.deviceSize) {
-      return `it is for ${legs} legs, region ${regionSize}, size ${deviceSize}; the node has ${this.o.legs}, ${this.o.regionSize}, ${this.o.deviceSize}`;
-    }
-    const n = raw.readUInt32BE(36);
-    this.compareMask = raw.readUInt32BE(40) | 0;
-    const bitmapBytes = this.bits[0]?.length ?? 0;
-    if (raw.length !== HEADER + n * 4 + legs * bitmapBytes + 4) return 'wrong length';
-    const active: number[] = [];
-    let at = HEADER;
-    for (let i = 0; i < n; i++, at += 4) {
-      const r = raw.readUInt32BE(at);
-      if (r >= this.regions) return `active region ${r} out of range`;
-      active.push(r);
-    }
-    for (let leg = 0; leg < legs; leg++, at += bitmapBytes) {
-      raw.copy(this.bits[leg]!, 0, at, at + bitmapBytes);
-      let c = 0;
-      for (let r = 0; r < this.regions; r++) if (this.isOutOfSync(leg, r)) c++;
-      this.counts[leg] = c;
-    }
-    return { clean: (raw.readUInt32BE(16) & FLAG_CLEAN) !== 0, active };
-  }
-
   private async save(clean = false): Promise<void> {
     this.dropIdle(false);
-    const { buf, active } = this.encode(clean);
+    const snap = this.snapshot(clean);
+    const buf = encodeState(snap);
+    const active = new Set(snap.active);
     this.lazyTimer?.cancel();
     this.lazyTimer = null;
-    await writeFileAtomic(this.o.file, buf, { where: 'mirror state save' });
+    await Promise.all([writeFileAtomic(this.o.file, buf, { where: 'mirror state save' }), this.o.replicate?.(buf)]);
     this.saveCount++;
     this.durableActive = active;
   }
-}
-
-/** The file has our magic and its checksum matches. */
-function intact(raw: Buffer): boolean {
-  return raw.length >= HEADER + 4 && raw.subarray(0, 8).equals(MAGIC) && crc32(raw.subarray(0, raw.length - 4)) === raw.readUInt32BE(raw.length - 4);
 }

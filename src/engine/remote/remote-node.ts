@@ -31,14 +31,15 @@ import { formatHostPort, parseHostPort } from '../../util/parse.js';
 import { nbdSocketPath } from '../paths.js';
 import {
   emptyStats, type EventFields, type EventName, type LegShow, type LegState, type NodeContext, type Policy, type RemoteConfig, type RemoteRuntime,
-  type RemoteState, type RuntimeShow, type Stats, type VerifyOptions, type VerifyReport,
+  type RemoteState, type RuntimeShow, type StartOptions, type Stats, type VerifyOptions, type VerifyReport,
 } from '../types.js';
 import type { Connection, SocketFactory } from './connection.js';
 import { Leg } from './leg.js';
 import type { Device } from '../layout/device.js';
 import { LegPort } from '../layout/leg-port.js';
 import { largerLegs, linearMap, mirrorSize, stripeMap } from '../layout/map.js';
-import { openMirror } from '../layout/mirror.js';
+import type { SplitBrain } from '../layout/assemble.js';
+import { loadMirrorRecord, openMirror } from '../layout/open-mirror.js';
 import { SplitDevice } from '../layout/split-device.js';
 import { startNbdEndpoint, type NbdEndpoint, type NbdEndpointOptions } from './nbd-endpoint.js';
 import type { BlockDone, BlockRequest, BlockTarget } from './target.js';
@@ -82,6 +83,15 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   private serving = false;
   /** multi-leg: a node-level failure (duplicate legs, the endpoint or the device could not start) */
   private failure: string | null = null;
+  /** mirror: this start's one-shot options, and whether the state dir has a record (null: not read yet) */
+  private assemble: StartOptions = {};
+  private hasRecord: boolean | null = null;
+  /** mirror: legs found written apart (nothing is served until `node resolve`) */
+  private splitBrain: SplitBrain | null = null;
+  /** mirror: no record, a leg away, no --degraded: the node waits for it */
+  private waitingForLegs = false;
+  /** a device is being built (maybeServe runs once at a time) */
+  private assembling = false;
   /** multi-leg: each leg's state last reported (leg-state events are emitted on change) */
   private readonly legsReported: LegState[];
 
@@ -136,7 +146,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     const s = this.state;
     if (s !== 'backoff' && s !== 'failed') return null;
     if (!this.multi) return this.leg.reason;
-    return this.failure ?? (s === 'failed' ? 'legs-failed' : 'leg');
+    return this.failure ?? (s === 'failed' ? 'legs-failed' : this.waitingForLegs ? 'waiting-for-legs' : 'leg');
   }
 
   private legPhaseChanged(i: number): void {
@@ -168,13 +178,17 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
 
   // ---- lifecycle ----
 
-  async start(): Promise<void> {
+  async start(opts: StartOptions = {}): Promise<void> {
     if (this.stopping) await this.stopping;
     if (this.started && this.state !== 'failed') return; // idempotent
     if (this.started) await this.teardown(true); // failed → a fresh start
     this.generation++;
     this.started = true;
     this.failure = null;
+    this.splitBrain = null;
+    this.assemble = opts;
+    this.hasRecord = null;
+    this.waitingForLegs = false;
     for (const l of this.legs) l.start();
   }
 
@@ -205,7 +219,6 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   /** Close everything this run opened. */
   private async teardown(force: boolean): Promise<void> {
     this.generation++;
-    for (const l of this.legs) l.closeLink(force);
     const endpoint = this.endpoint;
     this.endpoint = null;
     if (endpoint) {
@@ -228,6 +241,8 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
         this.log.warn(`closing the ${this.node.config.layout} device: ${(err as Error)?.message ?? String(err)}`, { op: 'stop' });
       }
     }
+    // after the device: a mirror's last save goes to the legs' metadata
+    for (const l of this.legs) l.closeLink(force);
     for (const p of this.ports) p.close();
     this.ports = [];
     for (const l of this.legs) l.closeTable();
@@ -255,6 +270,21 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
       return Promise.reject(new DstError('DST_ERR_STATE', `node verify ${this.node.config.name}: the mirror is not serving yet (state ${this.state}${this.reason ? `, reason ${this.reason}` : ''})`, { errno: 'EAGAIN' }));
     }
     return verify(o);
+  }
+
+  /** node resolve: the split brain ends with leg `keep` as the survivor (a restart that assembles around it) */
+  async resolve(keep: number): Promise<void> {
+    const c = this.node.config;
+    const where = `node resolve ${c.name}`;
+    if (!this.splitBrain) {
+      throw new DstError('DST_ERR_STATE', `${where}: ${c.name} is not in split brain (state ${this.state}${this.reason ? `, reason ${this.reason}` : ''}); nothing to resolve`, { errno: 'EINVAL' });
+    }
+    if (!Number.isInteger(keep) || keep < 0 || keep >= c.legs.length) {
+      throw new DstError('DST_ERR_INVALID', `${where}: --keep ${keep} is not a leg of ${c.name} (legs 0 to ${c.legs.length - 1})`, { errno: 'EINVAL' });
+    }
+    this.log.warn(`split brain resolved by the operator: leg ${keep} is kept, the other legs copy what differs from it`, { op: 'node resolve' });
+    await this.stop({ force: true });
+    await this.start({ keep });
   }
 
   reconnect(): void {
@@ -303,7 +333,8 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
       this.failNode('duplicate-leg', `leg ${a} (${legs[a]!.remote}) and leg ${b} (${legs[b]!.remote}) are the same export (identity ${leg.identity!.toString('hex')})`);
       return;
     }
-    if (this.serving) {
+    // a mirror reads the legs' metadata before it serves: its legs carry I/O from the first HELLO
+    if (this.serving || this.node.config.layout === 'mirror') {
       leg.becomeReady(conn, sessionHex);
       return;
     }
@@ -320,6 +351,15 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     this.sync();
   }
 
+  /** Mirror: legs written apart. Nothing is served (the device is closed, its state saved) until `node resolve`. */
+  private onSplitBrain(s: SplitBrain): void {
+    if (this.splitBrain) return;
+    this.splitBrain = s;
+    this.emit('split-brain', { legs: s.legs, generations: s.generations, message: s.message });
+    const device = this.device;
+    void (device ? device.close() : Promise.resolve()).catch(() => {}).finally(() => this.failNode('split-brain', s.message));
+  }
+
   /** Multi-leg: start serving once the legs' sizes are known. */
   private async maybeServe(): Promise<void> {
     if (this.device || this.failure !== null || this.serving || !this.started) return;
@@ -330,8 +370,47 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     const settled = mirror
       ? this.legs.every((l) => l.sizeBytes !== null || l.phase === 'backoff' || l.phase === 'failed') && known.some((k) => k !== null)
       : known.every((k) => k !== null);
-    if (!settled) return;
+    if (!settled || this.assembling) return;
     const gen = this.generation;
+    this.assembling = true;
+    try {
+      if (mirror && !(await this.mayAssemble())) return;
+      await this.buildDevice(gen);
+    } finally {
+      this.assembling = false;
+    }
+  }
+
+  /**
+   * Mirror: without a state-dir record the legs' metadata is all there is, and a leg away may hold
+   * the newest data (assembling from a subset is how md lets an old leg overwrite new ones): wait
+   * for every leg unless `node start --degraded`.
+   */
+  private async mayAssemble(): Promise<boolean> {
+    if (this.hasRecord === null) {
+      const gen = this.generation;
+      const rec = await loadMirrorRecord(this.ctx.stateDir, this.name, this.log);
+      if (gen !== this.generation) return false;
+      this.hasRecord = rec !== null;
+    }
+    const away = this.legs.flatMap((l, i) => (l.phase === 'ready' || l.phase === 'failed' ? [] : [i]));
+    if (this.hasRecord || this.assemble.degraded || away.length === 0) {
+      this.waitingForLegs = false;
+      return true;
+    }
+    if (!this.waitingForLegs) {
+      this.waitingForLegs = true;
+      this.log.warn(`no state-dir record of the mirror: waiting for every leg's metadata (leg${away.length > 1 ? 's' : ''} ${away.join(', ')} away); `
+        + `\`dst node start ${this.name} --degraded\` assembles from the legs reached`, { op: 'start' });
+      this.sync();
+    }
+    return false;
+  }
+
+  private async buildDevice(gen: number): Promise<void> {
+    const cfg = this.node.config;
+    const mirror = cfg.layout === 'mirror';
+    const known = this.legs.map((l) => l.sizeBytes);
     const sizes = known.map((k) => k ?? Number.MAX_SAFE_INTEGER);
     this.ports = this.legs.map((l, i) => new LegPort(i, l, () => this.policy.maxInflight * 2));
     let device: Device;
@@ -343,12 +422,20 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
           this.log.warn(`mirror legs of different sizes: leg${larger.length > 1 ? 's' : ''} ${larger.join(', ')} ` +
             `larger than the smallest (${Math.min(...reached)} bytes); the extra space is unused`, { op: 'start' });
         }
-        device = await openMirror({
+        const opened = await openMirror({
           ports: this.ports, size: mirrorSize(reached), region: cfg.region, ctx: this.ctx, log: this.log, name: this.name,
           policy: () => this.policy,
           emit: (event, fields) => this.emit(event, fields),
           changed: () => { this.sync(); this.maybeCapacity(); },
+          legNames: cfg.legs.map((l, i) => `leg ${i} (${l.remote}${l.export ? `/${l.export}` : ''})`),
+          assemble: this.assemble,
+          splitBrain: (sb) => this.onSplitBrain(sb),
         });
+        if (opened.kind === 'split-brain') {
+          if (gen === this.generation) this.onSplitBrain(opened);
+          return;
+        }
+        device = opened.device;
       } else {
         const map = cfg.layout === 'linear' ? linearMap(sizes) : stripeMap(sizes, cfg.chunk);
         device = new SplitDevice(this.ports, map, () => this.policy);
