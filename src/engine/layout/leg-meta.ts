@@ -56,9 +56,9 @@ export function copyLength(head: Buffer): number | null {
   return n > MAX_META_BODY ? null : COPY_HEADER + n + 4;
 }
 
-/** A copy, 'blank' (never written: all zero), or why it cannot be used. */
-export function decodeCopy(raw: Buffer): MetaCopy | 'blank' | string {
-  if (raw.subarray(0, COPY_HEADER).every((b) => b === 0)) return 'blank';
+/** A copy, null when blank (never written: all zero), or why it cannot be used. */
+export function decodeCopy(raw: Buffer): MetaCopy | null | string {
+  if (raw.subarray(0, COPY_HEADER).every((b) => b === 0)) return null;
   const need = copyLength(raw);
   if (need === null) return 'not dst mirror metadata';
   if (raw.length < need) return 'truncated';
@@ -117,20 +117,20 @@ export class MetaReplica {
     const raws = await Promise.all(offsets.map((at) => readCopy(h, i, at)));
     if (raws.some((r) => r === null)) return { kind: 'io-error' };
     const copies = raws.map((r) => decodeCopy(r!));
-    const valid = copies.flatMap((c, k) => (typeof c === 'object' ? [{ c, k }] : []));
+    const valid = copies.flatMap((c, k) => (c !== null && typeof c === 'object' ? [{ c, k }] : []));
     const snapshots = valid.map((v) => ({ ...v, s: decodeState(v.c.body) }));
     const usable = snapshots.filter((v) => typeof v.s === 'object').sort((a, b) => (a.c.seq > b.c.seq ? -1 : 1));
     if (usable.length === 0) {
-      if (copies.every((c) => c === 'blank')) return { kind: 'blank' };
+      if (copies.every((c) => c === null)) return { kind: 'blank' };
       const why = [...copies.map((c) => (typeof c === 'string' ? c : null)), ...snapshots.map((v) => (typeof v.s === 'string' ? v.s : null))];
-      return { kind: 'unreadable', detail: why.filter((w) => w !== null && w !== 'blank').join('; ') };
+      return { kind: 'unreadable', detail: why.filter((w) => w !== null).join('; ') };
     }
     const best = usable[0]!;
     const other = 1 - best.k;
     this.seq[i] = best.c.seq;
     this.next[i] = other;
     const otherCopy = copies[other]!;
-    const bad = typeof otherCopy === 'string' && otherCopy !== 'blank' ? `copy ${other}: ${otherCopy}` : null;
+    const bad = typeof otherCopy === 'string' ? `copy ${other}: ${otherCopy}` : null;
     return { kind: 'meta', index: best.c.index, seq: best.c.seq, snapshot: best.s as MirrorSnapshot, bad };
   }
 
