@@ -180,7 +180,14 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
 
   async start(opts: StartOptions = {}): Promise<void> {
     if (this.stopping) await this.stopping;
-    if (this.started && this.state !== 'failed') return; // idempotent
+    if (this.started && this.state !== 'failed') {
+      // idempotent; a mirror waiting for an away leg takes --degraded from a second start
+      if (opts.degraded && this.waitingForLegs) {
+        this.assemble = { ...this.assemble, degraded: true };
+        void this.maybeServe();
+      }
+      return;
+    }
     if (this.started) await this.teardown(true); // failed → a fresh start
     this.generation++;
     this.started = true;
