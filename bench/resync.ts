@@ -1,7 +1,7 @@
 // The resync rows of `npm run bench` (issue 15): on a two-leg mirror (bench/run.ts setupDstLegs),
 //   resync-idle               MiB/s a behind leg (every region marked) resyncs at with nothing else running
 //   randwrite-4k-qd32         IOPS with both legs in sync (no resync)
-//   randwrite-4k-resync  IOPS while a leg with every region marked resyncs
+//   randwrite-4k-resync       IOPS while a leg with every region marked resyncs
 // and their ratio, which is what the resync pace (src/engine/layout/resync-pace.ts) keeps high.
 // A leg is made behind by stopping its export engine (SIGSTOP: leg-timeout sends it behind, every
 // write meanwhile marks its regions) and brought back with SIGCONT, so it keeps its port.
@@ -47,6 +47,7 @@ export async function benchResync(env: ResyncBenchEnv, log: (line: string) => vo
   const s = await env.setup();
   try {
     const row = (workload: string, r: Omit<Row, 'system' | 'rssMiB' | 'workload'>): Row => ({ system: RESYNC_SYSTEM, ...r, workload, rssMiB: s.rss() });
+    env.fio(s.uri, 'randwrite-4k-qd32'); // warm-up (fresh engines are not optimised yet), not counted
     const without = env.fio(s.uri, 'randwrite-4k-qd32');
 
     await markAll(env, s);
@@ -66,7 +67,7 @@ export async function benchResync(env: ResyncBenchEnv, log: (line: string) => vo
     return [
       row('resync-idle', { mibps, iops: NaN, p50us: NaN, p99us: NaN }),
       row(without.workload, without),
-      row(`${without.workload}-resync`, during),
+      row('randwrite-4k-resync', during),
     ];
   } finally {
     await s.stop();
