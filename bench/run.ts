@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { benchResync, resyncRatioText, RESYNC_SYSTEM, type MirrorSetup } from './resync.js';
 import { medianRows, parseRepeat, type Row } from './stats.js';
 import { measureStartup, startupText, type Startup } from './startup.js';
 
@@ -40,6 +41,8 @@ const WORKLOADS: Workload[] = [
   { name: 'randread-4k-qd32', rw: 'randread', bs: '4k', iodepth: 32 },
   { name: 'randread-4k-qd1', rw: 'randread', bs: '4k', iodepth: 1 },
 ];
+/** one sequential pass over the device (marks every mirror region of a leg that is away) */
+const FILL: Workload = { name: 'fill', rw: 'write', bs: '1M', iodepth: 16 };
 
 function need(tool: string, pkg: string): void {
   try { execFileSync('which', [tool], { stdio: 'ignore' }); } catch {
@@ -135,9 +138,9 @@ async function configureDst(work: string, file: string, cipher: boolean, engA: C
 /**
  * A two-leg mirror or stripe: the remote engine and one export engine per leg, each leg its own
  * 1 GiB file on tmpfs (the second a copy of the first). A mirror's initial sync (leg 1 from leg 0)
- * is timed first: that is the resync rate with the machine otherwise idle.
+ * is timed first: that is the resync rate with the machine otherwise idle. `policy`: node set options.
  */
-async function setupDstLegs(work: string, files: string[], layout: 'mirror' | 'stripe'): Promise<Setup> {
+async function setupDstLegs(work: string, files: string[], layout: 'mirror' | 'stripe', policy: string[] = []): Promise<MirrorSetup> {
   const engines = files.map((_, i) => {
     const dir = mkdtempSync(join(work, `l${i}`));
     return { dir, sock: join(dir, 'dst.sock'), proc: start(process.execPath, [...ENGINE_NODE_ARGS, DST, 'engine', '--socket', join(dir, 'dst.sock'), '--state-dir', join(dir, 'state'), '--no-config', '--log-level', 'warn']) };
@@ -159,6 +162,7 @@ async function setupDstLegs(work: string, files: string[], layout: 'mirror' | 's
       return ['--remote', `${(dst(sock, 'node', 'start', 'vol') as { listen: string }).listen}/vol`];
     });
     dst(sockA, 'node', 'add', 'vol', '--layout', layout, ...remotes.flat());
+    if (policy.length > 0) dst(sockA, 'node', 'set', 'vol', ...policy);
     const t0 = performance.now();
     const ready = dst(sockA, 'node', 'start', 'vol', '--wait', '10s') as { state: string; size: number; nbd: { uri: string } };
     if (ready.state !== 'ready') throw new Error(`dst ${layout} node not ready: ${JSON.stringify(ready)}`);
@@ -169,6 +173,8 @@ async function setupDstLegs(work: string, files: string[], layout: 'mirror' | 's
     }
     return {
       uri: ready.nbd.uri,
+      socket: sockA,
+      legPid: (i) => engines[i]!.proc.pid!,
       rss: () => ({ remote: peakRssMiB(engA.pid!), export: peakRssMiB(engines[0]!.proc.pid!) }),
       stop: stopAll,
     };
@@ -203,9 +209,10 @@ async function setupNbdkit(work: string, file: string, mode: 'plain' | 'retry' |
   };
 }
 
-function fio(uri: string, w: Workload): Omit<Row, 'system' | 'rssMiB'> {
+/** fio for RUNTIME seconds, or (`timed` false) one pass over the device. */
+function fio(uri: string, w: Workload, timed = true): Omit<Row, 'system' | 'rssMiB'> {
   const out = execFileSync('fio', ['--name=bench', '--ioengine=nbd', `--uri=${uri}`, `--rw=${w.rw}`, `--bs=${w.bs}`,
-    `--iodepth=${w.iodepth}`, '--size=1G', '--time_based', `--runtime=${RUNTIME}`, '--output-format=json'],
+    `--iodepth=${w.iodepth}`, '--size=1G', ...(timed ? ['--time_based', `--runtime=${RUNTIME}`] : []), '--output-format=json'],
   { encoding: 'utf8', maxBuffer: 64 << 20 });
   const job = JSON.parse(out.slice(out.indexOf('{'))).jobs[0];
   const side = w.rw.includes('write') ? job.write : job.read;
@@ -235,6 +242,8 @@ async function main(): Promise<void> {
   closeSync(fd);
   const second = join(work, 'disk2.img');
   const needLegs = ONLY === null || ONLY.has('dst-mirror2') || ONLY.has('dst-stripe2');
+  // the resync rows (bench/resync.ts): --workloads resync runs only those
+  const resyncRows = (ONLY === null || ONLY.has(RESYNC_SYSTEM)) && (ONLY_WL === null || ONLY_WL.has('resync'));
   if (needLegs) execFileSync('cp', [file, second]);
   const systems: { name: string; setup: () => Promise<Setup> }[] = [
     { name: 'dst', setup: () => setupDst(work, file, false) },
@@ -269,6 +278,18 @@ async function main(): Promise<void> {
         }
       }
     }
+    for (let round = 1; resyncRows && round <= repeat; round++) {
+      process.stderr.write(`${RESYNC_SYSTEM} resync${repeat > 1 ? ` (run ${round}/${repeat})` : ''} ...\n`);
+      try {
+        runs.push(...await benchResync({
+          setup: () => setupDstLegs(work, [file, second], 'mirror', ['--leg-timeout', '1s', '--reconnect-delay', '200ms']),
+          fio: (uri, name) => fio(uri, name === 'fill' ? FILL : WORKLOADS.find((w) => w.name === name)!, name !== 'fill'),
+          dst, waitFor,
+        }, (line) => process.stderr.write(`${RESYNC_SYSTEM}: ${line}\n`)));
+      } catch (err) {
+        process.stderr.write(`${RESYNC_SYSTEM} resync failed: ${(err as Error).message}\n`);
+      }
+    }
   } finally {
     for (const c of children) await stopChild(c);
     rmSync(work, { recursive: true, force: true });
@@ -280,7 +301,7 @@ async function main(): Promise<void> {
 
 function printTable(rows: Row[], repeat: number, startup: Startup): void {
   const pad = (s: string, n: number): string => s.padEnd(n);
-  const num = (n: number, d = 0): string => n.toFixed(d).padStart(10);
+  const num = (n: number, d = 0): string => (Number.isNaN(n) ? '-' : n.toFixed(d)).padStart(10);
   if (repeat > 1) console.log(`median of ${repeat} interleaved runs per row`);
   console.log(`${pad('system', 14)}${pad('workload', 20)}${'MiB/s'.padStart(10)}${'IOPS'.padStart(10)}${'p50 µs'.padStart(10)}${'p99 µs'.padStart(10)}  RSS MiB (remote/export)`);
   for (const r of rows) {
@@ -301,6 +322,8 @@ function printTable(rows: Row[], repeat: number, startup: Startup): void {
       if (l && d) console.log(`  ${pad(w.name, 20)} ${legs} / dst = ${(l.iops / d.iops).toFixed(2)}`);
     }
   }
+  const resync = resyncRatioText(rows);
+  if (resync) console.log(`  ${resync}`);
   console.log(`\n${startupText(startup)}`);
 }
 

@@ -50,7 +50,7 @@ function stateWithReason(n: NodeShow): string {
 }
 
 function legLine(l: LegShow): string {
-  const sync = l.resync ? `, resync ${formatSize(l.resync.doneBytes)}/${formatSize(l.resync.totalBytes)}${l.resync.etaMs !== null ? ` eta ${formatDuration(l.resync.etaMs)}` : ''}` : '';
+  const sync = l.resync ? `, resync ${formatSize(l.resync.doneBytes)}/${formatSize(l.resync.totalBytes)}${l.resync.etaMs !== null ? ` eta ${formatDuration(l.resync.etaMs)}` : ''} at ${formatSize(l.resync.rate)}/s` : '';
   const behind = l.outOfSyncBytes > 0 ? `, out of sync ${formatSize(l.outOfSyncBytes)}` : '';
   const st = l.stats;
   return `${l.index}: ${formatLegSpec(l)} ${l.state}${behind}${sync}; reads ${st.reads}, writes ${st.writes}, resynced ${formatSize(st.resyncedBytes)}, failed ${st.failed}, reconnects ${st.reconnects}`;

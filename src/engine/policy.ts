@@ -55,6 +55,8 @@ export const POLICY_TABLE = [
     showAttr: 10, setAttr: 10, help: 'mirror: a leg silent this long goes behind and the others complete the request; 0 = resend-timeout' },
   { field: 'resyncRate', key: 'resync-rate', kind: 'size', default: 0, min: 0, max: 1024 ** 4,
     showAttr: 11, setAttr: 11, help: 'mirror: resync bytes per second at most; 0 = as fast as the legs allow' },
+  { field: 'resyncMinRate', key: 'resync-min-rate', kind: 'size', default: 10 * 1024 * 1024, min: 64 * 1024, max: 1024 ** 3,
+    showAttr: 12, setAttr: 12, help: 'mirror: resync bytes per second at least, however busy the device (resync-rate still caps it)' },
 ] as const satisfies readonly PolicyKeySpec[];
 
 export type PolicyKey = (typeof POLICY_TABLE)[number];

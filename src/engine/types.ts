@@ -227,7 +227,8 @@ export interface LegShow {
   /** the export identity (hex) once known */
   identity: string | null;
   outOfSyncBytes: number;
-  resync: { doneBytes: number; totalBytes: number; bytesPerSecond: number; etaMs: number | null } | null;
+  /** `rate`: the bytes/s the resync pace allows now (resync-min-rate ≤ rate ≤ resync-rate) */
+  resync: { doneBytes: number; totalBytes: number; bytesPerSecond: number; etaMs: number | null; rate: number } | null;
   stats: LegStats;
 }
 

@@ -103,6 +103,7 @@ export const resyncShowSchema = objectSchema<ResyncShow>('resync', {
   totalBytes: { attr: 2, type: t.u64 },
   bytesPerSecond: { attr: 3, type: t.u64 },
   etaMs: { attr: 4, type: t.u64, presence: 'nullable' },
+  rate: { attr: 5, type: t.u64 },
 });
 
 export const legShowSchema = objectSchema<LegShow>('leg', {

@@ -30,7 +30,7 @@ export interface Device {
   legSync(leg: number): LegSync;
   /** a leg's link phase moved (connected, lost, failed) */
   legPhaseChanged(leg: number): void;
-  /** the policy changed (max-inflight, leg-timeout, resync-rate) */
+  /** the policy changed (max-inflight, leg-timeout; the resync rates are read at each copy) */
   policyChanged(): void;
   /** mirror: one verify pass (other layouts have nothing to compare) */
   verify?(o: VerifyOptions): Promise<VerifyReport>;

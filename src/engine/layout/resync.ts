@@ -1,8 +1,10 @@
 // A mirror leg's resync: each region the leg misses is copied from an in-sync leg that has it,
 // under the range lock application writes take (so a copy never overwrites a newer write),
 // written with FUA before the region's bit is cleared; the bitmap is in the state dir, so a cut or
-// a restart resumes from the bits left, never from zero. resync-rate caps it (a token bucket of one
-// copy); progress is counted per leg and reported at most once a second.
+// a restart resumes from the bits left, never from zero. The copies of all legs share one token
+// bucket whose rate the pace controller (resync-pace.ts) sets from the applications' latency,
+// between resync-min-rate and resync-rate; progress is counted per leg and reported at most once a
+// second.
 // Checksum resync: where the bitmap says nothing about what the leg holds (a new mirror, a state
 // file that could not be trusted, a leg that was another disk), every region is marked and the
 // leg "compares": a region whose digests (Op.DIGEST, computed on both exports) match is cleared
@@ -12,6 +14,7 @@ import type { EventFields, EventName, LegShow } from '../types.js';
 import { copyRange, digestsOf, type LegIoHost } from './leg-io.js';
 import type { RangeLock } from './range-lock.js';
 import type { RegionState } from './region-state.js';
+import { ResyncPace } from './resync-pace.js';
 
 /** A leg's place in the mirror (connecting and failed come from the leg's link). */
 export type LegMode = 'in-sync' | 'behind' | 'resyncing';
@@ -42,15 +45,21 @@ export class Resync {
   private readonly copied: number[];
   /** bytes compared by digest for each leg (checksum resync) since the node started */
   private readonly compared: number[];
-  /** when each leg's next copy is due under resync-rate */
-  private readonly nextAt: number[];
+  /** when the next copy (of any leg) is due under the pace's rate */
+  private nextAt = 0;
+  private readonly pacer: ResyncPace;
 
   constructor(private readonly h: ResyncHost) {
     const n = h.ports.length;
     this.progress = new Array<null>(n).fill(null);
     this.copied = new Array<number>(n).fill(0);
     this.compared = new Array<number>(n).fill(0);
-    this.nextAt = new Array<number>(n).fill(0);
+    this.pacer = new ResyncPace(h.clock, () => ({ min: h.policy().resyncMinRate, cap: h.policy().resyncRate }));
+  }
+
+  /** An application request to the device took `ms` (what the pace keeps low). */
+  appLatency(ms: number): void {
+    this.pacer.sample(ms);
   }
 
   /** Leg i went behind: a resync of it is over (run() notices at its next copy). */
@@ -67,6 +76,7 @@ export class Resync {
       resync: {
         doneBytes: p.done, totalBytes: p.total, bytesPerSecond: rate,
         etaMs: rate > 0 ? Math.round(Math.max(0, p.total - p.done) * 1000 / rate) : null,
+        rate: Math.round(this.pacer.rate()),
       },
       ...counts,
     };
@@ -79,6 +89,10 @@ export class Resync {
     if (h.modeOf(i) !== 'behind' || h.isClosed() || leg.phase !== 'ready') return;
     const now0 = h.clock.now();
     const p: Progress = { done: 0, total: h.rs.outOfSyncBytes(i), startedAt: now0, lastEventAt: now0 };
+    if (this.progress.every((q) => q === null)) {
+      this.pacer.start();
+      this.nextAt = now0;
+    }
     this.progress[i] = p;
     h.setMode(i, 'resyncing', null);
     let r = h.rs.nextOutOfSync(i, 0);
@@ -90,8 +104,9 @@ export class Resync {
       }
       const offset = r * h.regionSize;
       const length = Math.min(h.regionSize, h.size - offset);
-      await this.pace(i, length);
+      await this.pace(length);
       if (!(await this.copyRegion(i, r, offset, length))) break;
+      this.pacer.copied(length);
       p.done += length;
       const now = h.clock.now();
       if (now - p.lastEventAt >= PROGRESS_EVERY_MS) {
@@ -113,13 +128,12 @@ export class Resync {
     }
   }
 
-  /** resync-rate: wait until this copy's share of the second is due */
-  private async pace(i: number, length: number): Promise<void> {
-    const rate = this.h.policy().resyncRate;
-    if (rate <= 0) return;
+  /** wait until this copy's share of the second is due at the pace's rate */
+  private async pace(length: number): Promise<void> {
+    const rate = this.pacer.rate();
     const now = this.h.clock.now();
-    const at = Math.max(now, this.nextAt[i]!);
-    this.nextAt[i] = at + (length * 1000) / rate;
+    const at = Math.max(now, this.nextAt);
+    this.nextAt = at + (length * 1000) / rate;
     if (at > now) await new Promise<void>((resolve) => this.h.clock.setTimer(at - now, resolve));
   }
 
