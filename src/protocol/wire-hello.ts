@@ -6,11 +6,24 @@ import { readU64, writeU64 } from './wire-header.js';
 
 export const Access = { READ: 1, WRITE: 2 } as const;
 
-/** HELLO_REPLY FEATURES bits: optional ops the export serves. */
+/** HELLO_REPLY FEATURES bits: optional ops and checks the export serves. */
 export const Feature = {
   /** Op.DIGEST */
   DIGEST: 0x01,
+  /** HELLO MIRROR_CLAIM is enforced (an export that predates it ignores the field: no fencing) */
+  MIRROR_CLAIM: 0x02,
 } as const;
+
+/** A mirror's claim on a leg: the remote engine that assembled mirror `uuid` last holds the highest session. */
+export interface MirrorClaim {
+  /** 16-byte mirror UUID */
+  uuid: Buffer;
+  /** u64, grows with each assembly of the mirror */
+  session: bigint;
+}
+
+/** MIRROR_CLAIM value: 16-byte UUID, u64 session (big-endian). */
+export const MIRROR_CLAIM_SIZE = 24;
 
 export interface Hello {
   /** protocol version the client speaks */
@@ -27,6 +40,8 @@ export interface Hello {
   keyId: Buffer | null;
   /** 32 random bytes, fresh per handshake */
   nonce: Buffer;
+  /** a mirror leg's claim (absent/null: a plain single-export client, not fenced by claims) */
+  mirrorClaim?: MirrorClaim | null;
 }
 
 export interface HelloReply {
@@ -55,7 +70,7 @@ export interface Auth {
   proof: Buffer;
 }
 
-enum HelloField { VERSION = 1, EXPORT_NAME = 2, SESSION_ID = 3, ACCESS = 4, SUITE = 5, KEY_ID = 6, NONCE = 7 }
+enum HelloField { VERSION = 1, EXPORT_NAME = 2, SESSION_ID = 3, ACCESS = 4, SUITE = 5, KEY_ID = 6, NONCE = 7, MIRROR_CLAIM = 8 }
 enum ReplyField { IDENTITY = 1, SIZE = 2, BLOCK_SIZE = 3, MAX_REQUEST = 4, GRANTED = 5, SUITE = 6, NONCE = 7, MESSAGE = 8, INSTANCE = 9, FEATURES = 10 }
 enum AuthField { PROOF = 1 }
 
@@ -104,7 +119,17 @@ export function encodeHello(h: Hello): Buffer {
     tlv(HelloField.NONCE, h.nonce),
   ];
   if (h.keyId) parts.push(tlv(HelloField.KEY_ID, h.keyId));
+  if (h.mirrorClaim) parts.push(tlv(HelloField.MIRROR_CLAIM, encodeClaim(h.mirrorClaim)));
   return Buffer.concat(parts);
+}
+
+function encodeClaim(c: MirrorClaim): Buffer {
+  if (c.uuid.length !== 16) throw new DstError('DST_ERR_INVALID', `mirror claim: uuid is ${c.uuid.length} bytes, expected 16`);
+  if (c.session < 0n || c.session > 0xffff_ffff_ffff_ffffn) throw new DstError('DST_ERR_INVALID', `mirror claim: session ${c.session} is not a u64`);
+  const out = Buffer.allocUnsafe(MIRROR_CLAIM_SIZE);
+  c.uuid.copy(out, 0);
+  out.writeBigUInt64BE(c.session, 16);
+  return out;
 }
 
 export function decodeHello(buf: Buffer): Hello {
@@ -112,6 +137,7 @@ export function decodeHello(buf: Buffer): Hello {
   const f = parseTlv(buf, w);
   const keyId = f.get(HelloField.KEY_ID);
   if (keyId && keyId.length !== 8) throw new DstError('DST_ERR_BAD_FRAME', `bad ${w}: key id is ${keyId.length} bytes, expected 8`);
+  const claim = f.has(HelloField.MIRROR_CLAIM) ? need(f, HelloField.MIRROR_CLAIM, MIRROR_CLAIM_SIZE, w, 'mirror claim') : null;
   return {
     version: need(f, HelloField.VERSION, 1, w, 'version')[0]!,
     exportName: need(f, HelloField.EXPORT_NAME, null, w, 'export name').toString('utf8'),
@@ -120,6 +146,7 @@ export function decodeHello(buf: Buffer): Hello {
     suite: need(f, HelloField.SUITE, null, w, 'suite').toString('utf8'),
     keyId: keyId ? Buffer.from(keyId) : null,
     nonce: Buffer.from(need(f, HelloField.NONCE, 32, w, 'nonce')),
+    mirrorClaim: claim ? { uuid: Buffer.from(claim.subarray(0, 16)), session: claim.readBigUInt64BE(16) } : null,
   };
 }
 

@@ -11,7 +11,7 @@ import { createLogger } from '../../src/util/log.js';
 import { errnoNumber } from '../../src/util/errors.js';
 import {
   Access, Cmd, FrameDecoder, Op, WIRE_VERSION, decodeHelloReply, decodeRefusal, encodeFrame, encodeHello,
-  type Frame, type FrameInit, type HelloReply,
+  type Frame, type FrameInit, type HelloReply, type MirrorClaim,
 } from '../../src/protocol/wire.js';
 import {
   DEFAULT_LIMITS, DEFAULT_CRYPTO, DEFAULT_POLICY, type AclEntry, type EventFields, type EventName, type ExportConfig,
@@ -160,13 +160,14 @@ export class RawClient {
     return this.inbox.some(pred);
   }
 
-  async hello(o: { session?: Buffer; exportName?: string; access?: number; suite?: string } = {}):
+  async hello(o: { session?: Buffer; exportName?: string; access?: number; suite?: string; mirrorClaim?: MirrorClaim } = {}):
     Promise<{ status: number; reply: HelloReply | null; message: string | null }> {
     this.send({
       cmd: Cmd.HELLO,
       payload: encodeHello({
         version: WIRE_VERSION, exportName: o.exportName ?? '', sessionId: o.session ?? randomBytes(16),
         access: o.access ?? (Access.READ | Access.WRITE), suite: o.suite ?? 'none', keyId: null, nonce: randomBytes(32),
+        mirrorClaim: o.mirrorClaim ?? null,
       }),
     });
     const f = await this.take((x) => x.cmd === Cmd.HELLO_REPLY);

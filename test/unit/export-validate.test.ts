@@ -6,7 +6,7 @@ import { accessNeeded, validateIo, type ValidateEnv } from '../../src/engine/exp
 
 const SIZE = 1024 * 1024;
 const RW = Access.READ | Access.WRITE;
-const env = (over: Partial<ValidateEnv> = {}): ValidateEnv => ({ size: SIZE, maxRequest: 65536, access: RW, ...over });
+const env = (over: Partial<ValidateEnv> = {}): ValidateEnv => ({ size: SIZE, maxRequest: 65536, access: RW, overtaken: false, ...over });
 
 function io(op: number, offset: number, length: number, extra: Partial<FrameHeader> = {}): FrameHeader {
   return {
@@ -61,6 +61,12 @@ const cases: [string, FrameHeader, ValidateEnv, Expect][] = [
   ['digest after revocation', io(Op.DIGEST, 0, 512), env({ access: 0 }), 'EPERM'],
   ['digest carrying a payload', io(Op.DIGEST, 0, 512, { payloadLength: 32 }), env(), 'close'],
   ['op 6 (reserved for BLOCK_STATUS) is unknown', io(6, 0, 512), env(), 'EINVAL'],
+  ['write with the mirror taken over', io(Op.WRITE, 0, 512), env({ overtaken: true }), 'EPERM'],
+  ['trim with the mirror taken over', io(Op.TRIM, 0, 512), env({ overtaken: true }), 'EPERM'],
+  ['write-zeroes with the mirror taken over', io(Op.WRITE_ZEROES, 0, 512), env({ overtaken: true }), 'EPERM'],
+  ['read with the mirror taken over', io(Op.READ, 0, 512), env({ overtaken: true }), 'ok'],
+  ['digest with the mirror taken over', io(Op.DIGEST, 0, 512), env({ overtaken: true }), 'ok'],
+  ['flush with the mirror taken over', io(Op.FLUSH, 0, 0), env({ overtaken: true }), 'ok'],
 ];
 
 for (const [name, h, e, expect] of cases) {

@@ -57,6 +57,7 @@ test('handshake: refusal status → reason (EACCES denied, EPROTO suite-mismatch
   assert.equal(refusalReason(os.errno.EACCES), 'denied');
   assert.equal(refusalReason(os.errno.EPROTO), 'suite-mismatch');
   assert.equal(refusalReason(os.errno.EIO), 'link');
+  assert.equal(refusalReason(os.errno.EPERM, 'taken-over: mirror …'), 'taken-over');
   const c = makeConn();
   c.conn.start();
   c.sock.emit('connect');

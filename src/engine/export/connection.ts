@@ -30,6 +30,7 @@ import {
   LINGER_MS, clientProofOk, firstHeaderProblem, decideHello, serverAuth, wipeKeys, type PendingAuth,
 } from './handshake.js';
 import { MAX_BYTES_IN_FLIGHT, Requests, type RequestNode } from './requests.js';
+import type { HeldClaim } from './mirror-claims.js';
 
 /** Frames being opened (crypto pool) before the socket is paused. */
 export const MAX_PENDING_OPENS = 32;
@@ -291,7 +292,7 @@ export class Connection {
       case 'admit':
         // nothing to prove: admit, then answer
         this.stopHelloTimer();
-        if (!await this.admit(verdict.sessionId, verdict.granted)) return;
+        if (!await this.admit(verdict.sessionId, verdict.granted, verdict.claim)) return;
         this.send({ cmd: Cmd.HELLO_REPLY, payload: verdict.reply(randomBytes(32)) });
         this.replied = true;
         this.startServing(verdict.suite, NO_KEYS, NO_KEYS);
@@ -324,7 +325,7 @@ export class Connection {
   }
 
   private async finishAuth(pa: PendingAuth): Promise<void> {
-    if (!await this.admit(pa.sessionId, pa.granted)) {
+    if (!await this.admit(pa.sessionId, pa.granted, pa.claim)) {
       wipeKeys(pa.keys);
       return;
     }
@@ -333,11 +334,28 @@ export class Connection {
   }
 
   /**
-   * Join the session (session.ts: fencing first). Only an admitted (and, with a key,
-   * authenticated) HELLO may take a session over. false = the connection closed or was refused meanwhile.
+   * Take the mirror claim (durable before the handshake completes), then join the session
+   * (session.ts: fencing first). Only an admitted (and, with a key, authenticated) HELLO may take
+   * a mirror or a session over. false = the connection closed or was refused meanwhile.
    */
-  private async admit(sessionId: Buffer, granted: number): Promise<boolean> {
+  private async admit(sessionId: Buffer, granted: number, claim: HeldClaim | null): Promise<boolean> {
     const host = this.host;
+    if (claim !== null) {
+      const taken = host.claims().take(claim);
+      if ('refused' in taken) {
+        this.refuse('EPERM', taken.refused); // overtaken while its key was loaded or its AUTH awaited
+        return false;
+      }
+      try {
+        await taken.saved;
+      } catch (err) {
+        this.log.error('cannot store the mirror claim', { op: 'claims', errno: errnoOf(err), error: (err as Error).message });
+        this.refuse('EIO', `export ${host.name} cannot store the mirror claim (see its log)`);
+        return false;
+      }
+      if (this.phase !== 'handshake') return false;
+      this.requests.claim = claim;
+    }
     const known = await host.sessions.admit(this, sessionId, host.clock, this.log, (s) => { this.requests.session = s; }, () => {
       if (this.phase !== 'handshake') return false; // closed while we waited
       if (host.serving()) return true;

@@ -27,6 +27,7 @@ import { ReportLimiter, addrCapExceeded, type AdmittedPeer } from '../admission.
 import { SessionLayer } from './session.js';
 import { ExportStats } from './stats.js';
 import { loadIdentity } from './identity.js';
+import { MirrorClaims } from './mirror-claims.js';
 import { diskLockText, lockDisk } from './disk-lock.js';
 import { Connection, type ExportHost } from './connection.js';
 import { refuseSocket } from './handshake.js';
@@ -84,6 +85,7 @@ class ExportNode implements NodeRuntime {
   private hold: HoldWriteFilter | null = null;
   private effSize: number | null = null;
   private ident: Buffer | null = null;
+  private mirrorClaims: MirrorClaims | null = null;
   /** this run's instance id (HELLO_REPLY): a restarted export may have lost unflushed writes */
   private instanceId: Buffer = randomBytes(16);
   private server: net.Server | null = null;
@@ -198,6 +200,10 @@ class ExportNode implements NodeRuntime {
         if (!this.ident) throw new DstError('DST_ERR_INTERNAL', `node ${this.name}: no identity before start`);
         return this.ident;
       },
+      claims: () => {
+        if (!this.mirrorClaims) throw new DstError('DST_ERR_INTERNAL', `node ${this.name}: no mirror claims before start`);
+        return this.mirrorClaims;
+      },
       backend: () => {
         if (!this.chain) throw Object.assign(new Error(`ESHUTDOWN: node ${this.name} has no open disk`), { code: 'ESHUTDOWN' });
         return this.chain;
@@ -273,8 +279,10 @@ class ExportNode implements NodeRuntime {
 
     // 2. identity
     let ident: Buffer;
+    let claims: MirrorClaims;
     try {
       ident = await loadIdentity(this.ctx.stateDir, this.name, cfg.disk, this.log);
+      claims = await MirrorClaims.load(this.ctx.stateDir, this.name, ident, this.log);
     } catch (err) {
       await disk.close();
       this.setState('failed', `identity: ${(err as Error).message}`);
@@ -323,6 +331,7 @@ class ExportNode implements NodeRuntime {
     this.hold = hold;
     this.effSize = size;
     this.ident = ident;
+    this.mirrorClaims = claims;
     this.instanceId = randomBytes(16);
     this.server = server;
     this.boundAddr = formatHostPort({ host: addr.address, port: addr.port });

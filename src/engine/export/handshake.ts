@@ -5,12 +5,14 @@
 // Frames in order:
 //   client HELLO            version, export name, session id, access, suite, key id, nonce
 //   → checks: serving, version, export name, ACL (deny), suite == ours exactly (EPROTO names both),
-//     key-bound ACL entry: the HELLO's key id must be that key's (EACCES), key files readable
-//   suites without a key (none, none+<h>): fencing, then HELLO_REPLY; serving.
+//     key-bound ACL entry: the HELLO's key id must be that key's (EACCES), key files readable,
+//     a mirror claim older than the highest seen for its mirror (EPERM, "taken-over")
+//   suites without a key (none, none+<h>): the claim stored, fencing, then HELLO_REPLY; serving.
 //   suites with a key: HELLO_REPLY (granted, suite, server nonce), then
 //   client AUTH             HMAC(confirm, "client" ‖ HELLO payload ‖ HELLO_REPLY payload)
 //   → wrong proof: AUTH with status EACCES + message, close; 'authentication failed' logged,
-//     event auth-failed {addr}. Right proof: fencing (only now may it take a session over), then
+//     event auth-failed {addr}. Right proof: the claim stored, fencing (only now may it take a
+//     session or a mirror over), then
 //   server AUTH             HMAC(confirm, "server" ‖ transcript); serving.
 // The whole handshake, AUTH included, is bounded by the HELLO timeout (the connection's timer).
 import type { Socket } from 'node:net';
@@ -29,6 +31,7 @@ import { suiteNameOf } from '../../protocol/suite-names.js';
 import { configSuite, loadNodeKey, readKeyFile } from '../keys.js';
 import type { AclEntry, CryptoConfig, EventFields, EventName, ExportConfig, Limits } from '../types.js';
 import { accessName, entryAccess, grantAccess } from './acl.js';
+import { holdClaim, type HeldClaim, type MirrorClaims } from './mirror-claims.js';
 
 /** Preferred/minimum block size announced in HELLO_REPLY (the backend is byte-granular). */
 export const BLOCK_SIZE = 512;
@@ -44,6 +47,7 @@ export interface PendingAuth {
   transcript: Buffer;
   granted: number;
   sessionId: Buffer;
+  claim: HeldClaim | null;
 }
 
 /** What deciding on a HELLO reads from the export node (its current config, state, disk). */
@@ -56,6 +60,8 @@ export interface HelloNode {
   /** the ACL entry governing `peer` in the CURRENT config */
   aclEntry(peer: string): AclEntry | null;
   identity(): Buffer;
+  /** the mirror claims seen by this export (loaded at start) */
+  claims(): MirrorClaims;
   /** new each time the node starts serving (HELLO_REPLY's instance) */
   instance(): Buffer;
   size(): number;
@@ -80,7 +86,7 @@ export type HelloVerdict =
   /** the connection closed meanwhile: nothing to answer */
   | { kind: 'gone' }
   /** no key to prove: admit the session, then answer with reply(nonce) */
-  | { kind: 'admit'; suite: Suite; granted: number; sessionId: Buffer; reply: (nonce: Buffer) => Buffer }
+  | { kind: 'admit'; suite: Suite; granted: number; sessionId: Buffer; claim: HeldClaim | null; reply: (nonce: Buffer) => Buffer }
   /** send `reply` (HELLO_REPLY), then wait for the client's AUTH */
   | { kind: 'auth'; pending: PendingAuth; reply: Buffer };
 
@@ -126,6 +132,9 @@ export async function decideHello(host: HelloNode, from: HelloPeer, hello: Hello
     return refusal('EACCES', `address ${peer} may not ${accessName(hello.access)} on node ${node}`
       + ` (allowed: ${accessName(entryAccess(entry, cfg.readonly))})`);
   }
+  const claim = hello.mirrorClaim ? holdClaim(hello.mirrorClaim) : null;
+  const taken = claim ? host.claims().refusal(claim) : null;
+  if (taken !== null) return refusal('EPERM', taken);
 
   // The input key: the key-bound ACL entry's key, else the node's cipher key ‖ hash key.
   let inputKey: Buffer | null = null;
@@ -175,17 +184,17 @@ export async function decideHello(host: HelloNode, from: HelloPeer, hello: Hello
     nonce,
     message: null,
     instance: host.instance(),
-    features: Feature.DIGEST,
+    features: Feature.DIGEST | Feature.MIRROR_CLAIM,
   });
   // none / none+<h>: nothing to prove
-  if (!suite.needsKey || inputKey === null) return { kind: 'admit', suite, granted, sessionId: hello.sessionId, reply };
+  if (!suite.needsKey || inputKey === null) return { kind: 'admit', suite, granted, sessionId: hello.sessionId, claim, reply };
   const serverNonce = randomBytes(32);
   const replyBytes = reply(serverNonce);
   const keys = deriveSessionKeys(suite, inputKey, hello.nonce, serverNonce);
   inputKey.fill(0);
   return {
     kind: 'auth',
-    pending: { suite, keys, transcript: Buffer.concat([helloBytes, replyBytes]), granted, sessionId: hello.sessionId },
+    pending: { suite, keys, transcript: Buffer.concat([helloBytes, replyBytes]), granted, sessionId: hello.sessionId, claim },
     reply: replyBytes,
   };
 }

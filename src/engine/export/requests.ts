@@ -13,6 +13,7 @@ import type { HelloNode } from './handshake.js';
 import { entryAccess } from './acl.js';
 import { validateIo } from './validate.js';
 import { DIGEST_PIECE, digestRange } from './digest.js';
+import type { HeldClaim } from './mirror-claims.js';
 
 /**
  * Bytes in flight a connection may have (READ data being read and its reply being sealed or in the
@@ -50,6 +51,8 @@ export class Requests<C extends SessionMember> {
   session: Session<C> | null = null;
   /** access granted at the handshake (Access bits) */
   granted = 0;
+  /** the mirror claim taken at the handshake (null: a client without one, never fenced by claims) */
+  claim: HeldClaim | null = null;
   /** backend calls issued and not finished */
   inflight = 0;
   /** requestBytes() of the calls issued to the backend and not answered yet */
@@ -106,7 +109,8 @@ export class Requests<C extends SessionMember> {
     const conn = this.conn;
     const op = frame.op as Op;
     const access = this.granted & entryAccess(host.aclEntry(conn.peer), host.config().readonly);
-    const verdict = validateIo(frame, { size: host.size(), maxRequest: host.limits.maxRequestCap, access });
+    const overtaken = this.claim !== null && host.claims().overtaken(this.claim);
+    const verdict = validateIo(frame, { size: host.size(), maxRequest: host.limits.maxRequestCap, access, overtaken });
     if (!verdict.ok) {
       if (verdict.close) {
         conn.abort(verdict.reason);

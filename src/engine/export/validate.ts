@@ -11,6 +11,8 @@ export interface ValidateEnv {
   maxRequest: number;
   /** Access bits in force right now: HELLO grant ∩ current ACL entry ∩ read-only */
   access: number;
+  /** the connection's mirror claim was overtaken by a newer session: it may read, not write */
+  overtaken: boolean;
 }
 
 export type Verdict =
@@ -63,6 +65,7 @@ export function validateIo(h: FrameHeader, env: ValidateEnv): Verdict {
       ? `${name}: access revoked`
       : `${name}: needs ${need === Access.WRITE ? 'write' : 'read'} access`);
   }
+  if (env.overtaken && need === Access.WRITE) return refuse('EPERM', `${name}: taken-over: the mirror has a newer session`);
   // A DIGEST is bounded like a READ: its length is the bytes the export reads for it.
   if (op === Op.READ || op === Op.WRITE || op === Op.DIGEST) {
     if (h.length === 0) return refuse('EINVAL', `${name}: zero length`);

@@ -50,7 +50,7 @@ export function transition(from: ConnState, event: ConnEvent): ConnState {
 }
 
 /** Why a connection closed; the node maps it to its backoff reason. */
-export type ConnCloseReason = 'link' | 'denied' | 'suite-mismatch' | 'auth-failed' | 'closed';
+export type ConnCloseReason = 'link' | 'denied' | 'suite-mismatch' | 'auth-failed' | 'taken-over' | 'closed';
 
 export interface ConnCloseInfo {
   reason: ConnCloseReason;
@@ -67,5 +67,7 @@ export function refusalReason(status: number, message = ''): ConnCloseReason {
   const name = errnoName(status);
   if (name === 'EACCES') return message.startsWith('authentication failed') ? 'auth-failed' : 'denied';
   if (name === 'EPROTO') return 'suite-mismatch';
+  // the one HELLO refusal with EPERM: the mirror claim is older than the export's highest
+  if (name === 'EPERM') return 'taken-over';
   return 'link';
 }

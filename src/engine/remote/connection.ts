@@ -6,9 +6,11 @@
 //
 // Handshake (DESIGN §7, §9), frames in order; the whole of it bounded by resend-timeout:
 //   (key files read fresh: the input key = cipher key ‖ hash key, as configured now)
-//   HELLO          version, export name, session id, rw access, our suite, key id (when keyed), nonce
+//   HELLO          version, export name, session id, rw access, our suite, key id (when keyed), nonce,
+//                  a mirror leg's claim
 //   HELLO_REPLY    refused (status): EACCES → denied (auth-failed when the message says
-//                  "authentication failed"), EPROTO → suite-mismatch, else link. Another suite than
+//                  "authentication failed"), EPROTO → suite-mismatch, EPERM → taken-over (the
+//                  mirror claim is overtaken), else link. Another suite than
 //                  ours → suite-mismatch. Suites without a key (none, none+<h>): READY.
 //   AUTH (ours)    HMAC(confirm, "client" ‖ HELLO payload ‖ HELLO_REPLY payload), both as sent/received
 //   AUTH (theirs)  refused (status EACCES) → auth-failed; else its proof HMAC(confirm, "server" ‖
@@ -27,7 +29,7 @@ import type { Logger } from '../../util/log.js';
 import { PEER_MESSAGE_MAX, peerText } from '../../util/escape.js';
 import {
   Access, Cmd, FrameDecoder, Op, WIRE_VERSION, cmdName, decodeAuth, decodeHelloReply, decodeRefusal, encodeAuth, encodeFrame,
-  encodeHello, type Frame, type FrameInit, type HelloReply,
+  encodeHello, type Frame, type FrameInit, type HelloReply, type MirrorClaim,
 } from '../../protocol/wire.js';
 import { MAX_PAYLOAD } from '../../protocol/wire-header.js';
 import { payloadPool } from '../io/payload-pool.js';
@@ -75,6 +77,8 @@ export interface ConnectionOptions {
   /** export name ("" = default) and the node's session id (16 bytes, kept across reconnects) */
   exportName: string;
   sessionId: Buffer;
+  /** a mirror leg's claim, sent in the HELLO (null: none) */
+  mirrorClaim?: MirrorClaim | null;
   /** true while transactions sent on this connection await replies */
   outstanding: () => boolean;
   onReady: (reply: HelloReply) => void;
@@ -212,6 +216,7 @@ export class Connection implements TxnSender {
       suite: this.suite!.name,
       keyId: this.inputKey ? keyId(this.inputKey) : null,
       nonce: this.clientNonce,
+      mirrorClaim: this.opts.mirrorClaim ?? null,
     });
     this.transcript = hello;
     this.write(encodeFrame({ cmd: Cmd.HELLO, payload: hello }));

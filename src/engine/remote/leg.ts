@@ -5,18 +5,22 @@
 //   submit() ──► TransactionTable ──sendTxn()──► Connection ──TCP──► export
 //
 // Phases: connecting (no HELLO yet), ready, backoff (an attempt failed or the link was lost; the
-// next attempt is armed), failed (final until the next start: identity changed, size shrank).
+// next attempt is armed), failed (final until the next start: identity changed, size shrank, or
+// taken-over: the leg's mirror claim was overtaken by a newer session of the mirror).
 // Backoff: reconnect-delay × 2^failures, capped at 30 s; failures reset by a successful HELLO.
 import { randomBytes } from 'node:crypto';
 import type { TimerHandle } from '../../util/clock.js';
 import type { Logger } from '../../util/log.js';
 import { parseHostPort } from '../../util/parse.js';
-import { Access, Feature, type Frame, type HelloReply } from '../../protocol/wire.js';
+import { errnoName, errnoNumber } from '../../util/errors.js';
+import { Access, Feature, type Frame, type HelloReply, type MirrorClaim } from '../../protocol/wire.js';
 import { emptyStats, type CryptoConfig, type EventFields, type EventName, type NodeContext, type Policy, type Stats } from '../types.js';
 import { Connection, type SocketFactory } from './connection.js';
 import { ConnState, type ConnCloseInfo } from './conn-state.js';
 import type { LegRequest, TxnDone } from './target.js';
 import { TransactionTable } from './transactions.js';
+
+const EPERM = errnoNumber('EPERM');
 
 /** Backoff cap (DESIGN §8). */
 export const BACKOFF_CAP_MS = 30_000;
@@ -82,10 +86,21 @@ export class Leg {
   private backoffStartedAt = 0;
   private backoffFailures = 0;
   private running = false;
+  /** sent in every HELLO (setClaim) */
+  private claim: MirrorClaim | null = null;
 
   private readonly capacityListeners = new Set<() => void>();
 
   constructor(private readonly o: LegOptions) {}
+
+  /**
+   * The mirror claim sent in every HELLO from the next one on (null: none); reconnect() presents
+   * it at once. While the leg has one, an EPERM from the export means a newer session of the
+   * mirror took it over: the leg fails with reason taken-over and does not retry.
+   */
+  setClaim(claim: MirrorClaim | null): void {
+    this.claim = claim === null ? null : { uuid: Buffer.from(claim.uuid), session: claim.session };
+  }
 
   /** Begin a run: a new session, an empty table, the first attempt. */
   start(): void {
@@ -193,6 +208,7 @@ export class Leg {
       policy: this.o.policy,
       exportName: this.o.exportName(),
       sessionId: this.sessionId!,
+      mirrorClaim: this.claim,
       outstanding: () => table.outstanding() > 0,
       onReady: (reply) => this.onHello(conn, reply),
       onResponse: (frame) => this.onResponse(conn, frame),
@@ -265,6 +281,11 @@ export class Leg {
 
   private onResponse(conn: Connection, frame: Frame): void {
     if (conn !== this.conn || !this.table) return;
+    if (frame.status === EPERM && this.claim !== null && this.table.get(frame.id)?.place === 'sent') {
+      // a newer session of the mirror holds the export: this request completes with its EPERM, the rest with EIO
+      this.fail('taken-over', `the export refused ${errnoName(frame.status)} for request ${frame.id}: a newer session of the mirror took it over`, frame.id);
+      return;
+    }
     const result = this.table.onResponse(frame.id, frame.status, frame.payload);
     if (result === 'bad') conn.fail('link', `bad IO_RESPONSE for id ${frame.id}`, 'EPROTO');
     else if (result === 'not-run') conn.fail('link', `the export is stopping (ESHUTDOWN for id ${frame.id}): reconnecting to replay`, 'ESHUTDOWN');
@@ -288,6 +309,10 @@ export class Leg {
       log.warn(`connection attempt failed: ${info.detail}`, { op: 'connect', errno: info.errno });
     }
     if (!this.running || this.phase === 'failed') return;
+    if (info.reason === 'taken-over') {
+      this.fail('taken-over', info.detail);
+      return;
+    }
     this.enterBackoff(info.reason === 'closed' ? 'link' : info.reason, info.detail);
   }
 
@@ -312,14 +337,19 @@ export class Leg {
     this.backoffTimer = null;
   }
 
-  /** Final until the next start: close the link, fail every queued transaction with EIO. */
-  fail(reason: string, detail: string): void {
+  /**
+   * Final until the next start: close the link, fail every queued transaction with EIO; the one
+   * whose answer revealed the failure (`answeredId`) completes with EPERM, after the leg is failed.
+   */
+  fail(reason: string, detail: string, answeredId?: number): void {
     this.o.log.error(`failed (${reason}): ${detail}; failing queued I/O with EIO`, { op: 'hello', errno: 'EIO' });
     this.cancelBackoff();
     const conn = this.conn;
     this.conn = null;
     conn?.close(detail);
+    this.table?.detach(); // nothing more goes out on that link
     this.setPhase('failed', reason);
+    if (answeredId !== undefined) this.table?.completeId(answeredId, 'EPERM', null, `${reason}: ${detail}`);
     this.table?.failAll('EIO', `${reason}: ${detail}`);
   }
 
