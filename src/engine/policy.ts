@@ -55,6 +55,8 @@ export const POLICY_TABLE = [
     showAttr: 10, setAttr: 10, help: 'mirror: a leg silent this long goes behind and the others complete the request; 0 = resend-timeout' },
   { field: 'resyncRate', key: 'resync-rate', kind: 'size', default: 0, min: 0, max: 1024 ** 4,
     showAttr: 11, setAttr: 11, help: 'mirror: resync bytes per second at most; 0 = as fast as the legs allow' },
+  { field: 'verifyIntervalMs', key: 'verify-interval', kind: 'duration', default: 0, min: 0, max: MAX_DURATION_MS,
+    showAttr: 12, setAttr: 12, help: 'mirror: a verify pass (report only) this long after the last one ended; 0 = off' },
 ] as const satisfies readonly PolicyKeySpec[];
 
 export type PolicyKey = (typeof POLICY_TABLE)[number];

@@ -8,7 +8,7 @@ export const NODE_SHOW_KEYS = [
   'layout', 'chunk', 'region', 'degraded', 'legs', 'verify',
   'policy', 'stats', 'crypto',
 ].sort();
-export const POLICY_KEYS = ['resendTimeoutMs', 'maxResends', 'pingIntervalMs', 'reconnectDelayMs', 'maxInflight', 'maxRequest', 'maxHandshakesPerAddr', 'maxConnsPerAddr', 'legTimeoutMs', 'resyncRate', 'deadlineMs'].sort();
+export const POLICY_KEYS = ['resendTimeoutMs', 'maxResends', 'pingIntervalMs', 'reconnectDelayMs', 'maxInflight', 'maxRequest', 'maxHandshakesPerAddr', 'maxConnsPerAddr', 'legTimeoutMs', 'resyncRate', 'verifyIntervalMs', 'deadlineMs'].sort();
 export const STATS_KEYS = ['inflight', 'inflightPeak', 'completed', 'resends', 'replayed', 'failed', 'reconnects', 'bytesRead', 'bytesWritten', 'oldestInflightMs'].sort();
 export const CRYPTO_KEYS = ['cipher', 'hash', 'suite', 'threads', 'cipherKeyFile', 'hashKeyFile'].sort();
 export const STATUS_KEYS = ['version', 'pid', 'uptimeMs', 'socket', 'stateDir', 'limits', 'cryptoThreads', 'cipherImpl', 'diskLock', 'heap', 'socketReads', 'nodes', 'config'].sort();

@@ -48,7 +48,7 @@ import { TEXT_CHUNK } from '../../src/netlink/schema.js';
 const badFrame = (re: RegExp) => (e: unknown) => isDstError(e, 'DST_ERR_BAD_FRAME') && re.test((e as Error).message);
 
 // ---- realistic objects ----
-const policy = { resendTimeoutMs: 5000, maxResends: 12, pingIntervalMs: 1000, reconnectDelayMs: 1000, maxInflight: 64, maxRequest: 1048576, maxHandshakesPerAddr: 8, maxConnsPerAddr: 32, legTimeoutMs: 0, resyncRate: 0, deadlineMs: 65000 };
+const policy = { resendTimeoutMs: 5000, maxResends: 12, pingIntervalMs: 1000, reconnectDelayMs: 1000, maxInflight: 64, maxRequest: 1048576, maxHandshakesPerAddr: 8, maxConnsPerAddr: 32, legTimeoutMs: 0, resyncRate: 0, verifyIntervalMs: 0, deadlineMs: 65000 };
 const stats = { inflight: 3, inflightPeak: 64, completed: 2 ** 40, resends: 7, replayed: 2, failed: 0, reconnects: 1, bytesRead: 2 ** 53 - 1, bytesWritten: 123456789012, oldestInflightMs: 42 };
 const crypto = { cipher: 'aes-gcm' as const, hash: 'none' as const, suite: 'aes-gcm', threads: 8, cipherKeyFile: '/etc/dst/keys/vol', hashKeyFile: null };
 
