@@ -219,6 +219,7 @@ class Mirror implements Device {
 
   policyChanged(): void {
     this.gate.wake();
+    this.verifier.policyChanged();
   }
 
   // ---- requests ----
@@ -452,6 +453,7 @@ class Mirror implements Device {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.verifier.close();
     for (const p of this.o.ports) p.failWaiting('ESHUTDOWN');
     await this.rs.close(this.gate.inflight() === 0);
   }
