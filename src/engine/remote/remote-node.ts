@@ -488,7 +488,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
       sessionId: this.leg.sessionId ? this.leg.sessionId.toString('hex') : null,
       permissions: this.multi ? (this.legs.some((l) => l.perms !== null) ? this.permissions() : null) : this.leg.perms,
       stats: this.multi ? sumStats(legStats, this.device?.inflight() ?? 0) : legStats[0]!,
-      ...(this.multi ? { degraded: this.device?.degraded() ?? null, legs: this.legShows(legStats), verify: this.device?.verifyShow?.() ?? null } : {}),
+      ...(this.multi ? { degraded: this.device?.degraded() ?? null, legs: this.legShows(legStats), verify: this.device?.verifyShow?.() ?? null, splitBrain: null } : {}),
     };
   }
 
