@@ -2,7 +2,7 @@
 import type { ChalkInstance } from 'chalk';
 import { formatDuration, formatLegSpec, formatSize } from '../util/parse.js';
 import { POLICY_TABLE, policyText } from '../engine/policy.js';
-import type { AclEntry, CryptoShow, EventRecord, LegShow, NodeShow, Policy, StatusShow } from '../engine/types.js';
+import type { AclEntry, CryptoShow, EventRecord, LegShow, NodeShow, Policy, StatusShow, VerifyShow } from '../engine/types.js';
 
 /** Columns padded to the widest cell; the header in bold. Colour never affects alignment. */
 export function table(chalk: ChalkInstance, header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -17,6 +17,14 @@ export function sizeText(bytes: number | null): string {
   if (bytes === null) return '-';
   const short = formatSize(bytes);
   return short === String(bytes) ? `${bytes} bytes` : `${short} (${bytes} bytes)`;
+}
+
+/** "1.5M", "512K", "900": a size read at a glance (one decimal), where formatSize gives exact bytes. */
+export function roughSize(bytes: number): string {
+  for (const [unit, mult] of [['T', 1024 ** 4], ['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]] as const) {
+    if (bytes >= mult) return `${Math.round((bytes / mult) * 10) / 10}${unit}`;
+  }
+  return String(bytes);
 }
 
 /** "2h3m4s", "850ms" */
@@ -44,16 +52,52 @@ function where(n: NodeShow): string {
   return n.remote ?? '-';
 }
 
-/** "ready", "ready (degraded)", "backoff (leg)" */
-function stateWithReason(n: NodeShow): string {
-  return n.state + (n.reason ? ` (${n.reason})` : n.degraded ? ' (degraded)' : '');
+/** A multi-leg node's condition at a glance, worst first: split-brain, degraded, resyncing (none when healthy). */
+export function conditions(n: NodeShow): string[] {
+  return [
+    ...(n.splitBrain ? ['split-brain'] : []),
+    ...(n.degraded ? ['degraded'] : []),
+    ...(n.legs?.some((l) => l.state === 'resyncing') ? ['resyncing'] : []),
+  ];
 }
 
-function legLine(l: LegShow): string {
-  const sync = l.resync ? `, resync ${formatSize(l.resync.doneBytes)}/${formatSize(l.resync.totalBytes)}${l.resync.etaMs !== null ? ` eta ${formatDuration(l.resync.etaMs)}` : ''} at ${formatSize(l.resync.rate)}/s` : '';
-  const behind = l.outOfSyncBytes > 0 ? `, out of sync ${formatSize(l.outOfSyncBytes)}` : '';
+/** " (leg, degraded)": the reason and the conditions after a state, "" when there are none. */
+function notes(reason: string | null, n: NodeShow): string {
+  const all = [...(reason ? [reason] : []), ...conditions(n)];
+  return all.length ? ` (${all.join(', ')})` : '';
+}
+
+/** "ready", "ready (degraded, resyncing)", "backoff (leg)", "ready (split-brain, degraded)" */
+function stateWithReason(n: NodeShow): string {
+  return n.state + notes(n.reason, n);
+}
+
+/** "resync 1.5M/4M (37%), 2M/s, eta 2s": what is left comes from the resync's own rate. */
+function resyncText(r: NonNullable<LegShow['resync']>): string {
+  const pct = r.totalBytes > 0 ? Math.floor((r.doneBytes * 100) / r.totalBytes) : 100;
+  return `resync ${roughSize(r.doneBytes)}/${roughSize(r.totalBytes)} (${pct}%), ${roughSize(r.bytesPerSecond)}/s (paced at ${roughSize(r.rate)}/s), eta ${r.etaMs !== null ? uptimeText(r.etaMs) : 'unknown'}`;
+}
+
+/** One leg: its state and, for a mirror, what it misses (always, so 0 is said) and its resync. */
+function legLine(l: LegShow, mirror: boolean): string {
+  const behind = mirror ? `, out of sync ${roughSize(l.outOfSyncBytes)}` : '';
+  const sync = l.resync ? `, ${resyncText(l.resync)}` : '';
   const st = l.stats;
   return `${l.index}: ${formatLegSpec(l)} ${l.state}${behind}${sync}; reads ${st.reads}, writes ${st.writes}, resynced ${formatSize(st.resyncedBytes)}, failed ${st.failed}, reconnects ${st.reconnects}`;
+}
+
+/** The running or last verify pass: "running 1.5M/6M, 1 mismatching, 0 repaired". */
+function verifyText(v: VerifyShow | null): string {
+  if (!v) return 'no pass yet (dst node verify, or policy verify-interval)';
+  const counts = `${v.mismatches} mismatching, ${v.repaired} repaired`;
+  return v.running ? `running ${roughSize(v.doneBytes)}/${roughSize(v.totalBytes)}, ${counts} so far`
+    : `last pass ${v.doneBytes === v.totalBytes ? 'complete' : `stopped at ${roughSize(v.doneBytes)}/${roughSize(v.totalBytes)}`}: ${counts}`;
+}
+
+/** The loud line of a split brain: which legs, and the generation each one holds. */
+function splitBrainText(sb: NonNullable<NodeShow['splitBrain']>): string {
+  const legs = sb.legs.map((leg, k) => `leg ${leg} (generation ${sb.generations[k] ?? '?'})`).join(', ');
+  return `SPLIT BRAIN: ${legs} were written apart; no leg is known to be right`;
 }
 
 /** `node list`: one row per node. */
@@ -67,12 +111,10 @@ export function nodeTable(chalk: ChalkInstance, nodes: readonly NodeShow[]): str
 
 /** One line after add/start/stop/set/reconnect: "vol: export, listening on 0.0.0.0:10825". */
 export function nodeLine(chalk: ChalkInstance, n: NodeShow): string {
-  const reason = n.reason ? ` (${n.reason})` : '';
   const place = n.role === 'export'
     ? (n.listen ? `${n.state === 'listening' ? 'on' : 'for'} ${n.listen}` : '')
     : n.legs ? `${n.layout} of ${n.legs.map((l) => l.remote).join(', ')}` : (n.remote ? `to ${n.remote}` : '');
-  const degraded = !n.reason && n.degraded ? ' (degraded)' : '';
-  return `${chalk.bold(n.name)}: ${n.role} ${stateText(chalk, n.state)}${reason}${degraded}${place ? ' ' + place : ''}`;
+  return `${chalk.bold(n.name)}: ${n.role} ${stateText(chalk, n.state)}${notes(n.reason, n)}${place ? ' ' + place : ''}`;
 }
 
 /** `node set`: every policy key on one line, in table order. */
@@ -98,7 +140,8 @@ function aclLines(acl: readonly AclEntry[]): string[] {
 export function nodeBlock(chalk: ChalkInstance, n: NodeShow): string {
   const rows: [string, string | string[]][] = [];
   rows.push(['role', n.role]);
-  rows.push(['state', stateText(chalk, n.state) + (n.reason ? ` (reason: ${n.reason})` : '') + (n.degraded ? ' degraded' : '')]);
+  rows.push(['state', stateText(chalk, n.state) + notes(n.reason ? `reason: ${n.reason}` : null, n)]);
+  if (n.splitBrain) rows.push(['', chalk.red.bold(splitBrainText(n.splitBrain))]);
   rows.push(['size', sizeText(n.size)]);
   if (n.role === 'export') {
     rows.push(['disk', (n.disk ?? '-') + (n.readonly ? ' (read-only)' : '')]);
@@ -108,7 +151,8 @@ export function nodeBlock(chalk: ChalkInstance, n: NodeShow): string {
     if (n.legs) {
       const unit = n.layout === 'stripe' && n.chunk !== null ? `, chunk ${formatSize(n.chunk)}` : n.layout === 'mirror' && n.region !== null ? `, region ${formatSize(n.region)}` : '';
       rows.push(['layout', `${n.layout}${unit}`]);
-      rows.push(['legs', n.legs.map(legLine)]);
+      rows.push(['legs', n.legs.map((l) => legLine(l, n.layout === 'mirror'))]);
+      if (n.layout === 'mirror') rows.push(['verify', verifyText(n.verify)]);
     } else {
       rows.push(['remote', (n.remote ?? '-') + (n.export ? ` (export "${n.export}")` : '')]);
     }

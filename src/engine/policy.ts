@@ -57,6 +57,8 @@ export const POLICY_TABLE = [
     showAttr: 11, setAttr: 11, help: 'mirror: resync bytes per second at most; 0 = as fast as the legs allow' },
   { field: 'resyncMinRate', key: 'resync-min-rate', kind: 'size', default: 10 * 1024 * 1024, min: 64 * 1024, max: 1024 ** 3,
     showAttr: 12, setAttr: 12, help: 'mirror: resync bytes per second at least, however busy the device (resync-rate still caps it)' },
+  { field: 'verifyIntervalMs', key: 'verify-interval', kind: 'duration', default: 0, min: 0, max: MAX_DURATION_MS,
+    showAttr: 13, setAttr: 13, help: 'mirror: a verify pass (report only) this long after the last one ended; 0 = off' },
 ] as const satisfies readonly PolicyKeySpec[];
 
 export type PolicyKey = (typeof POLICY_TABLE)[number];

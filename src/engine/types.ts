@@ -171,6 +171,8 @@ export interface NodeShow {
   legs: LegShow[] | null;
   /** mirror: the running or last verify pass (null before the first, and when not a mirror) */
   verify: VerifyShow | null;
+  /** mirror: legs that were each written without the others, so no one of them is known to be right; null when none (and when not a mirror) */
+  splitBrain: SplitBrainShow | null;
   permissions: 'r' | 'w' | 'rw' | null;
   nbd: { socket: string; uri: string; listen: string | null } | null;
   attachment: AttachmentShow | null;
@@ -188,6 +190,9 @@ export interface VerifyShow {
   mismatches: number;
   repaired: number;
 }
+
+/** A mirror's split brain as `node show` has it: the legs that diverged and each one's generation (hex), in the same order. */
+export interface SplitBrainShow { legs: number[]; generations: string[] }
 
 /** A region whose legs differ: device offset and length in bytes, the legs that differ from the majority (all compared legs when none has one). */
 export interface VerifyMismatch { offset: number; length: number; legs: number[] }
@@ -358,7 +363,7 @@ export interface NodeRuntime {
 
 /** What a runtime reports for NodeShow (multi-leg remote nodes add degraded and legs). */
 export type RuntimeShow = Pick<NodeShow, 'state' | 'reason' | 'size' | 'listen' | 'nbd' | 'sessionId' | 'permissions' | 'stats'>
-  & Partial<Pick<NodeShow, 'degraded' | 'legs' | 'verify'>>;
+  & Partial<Pick<NodeShow, 'degraded' | 'legs' | 'verify' | 'splitBrain'>>;
 
 /** One-shot options of a start (a mirror's assembly; other nodes have none). */
 export interface StartOptions {

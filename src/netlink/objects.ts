@@ -4,7 +4,7 @@
 import { LAYOUTS, LEG_STATES } from '../engine/types.js';
 import type {
   LegConfig, LegShow, LegState, LegStats, AclEntry, AttachmentShow, CryptoShow, EventName,
-  EventRecord, Limits, NodeShow, NodeState, Policy, Role, Stats, StatusShow, VerifyShow,
+  EventRecord, Limits, NodeShow, NodeState, Policy, Role, SplitBrainShow, Stats, StatusShow, VerifyShow,
 } from '../engine/types.js';
 import { POLICY_TABLE } from '../engine/policy.js';
 import { CIPHER_NAMES, HASH_NAMES } from '../protocol/suite-names.js';
@@ -97,6 +97,11 @@ export const verifyShowSchema = objectSchema<VerifyShow>('verify', {
   repaired: { attr: 5, type: t.u64 },
 });
 
+export const splitBrainSchema = objectSchema<SplitBrainShow>('split-brain', {
+  legs: { attr: 1, type: t.array(t.u32), doc: 'the legs that diverged' },
+  generations: { attr: 2, type: t.array(t.string), doc: 'each leg\'s generation (hex), in the order of legs' },
+});
+
 type ResyncShow = NonNullable<LegShow['resync']>;
 export const resyncShowSchema = objectSchema<ResyncShow>('resync', {
   doneBytes: { attr: 1, type: t.u64 },
@@ -144,6 +149,7 @@ export const nodeShowSchema = objectSchema<NodeShow>('node', {
   degraded: { attr: 23, type: t.bool, presence: 'nullable' },
   legs: { attr: 24, type: t.array(t.object(legShowSchema)), presence: 'nullable' },
   verify: { attr: 25, type: t.object(verifyShowSchema), presence: 'nullable' },
+  splitBrain: { attr: 26, type: t.object(splitBrainSchema), presence: 'nullable' },
 });
 
 export const limitsSchema = objectSchema<Limits>('limits', {

@@ -16,7 +16,7 @@ test('export and remote nodes: add, start, show, list, set, reconnect, stop, del
   assert.equal(added.state, 'configured');
   assert.equal(statSync(disk).size, 16 * 1024 * 1024, '--create made the sparse file');
   assert.deepEqual(added.policy, { resendTimeoutMs: 5000, maxResends: 12, pingIntervalMs: 1000, reconnectDelayMs: 1000,
-    maxInflight: 64, maxRequest: 1048576, deadlineMs: 65000, maxHandshakesPerAddr: 8, maxConnsPerAddr: 32, legTimeoutMs: 0, resyncRate: 0, resyncMinRate: 10485760 });
+    maxInflight: 64, maxRequest: 1048576, deadlineMs: 65000, maxHandshakesPerAddr: 8, maxConnsPerAddr: 32, legTimeoutMs: 0, resyncRate: 0, resyncMinRate: 10485760, verifyIntervalMs: 0 });
   const acl = await exp.dstJson<AclEntry[]>(['security', 'add', 'vol', '--addr', '127.0.0.0/8', '--perm', 'rw']);
   assert.deepEqual(acl, [{ addr: '127.0.0.0/8', perm: 'rw', keyFile: null }]);
   assert.deepEqual(await exp.dstJson(['security', 'list', 'vol']), acl);

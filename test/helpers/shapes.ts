@@ -5,10 +5,10 @@ export const NODE_SHOW_KEYS = [
   'name', 'role', 'state', 'reason', 'size', 'autostart',
   'disk', 'listen', 'readonly', 'acl',
   'remote', 'export', 'permissions', 'nbd', 'attachment', 'sessionId',
-  'layout', 'chunk', 'region', 'degraded', 'legs', 'verify',
+  'layout', 'chunk', 'region', 'degraded', 'legs', 'verify', 'splitBrain',
   'policy', 'stats', 'crypto',
 ].sort();
-export const POLICY_KEYS = ['resendTimeoutMs', 'maxResends', 'pingIntervalMs', 'reconnectDelayMs', 'maxInflight', 'maxRequest', 'maxHandshakesPerAddr', 'maxConnsPerAddr', 'legTimeoutMs', 'resyncRate', 'resyncMinRate', 'deadlineMs'].sort();
+export const POLICY_KEYS = ['resendTimeoutMs', 'maxResends', 'pingIntervalMs', 'reconnectDelayMs', 'maxInflight', 'maxRequest', 'maxHandshakesPerAddr', 'maxConnsPerAddr', 'legTimeoutMs', 'resyncRate', 'resyncMinRate', 'verifyIntervalMs', 'deadlineMs'].sort();
 export const STATS_KEYS = ['inflight', 'inflightPeak', 'completed', 'resends', 'replayed', 'failed', 'reconnects', 'bytesRead', 'bytesWritten', 'oldestInflightMs'].sort();
 export const CRYPTO_KEYS = ['cipher', 'hash', 'suite', 'threads', 'cipherKeyFile', 'hashKeyFile'].sort();
 export const STATUS_KEYS = ['version', 'pid', 'uptimeMs', 'socket', 'stateDir', 'limits', 'cryptoThreads', 'cipherImpl', 'diskLock', 'heap', 'socketReads', 'nodes', 'config'].sort();
@@ -21,14 +21,14 @@ export function assertNodeShow(node: Record<string, unknown>): void {
   const p = node.policy as Record<string, number>;
   assert.equal(p.deadlineMs, p.resendTimeoutMs! * (p.maxResends! + 1), 'deadline = resend-timeout × (max-resends + 1)');
   if (node.role === 'export') {
-    for (const k of ['remote', 'export', 'permissions', 'nbd', 'attachment', 'sessionId', 'layout', 'chunk', 'region', 'degraded', 'legs', 'verify']) {
+    for (const k of ['remote', 'export', 'permissions', 'nbd', 'attachment', 'sessionId', 'layout', 'chunk', 'region', 'degraded', 'legs', 'verify', 'splitBrain']) {
       assert.equal(node[k], null, `export node: ${k} is null`);
     }
     assert.ok(Array.isArray(node.acl));
   } else {
     for (const k of ['disk', 'readonly', 'acl']) assert.equal(node[k], null, `remote node: ${k} is null`);
     if (node.layout === 'single') {
-      for (const k of ['chunk', 'region', 'degraded', 'legs', 'verify']) assert.equal(node[k], null, `single remote node: ${k} is null`);
+      for (const k of ['chunk', 'region', 'degraded', 'legs', 'verify', 'splitBrain']) assert.equal(node[k], null, `single remote node: ${k} is null`);
     } else {
       assert.ok(Array.isArray(node.legs), 'a multi-leg node lists its legs');
       for (const k of ['remote', 'export']) assert.equal(node[k], null, `multi-leg node: ${k} is null`);

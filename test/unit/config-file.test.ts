@@ -82,6 +82,7 @@ max-conns-per-addr = 16
 leg-timeout = 3s
 resync-rate = 50M
 resync-min-rate = 20M
+verify-interval = 60m
 
 [node "r2"]
 role = "remote"
@@ -95,7 +96,7 @@ remote = "[::1]:1"
     assert.equal(r.size, 1 << 30);
     assert.deepEqual(r.crypto, { cipher: 'aes-cbc', hash: 'sha512', cipherKeyFile: '/k/c', hashKeyFile: '/k/h', threads: 2 });
     assert.deepEqual(r.policy, { resendTimeoutMs: 2000, maxResends: 3, pingIntervalMs: 500, reconnectDelayMs: 60_000, maxInflight: 128, maxRequest: 4 << 20,
-      maxHandshakesPerAddr: 4, maxConnsPerAddr: 16, legTimeoutMs: 3000, resyncRate: 50 << 20, resyncMinRate: 20 << 20 });
+      maxHandshakesPerAddr: 4, maxConnsPerAddr: 16, legTimeoutMs: 3000, resyncRate: 50 << 20, resyncMinRate: 20 << 20, verifyIntervalMs: 3_600_000 });
     assert.equal(c.nodes[1]!.name, 'r2');
     assert.equal((c.nodes[1] as RemoteConfig).legs[0]!.export, null);
   });

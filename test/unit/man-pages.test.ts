@@ -9,6 +9,7 @@ import { repoRoot, requireTool, run } from '../helpers/tools.js';
 import { Cmd, Flag, Op, HEADER_SIZE, WIRE_MAGIC } from '../../src/protocol/wire.js';
 import { DST_CMD, DST_FAMILY_ID, FAMILY } from '../../src/netlink/family.js';
 import { EVENT_NAMES, NODE_STATES } from '../../src/netlink/objects.js';
+import { POLICY_TABLE } from '../../src/engine/policy.js';
 
 const PAGES = ['man/dst.8', 'man/dst.conf.5', 'man/dst-protocol.7'];
 
@@ -122,8 +123,7 @@ test('dst-protocol.7 documents the control family id and every command number', 
 test('dst.conf.5 documents every key', () => {
   const text = unescape(read('man/dst.conf.5'));
   const keys = ['log-level', 'log-format', 'role', 'size', 'autostart', 'disk', 'listen', 'readonly', 'allow[]',
-    'remote', 'export', 'nbd-listen', 'resend-timeout', 'max-resends', 'ping-interval', 'reconnect-delay',
-    'max-inflight', 'max-request', 'max-handshakes-per-addr', 'max-conns-per-addr', 'cipher', 'cipher-key-file', 'hash', 'hash-key-file', 'threads'];
+    'remote', 'export', 'nbd-listen', ...POLICY_TABLE.map((k) => k.key), 'cipher', 'cipher-key-file', 'hash', 'hash-key-file', 'threads'];
   for (const k of keys) {
     const esc = k.replace(/[[\]]/g, '\\$&');
     assert.match(text, new RegExp(`^\\.B[IR]? ${esc}(?=\\s|$)`, 'm'), `key ${k}`);

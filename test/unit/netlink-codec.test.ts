@@ -48,7 +48,7 @@ import { TEXT_CHUNK } from '../../src/netlink/schema.js';
 const badFrame = (re: RegExp) => (e: unknown) => isDstError(e, 'DST_ERR_BAD_FRAME') && re.test((e as Error).message);
 
 // ---- realistic objects ----
-const policy = { resendTimeoutMs: 5000, maxResends: 12, pingIntervalMs: 1000, reconnectDelayMs: 1000, maxInflight: 64, maxRequest: 1048576, maxHandshakesPerAddr: 8, maxConnsPerAddr: 32, legTimeoutMs: 0, resyncRate: 0, resyncMinRate: 10485760, deadlineMs: 65000 };
+const policy = { resendTimeoutMs: 5000, maxResends: 12, pingIntervalMs: 1000, reconnectDelayMs: 1000, maxInflight: 64, maxRequest: 1048576, maxHandshakesPerAddr: 8, maxConnsPerAddr: 32, legTimeoutMs: 0, resyncRate: 0, resyncMinRate: 10485760, verifyIntervalMs: 0, deadlineMs: 65000 };
 const stats = { inflight: 3, inflightPeak: 64, completed: 2 ** 40, resends: 7, replayed: 2, failed: 0, reconnects: 1, bytesRead: 2 ** 53 - 1, bytesWritten: 123456789012, oldestInflightMs: 42 };
 const crypto = { cipher: 'aes-gcm' as const, hash: 'none' as const, suite: 'aes-gcm', threads: 8, cipherKeyFile: '/etc/dst/keys/vol', hashKeyFile: null };
 
@@ -56,14 +56,14 @@ const exportShow: NodeShow = {
   name: 'vol', role: 'export', state: 'listening', reason: null, size: 10 * 2 ** 30, autostart: true,
   disk: '/srv/vol.img', listen: '127.0.0.1:40123', readonly: false,
   acl: [{ addr: '10.0.0.0/8', perm: 'rw', keyFile: null }, { addr: '192.0.2.7', perm: 'r', keyFile: '/etc/dst/keys/c7' }],
-  remote: null, export: null, layout: null, chunk: null, region: null, degraded: null, legs: null, verify: null,
+  remote: null, export: null, layout: null, chunk: null, region: null, degraded: null, legs: null, verify: null, splitBrain: null,
   permissions: null, nbd: null, attachment: null, sessionId: null,
   policy, stats, crypto,
 };
 const remoteShow: NodeShow = {
   name: 'vol-r', role: 'remote', state: 'backoff', reason: 'auth-failed', size: null, autostart: false,
   disk: null, listen: null, readonly: null, acl: null,
-  remote: 'storage.example:10825', export: '', layout: 'single', chunk: null, region: null, degraded: null, legs: null, verify: null, permissions: 'rw',
+  remote: 'storage.example:10825', export: '', layout: 'single', chunk: null, region: null, degraded: null, legs: null, verify: null, splitBrain: null, permissions: 'rw',
   nbd: { socket: '/run/dst/nbd/vol-r.sock', uri: 'nbd+unix:///?socket=/run/dst/nbd/vol-r.sock', listen: null },
   attachment: { device: '/dev/nbd0', method: 'nbd', state: 'attached' },
   sessionId: '0123456789abcdef0123456789abcdef',

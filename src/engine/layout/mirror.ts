@@ -226,12 +226,16 @@ export class Mirror implements Device {
       void this.markBehind(i, [...this.unflushed[i]!], 'new-instance');
     }
     if (now !== null) this.instances[i] = Buffer.from(now);
-    if (this.mode[i] === 'behind') void this.resync.run(i);
+    // this leg, and any behind leg that had no source while this one was away
+    for (let j = 0; j < this.o.ports.length; j++) {
+      if (this.mode[j] === 'behind' && this.leg(j).phase === 'ready' && this.usable(j)) void this.resync.run(j);
+    }
     this.o.changed();
   }
 
   policyChanged(): void {
     this.gate.wake();
+    this.verifier.policyChanged();
   }
 
   // ---- requests ----
@@ -473,6 +477,7 @@ export class Mirror implements Device {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.verifier.close();
     for (const p of this.o.ports) p.failWaiting('ESHUTDOWN');
     await this.rs.close(this.gate.inflight() === 0);
   }

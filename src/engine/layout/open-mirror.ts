@@ -61,6 +61,13 @@ export async function openMirror(o: MirrorOptions): Promise<Opened> {
   if (result.kind === 'split-brain') return result;
   const { plan } = result;
   for (const note of plan.notes) o.log.warn(note, { op: 'start' });
+  // one writer per mirror: every HELLO from now on carries this assembly's session, and each
+  // export refuses older ones (a leg connected already says so in a new HELLO)
+  const claim = { uuid: plan.snapshot.lineage.uuid, session: plan.snapshot.lineage.session };
+  for (const p of o.ports) {
+    p.leg.setClaim(claim);
+    if (p.leg.phase === 'ready') p.leg.reconnect();
+  }
   found.forEach((f, i) => { if (f.kind !== 'away' && f.kind !== 'io-error') meta.markChecked(i); });
   const state = new RegionState({
     file: mirrorStatePath(o.ctx.stateDir, o.name), clock: o.ctx.clock, log: o.log, rnd, replicate: (body) => meta.replicate(body),

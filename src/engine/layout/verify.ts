@@ -4,6 +4,9 @@
 // no false positives. A mismatch is reported; with repair, the region is copied from the leg named
 // by `from`, or (three or more legs) from the digest most legs agree on. Which leg is right is
 // never guessed: two legs that differ without `from` are reported, not repaired.
+// verify-interval schedules report-only passes: the next one an interval after the last pass
+// (scheduled or not) ended, so passes never overlap and a long pass does not make them back up.
+import type { TimerHandle } from '../../util/clock.js';
 import { DstError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import type { EventFields, EventName, VerifyMismatch, VerifyOptions, VerifyReport, VerifyShow } from '../types.js';
@@ -28,8 +31,24 @@ export interface VerifyHost extends LegIoHost {
 
 export class Verifier {
   private current: VerifyShow | null = null;
+  /** the next scheduled pass, while verify-interval is on and no pass runs */
+  private timer: TimerHandle | null = null;
+  /** the verify-interval the schedule follows (other policy keys changing do not move it) */
+  private interval = 0;
 
-  constructor(private readonly h: VerifyHost) {}
+  constructor(private readonly h: VerifyHost) {
+    this.schedule();
+  }
+
+  /** The policy changed: a new verify-interval counts from now (0 turns the schedule off). */
+  policyChanged(): void {
+    if (this.h.policy().verifyIntervalMs !== this.interval) this.schedule();
+  }
+
+  close(): void {
+    this.timer?.cancel();
+    this.timer = null;
+  }
 
   /** The running pass, or the last one (null before the first). */
   show(): VerifyShow | null {
@@ -37,7 +56,7 @@ export class Verifier {
   }
 
   /** One pass over the device; refuses to start when it could not compare or repair as asked. */
-  async run(o: VerifyOptions): Promise<VerifyReport> {
+  async run(o: VerifyOptions, what = 'verify'): Promise<VerifyReport> {
     const { h } = this;
     if (this.current?.running) throw new DstError('DST_ERR_BUSY', 'node verify: a verify pass is running already', { errno: 'EBUSY' });
     const legs = h.inSyncReady();
@@ -80,11 +99,41 @@ export class Verifier {
       }
     } finally {
       cur.running = false;
+      this.schedule();
     }
     const ms = Math.round(h.clock.now() - started);
-    h.log.info(`verify done: ${regions} regions, ${cur.mismatches} mismatching, ${cur.repaired} repaired, ${ms} ms`, { op: 'verify' });
+    h.log.info(`${what} done: ${regions} regions, ${cur.mismatches} mismatching, ${cur.repaired} repaired, ${ms} ms`, { op: 'verify' });
     h.emit('verify-done', { regions, mismatches: cur.mismatches, repaired: cur.repaired, ms });
     return { regions, mismatches, repaired: cur.repaired };
+  }
+
+  /** Arm the next scheduled pass one verify-interval from now; none while a pass runs (its end arms it). */
+  private schedule(): void {
+    this.close();
+    this.interval = this.h.policy().verifyIntervalMs;
+    if (this.interval <= 0 || this.h.isClosed() || this.current?.running) return;
+    this.timer = this.h.clock.setTimer(this.interval, () => {
+      this.timer = null;
+      this.scheduled();
+    });
+  }
+
+  /** A scheduled pass: report only, never repair (which leg is right is the operator's call). */
+  private scheduled(): void {
+    if (this.h.isClosed() || this.current?.running) return;
+    const last = this.current;
+    this.run({ repair: false, from: null }, 'scheduled verify').catch((err: unknown) => {
+      const msg = err instanceof Error ? err.message : String(err);
+      if (this.current !== last) {
+        // the pass started and stopped (a leg left, the node stopped); its end armed the next
+        this.h.log.warn(`scheduled verify: ${msg}`, { op: 'verify' });
+        return;
+      }
+      // refused before it started (fewer than two in-sync legs, an older export): the mirror is
+      // not in a state to compare; try again an interval later
+      this.h.log.debug(`scheduled verify skipped: ${msg}`, { op: 'verify' });
+      this.schedule();
+    });
   }
 
   /** Compare (and repair) one region under the range lock; null when every leg agrees. */

@@ -150,6 +150,12 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   }
 
   private legPhaseChanged(i: number): void {
+    const leg = this.legs[i]!;
+    if (this.multi && leg.phase === 'failed' && leg.reason === 'taken-over' && this.failure === null) {
+      // a newer engine assembled this mirror: this one stops writing at once, its state untouched
+      this.failMirror('taken-over', `leg ${i}: the export belongs to a newer assembly of the mirror (another engine); this one writes no more`);
+      return;
+    }
     if (this.device) this.device.legPhaseChanged(i);
     else if (this.multi && this.started) void this.maybeServe();
     this.sync();
@@ -195,6 +201,8 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     this.splitBrain = null;
     this.assemble = opts;
     this.hasRecord = null;
+    // a mirror's first HELLOs carry no claim: this run's session is chosen once the legs are read
+    for (const l of this.legs) l.setClaim(null);
     this.waitingForLegs = false;
     for (const l of this.legs) l.start();
   }
@@ -363,8 +371,14 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     if (this.splitBrain) return;
     this.splitBrain = s;
     this.emit('split-brain', { legs: s.legs, generations: s.generations, message: s.message });
+    this.failMirror('split-brain', s.message);
+  }
+
+  /** The mirror must not serve (split brain, taken over): the device closes (its state saved as it is), then the legs fail. */
+  private failMirror(reason: string, detail: string): void {
+    this.failure = reason;
     const device = this.device;
-    void (device ? device.close() : Promise.resolve()).catch(() => {}).finally(() => this.failNode('split-brain', s.message));
+    void (device ? device.close() : Promise.resolve()).catch(() => {}).finally(() => this.failNode(reason, detail));
   }
 
   /** Multi-leg: start serving once the legs' sizes are known. */
@@ -582,7 +596,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
       sessionId: this.leg.sessionId ? this.leg.sessionId.toString('hex') : null,
       permissions: this.multi ? (this.legs.some((l) => l.perms !== null) ? this.permissions() : null) : this.leg.perms,
       stats: this.multi ? sumStats(legStats, this.device?.inflight() ?? 0) : legStats[0]!,
-      ...(this.multi ? { degraded: this.device?.degraded() ?? null, legs: this.legShows(legStats), verify: this.device?.verifyShow?.() ?? null } : {}),
+      ...(this.multi ? { degraded: this.device?.degraded() ?? null, legs: this.legShows(legStats), verify: this.device?.verifyShow?.() ?? null, splitBrain: this.splitBrain ? { legs: this.splitBrain.legs, generations: this.splitBrain.generations } : null } : {}),
     };
   }
 
