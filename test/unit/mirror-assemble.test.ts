@@ -23,7 +23,7 @@ function snap(l: Lineage, mark?: { leg: number; region: number }): MirrorSnapsho
 const meta = (index: number, s: MirrorSnapshot): LegFound => ({ kind: 'meta', index, seq: 1n, snapshot: s, bad: null });
 
 function input(found: LegFound[], over: Partial<AssemblyInput> = {}): AssemblyInput {
-  return { name: 'vol', legNames: found.map((_, i) => `leg ${i} (h${i}:1)`), regionSize: M, deviceSize: SIZE, record: null, found, opts: {}, rnd, ...over };
+  return { name: 'vol', legNames: found.map((_, i) => `leg ${i} (h${i}:1)`), regionSize: M, deviceSize: SIZE, record: null, found, identities: found.map(() => null), opts: {}, rnd, ...over };
 }
 
 test('blank legs and no record: a new mirror, leg 0 the source, the others compare', () => {
@@ -78,10 +78,28 @@ test('a leg reached late: in the lineage it serves, written apart it is a split 
   const old = cloneLineage(live);
   advance(live, [0], rnd);
   const meta1 = (s: MirrorSnapshot) => ({ kind: 'meta' as const, index: 1, seq: 1n, snapshot: s, bad: null });
-  assert.equal(judgeLateLeg('vol', 'leg 1', 1, 2, live, meta1(snap(old)), false).kind, 'ok');
+  assert.equal(judgeLateLeg('vol', 'leg 1', 1, 2, live, meta1(snap(old)), false, null).kind, 'ok');
   const apart = cloneLineage(old);
   advance(apart, [1], rnd);
-  assert.equal(judgeLateLeg('vol', 'leg 1', 1, 2, live, meta1(snap(apart)), false).kind, 'split-brain');
-  assert.equal(judgeLateLeg('vol', 'leg 1', 1, 2, live, { kind: 'blank' }, false).kind, 'compare');
-  assert.equal(judgeLateLeg('vol', 'leg 1', 1, 2, live, meta1(snap(newLineage(2, rnd))), false).kind, 'refuse');
+  assert.equal(judgeLateLeg('vol', 'leg 1', 1, 2, live, meta1(snap(apart)), false, null).kind, 'split-brain');
+  assert.equal(judgeLateLeg('vol', 'leg 1', 1, 2, live, { kind: 'blank' }, false, null).kind, 'compare');
+  assert.equal(judgeLateLeg('vol', 'leg 1', 1, 2, live, meta1(snap(newLineage(2, rnd))), false, null).kind, 'refuse');
+});
+
+test('a disk the metadata does not list at its position is refused naming it, unless --force-init', () => {
+  const l = newLineage(2, rnd);
+  const ids = [randomBytes(16), randomBytes(16)];
+  l.members = ids.map((b) => Buffer.from(b));
+  const found = [{ kind: 'blank' } as LegFound, meta(1, snap(l))];
+  const stranger = randomBytes(16);
+  assert.throws(() => planAssembly(input(found, { identities: [stranger, ids[1]!] })),
+    (e: Error) => new RegExp(`leg 0 \\(h0:1\\) is not a member of mirror ${l.uuid.toString('hex')} \\(its leg 0 is export ${ids[0]!.toString('hex')}`).test(e.message));
+  const forced = planAssembly(input(found, { identities: [stranger, ids[1]!], opts: { forceInit: true } }));
+  assert.equal(forced.kind, 'plan');
+  if (forced.kind !== 'plan') return;
+  assert.deepEqual(forced.plan.compare, [0]);
+  assert.deepEqual(forced.plan.snapshot.lineage.members[0], stranger, 'the new disk is the member now');
+  const same = planAssembly(input(found, { identities: ids }));
+  assert.deepEqual(same.kind === 'plan' && same.plan.compare, [0], 'the listed disk, blank, compares');
+  assert.equal(judgeLateLeg('vol', 'leg 0', 0, 2, l, { kind: 'blank' }, false, stranger).kind, 'refuse');
 });

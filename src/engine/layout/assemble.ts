@@ -13,7 +13,7 @@ import { DstError } from '../../util/errors.js';
 import type { StartOptions } from '../types.js';
 import type { LegMetaRead } from './leg-meta.js';
 import {
-  advance, cloneLineage, contains, genHex, newLineage, nextSession, ownGeneration, pickAuthority, type LegClaim, type Lineage, type Random,
+  advance, cloneLineage, contains, genHex, memberOf, newLineage, nextSession, ownGeneration, pickAuthority, type LegClaim, type Lineage, type Random,
 } from './lineage.js';
 import { blankSnapshot } from './region-state.js';
 import type { MirrorSnapshot } from './state-codec.js';
@@ -33,6 +33,8 @@ export interface AssemblyInput {
   deviceSize: number;
   record: MirrorSnapshot | null;
   found: readonly LegFound[];
+  /** each leg's export identity (null: not reached) */
+  identities: readonly (Buffer | null)[];
   opts: AssembleOptions;
   rnd: Random;
 }
@@ -87,6 +89,18 @@ export function planAssembly(a: AssemblyInput): PlanResult {
       compare.add(j);
     } else refused.push(`${a.legNames[j]} holds ${why}`);
   });
+  // a reached leg must be the export the mirror has at its position (a disk the metadata does not list is not one of its legs)
+  const ref = a.record?.lineage ?? keepMeta?.f.snapshot.lineage ?? claims[0]?.lineage ?? null;
+  a.identities.forEach((id, k) => {
+    const member = ref ? memberOf(ref, k) : null;
+    if (!id || !member || member.equals(id) || refused.some((r) => r.startsWith(`${a.legNames[k]} `))) return;
+    const why = `is not a member of mirror ${ref!.uuid.toString('hex')} (its leg ${k} is export ${member.toString('hex')}, this is ${id.toString('hex')})`;
+    if (a.opts.forceInit) {
+      notes.push(`${a.legNames[k]} ${why}: initialised (--force-init)`);
+      claims.splice(0, claims.length, ...claims.filter((c) => c.leg !== k));
+      compare.add(k);
+    } else refused.push(`${a.legNames[k]} ${why}`);
+  });
   if (refused.length > 0) {
     throw refuse(`${a.name}: ${refused.join('; ')}; \`dst node start ${a.name} --force-init\` initialises ${refused.length > 1 ? 'them' : 'it'} (the data on ${refused.length > 1 ? 'them' : 'it'} is overwritten)`);
   }
@@ -126,6 +140,7 @@ export function planAssembly(a: AssemblyInput): PlanResult {
   if (base.regionSize !== a.regionSize) notes.push(`the mirror's region is ${base.regionSize} bytes (its metadata), not the configured ${a.regionSize}`);
   const sessions = [a.record?.lineage.session ?? 0n, ...claims.map((c) => c.lineage.session)];
   lineage.session = nextSession(sessions, a.rnd);
+  a.identities.forEach((id, k) => { if (id) lineage.members[k] = Buffer.from(id); });
   const snapshot: MirrorSnapshot = { ...base, bits: base.bits.map((b) => new Uint8Array(b)), lineage };
   return { kind: 'plan', plan: { snapshot, compare: [...compare].sort((x, y) => x - y), crashed: base.clean ? [] : [...base.active], notes } };
 }
@@ -133,8 +148,15 @@ export function planAssembly(a: AssemblyInput): PlanResult {
 /** A leg first reached after the assembly: what its tail says about it against the live lineage. */
 export type LateVerdict = { kind: 'ok' } | { kind: 'compare'; note: string } | { kind: 'refuse'; message: string } | ({ kind: 'split-brain' } & SplitBrain);
 
-export function judgeLateLeg(name: string, legName: string, j: number, legs: number, live: Lineage, f: LegMetaRead, forceInit: boolean): LateVerdict {
+export function judgeLateLeg(name: string, legName: string, j: number, legs: number, live: Lineage, f: LegMetaRead, forceInit: boolean,
+  identity: Buffer | null): LateVerdict {
   if (f.kind === 'io-error') return { kind: 'ok' }; // read again when it is back
+  const member = memberOf(live, j);
+  if (member && identity && !member.equals(identity)) {
+    const why = `is not a member of mirror ${live.uuid.toString('hex')} (its leg ${j} is export ${member.toString('hex')}, this is ${identity.toString('hex')})`;
+    if (forceInit) return { kind: 'compare', note: `${legName} ${why}: initialised (--force-init)` };
+    return { kind: 'refuse', message: `${name}: ${legName} ${why}; \`dst node start ${name} --force-init\` initialises it` };
+  }
   if (f.kind !== 'meta') return { kind: 'compare', note: `${legName}: no usable metadata; it compares every region` };
   const why = mismatch(f.snapshot, f.index, j, legs, live.uuid);
   if (why !== null) {

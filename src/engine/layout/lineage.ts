@@ -26,6 +26,8 @@ export interface Lineage {
   history: bigint[];
   /** per leg: the generation its data is complete to (0n: nothing is known of it) */
   legGen: bigint[];
+  /** per leg: the export identity that is this leg (zeroes: not known yet) */
+  members: Buffer[];
 }
 
 export interface Random {
@@ -40,7 +42,10 @@ export function randomGeneration(rnd: Random): bigint {
 
 export function newLineage(legs: number, rnd: Random): Lineage {
   const current = randomGeneration(rnd);
-  return { uuid: rnd.bytes(UUID_BYTES), session: 0n, current, history: [], legGen: new Array<bigint>(legs).fill(current) };
+  return {
+    uuid: rnd.bytes(UUID_BYTES), session: 0n, current, history: [], legGen: new Array<bigint>(legs).fill(current),
+    members: Array.from({ length: legs }, () => Buffer.alloc(UUID_BYTES)),
+  };
 }
 
 /** g is this lineage's current generation or one of its ancestors */
@@ -98,5 +103,11 @@ export function pickAuthority(record: Lineage | null, claims: readonly LegClaim[
 }
 
 export function cloneLineage(l: Lineage): Lineage {
-  return { uuid: Buffer.from(l.uuid), session: l.session, current: l.current, history: [...l.history], legGen: [...l.legGen] };
+  return { uuid: Buffer.from(l.uuid), session: l.session, current: l.current, history: [...l.history], legGen: [...l.legGen], members: l.members.map((m) => Buffer.from(m)) };
+}
+
+/** Leg k's recorded member identity, or null when none is recorded. */
+export function memberOf(l: Lineage, k: number): Buffer | null {
+  const m = l.members[k];
+  return m && m.some((b) => b !== 0) ? m : null;
 }

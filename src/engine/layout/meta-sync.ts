@@ -99,7 +99,8 @@ export class MetaSync {
     try {
       const found = await this.replica.read(this.h, i, this.h.ports[i]!.leg.sizeBytes!);
       if (this.h.isClosed() || found.kind === 'io-error') return false;
-      const v = judgeLateLeg(this.h.name, this.h.legName(i), i, this.h.ports.length, this.rs.lineage, found, this.forceInit);
+      const identity = this.h.ports[i]!.leg.identity;
+      const v = judgeLateLeg(this.h.name, this.h.legName(i), i, this.h.ports.length, this.rs.lineage, found, this.forceInit, identity);
       if (v.kind === 'refuse') {
         this.h.refused(i, v.message);
         return false;
@@ -110,6 +111,7 @@ export class MetaSync {
       }
       if (found.kind === 'meta' && found.bad) this.h.log.warn(`${this.h.legName(i)}: ${found.bad}; it is rewritten`, { op: 'mirror-meta', leg: i });
       this.checked[i] = true;
+      if (identity) this.rs.setMember(i, identity);
       if (v.kind === 'compare') {
         this.h.log.warn(v.note, { op: 'mirror-meta', leg: i });
         await this.h.unknown(i);

@@ -57,6 +57,7 @@ export async function openMirror(o: MirrorOptions): Promise<Opened> {
   }));
   const result = planAssembly({
     name: o.name, legNames: o.legNames, regionSize: o.region, deviceSize: o.size, record, found, opts: o.assemble, rnd,
+    identities: o.ports.map((p, i) => (found[i]!.kind === 'away' ? null : p.leg.identity)),
   });
   if (result.kind === 'split-brain') return result;
   const { plan } = result;

@@ -158,6 +158,11 @@ export class RegionState {
     return this.requestSave();
   }
 
+  /** Leg's export identity, recorded with the next save (a late leg accepted into the mirror). */
+  setMember(leg: number, identity: Buffer): void {
+    this.lineageNow.members[leg] = Buffer.from(identity);
+  }
+
   /** Save now (an assembly's new session, a leg's metadata to refresh). */
   saveNow(): Promise<void> {
     return this.requestSave();

@@ -9,7 +9,7 @@ const MAGIC = Buffer.from('DSTMIRR1', 'latin1');
 export const STATE_VERSION = 3;
 /**
  * magic, version, legs, flags, region size, device size, active count, compare mask,
- * uuid, session, current generation, history count
+ * uuid, session, current generation, history count; then per leg its generation and member identity
  */
 const HEADER = 8 + 4 + 4 + 4 + 8 + 8 + 4 + 4 + UUID_BYTES + 8 + 8 + 4;
 const FLAG_CLEAN = 1;
@@ -39,7 +39,7 @@ export function bitmapBytes(deviceSize: number, regionSize: number): number {
 
 /** Bytes the encoding of a mirror of this geometry takes with `active` regions in its log. */
 export function encodedSize(legs: number, deviceSize: number, regionSize: number, active: number, history: number): number {
-  return HEADER + legs * 8 + history * 8 + active * 4 + legs * bitmapBytes(deviceSize, regionSize) + 4;
+  return HEADER + legs * (8 + UUID_BYTES) + history * 8 + active * 4 + legs * bitmapBytes(deviceSize, regionSize) + 4;
 }
 
 export function encodeState(s: MirrorSnapshot): Buffer {
@@ -58,6 +58,7 @@ export function encodeState(s: MirrorSnapshot): Buffer {
   at = buf.writeBigUInt64BE(l.current, at);
   at = buf.writeUInt32BE(l.history.length, at);
   for (let i = 0; i < s.legs; i++) at = buf.writeBigUInt64BE(l.legGen[i] ?? 0n, at);
+  for (let i = 0; i < s.legs; i++) at += (l.members[i] ?? Buffer.alloc(UUID_BYTES)).copy(buf, at, 0, UUID_BYTES);
   for (const g of l.history) at = buf.writeBigUInt64BE(g, at);
   for (const r of s.active) at = buf.writeUInt32BE(r, at);
   for (const b of s.bits) at += Buffer.from(b.buffer, b.byteOffset, b.byteLength).copy(buf, at);
@@ -88,6 +89,8 @@ export function decodeState(raw: Buffer): MirrorSnapshot | string {
   if (raw.length !== encodedSize(legs, deviceSize, regionSize, activeCount, historyCount)) return 'wrong length';
   const legGen: bigint[] = [];
   for (let i = 0; i < legs; i++, at += 8) legGen.push(raw.readBigUInt64BE(at));
+  const members: Buffer[] = [];
+  for (let i = 0; i < legs; i++, at += UUID_BYTES) members.push(Buffer.from(raw.subarray(at, at + UUID_BYTES)));
   const history: bigint[] = [];
   for (let i = 0; i < historyCount; i++, at += 8) history.push(raw.readBigUInt64BE(at));
   const regions = regionCount(deviceSize, regionSize);
@@ -100,5 +103,5 @@ export function decodeState(raw: Buffer): MirrorSnapshot | string {
   const n = bitmapBytes(deviceSize, regionSize);
   const bits: Uint8Array[] = [];
   for (let i = 0; i < legs; i++, at += n) bits.push(new Uint8Array(raw.subarray(at, at + n)));
-  return { legs, regionSize, deviceSize, clean, compareMask, active, bits, lineage: { uuid, session, current, history, legGen } };
+  return { legs, regionSize, deviceSize, clean, compareMask, active, bits, lineage: { uuid, session, current, history, legGen, members } };
 }
