@@ -12,6 +12,7 @@ import { DEFAULT_MAX_ACTIVE, RegionState, mirrorStatePath, readMirrorRecord } fr
 import { encodedSize, type MirrorSnapshot } from './state-codec.js';
 import { MAX_HISTORY } from './lineage.js';
 import { DstError } from '../../util/errors.js';
+import { Feature } from '../../protocol/wire.js';
 import type { Logger } from '../../util/log.js';
 
 const rnd = { bytes: (n: number): Buffer => randomBytes(n) };
@@ -65,10 +66,14 @@ export async function openMirror(o: MirrorOptions): Promise<Opened> {
   // one writer per mirror: every HELLO from now on carries this assembly's session, and each
   // export refuses older ones (a leg connected already says so in a new HELLO)
   const claim = { uuid: plan.snapshot.lineage.uuid, session: plan.snapshot.lineage.session };
-  for (const p of o.ports) {
+  o.ports.forEach((p, i) => {
     p.leg.setClaim(claim);
-    if (p.leg.phase === 'ready') p.leg.reconnect();
-  }
+    if (p.leg.phase !== 'ready') return;
+    if ((p.leg.features & Feature.MIRROR_CLAIM) === 0) {
+      o.log.warn(`${o.legNames[i]}: the export predates mirror claims; it cannot refuse an older engine that still writes`, { op: 'start', leg: i });
+    }
+    p.leg.reconnect();
+  });
   found.forEach((f, i) => { if (f.kind !== 'away' && f.kind !== 'io-error') meta.markChecked(i); });
   const state = new RegionState({
     file: mirrorStatePath(o.ctx.stateDir, o.name), clock: o.ctx.clock, log: o.log, rnd, replicate: (body) => meta.replicate(body),

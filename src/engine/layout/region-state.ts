@@ -30,7 +30,7 @@ export function mirrorStatePath(stateDir: string, node: string): string {
   return join(stateDir, 'mirror', `${node}.state`);
 }
 
-/** node del: a mirror's out-of-sync state belongs to that node only, so a new node of the name syncs afresh. */
+/** node del: the state dir's record goes; the legs keep their metadata (a new node over them reassembles the mirror). */
 export async function removeMirrorState(stateDir: string, node: string, log: Logger): Promise<void> {
   await rm(mirrorStatePath(stateDir, node), { force: true }).catch((err: unknown) => {
     log.warn(`cannot remove the mirror state: ${(err as Error).message}`, { node, op: 'node del', errno: errnoOf(err) });
