@@ -102,4 +102,8 @@ test('a disk the metadata does not list at its position is refused naming it, un
   const same = planAssembly(input(found, { identities: ids }));
   assert.deepEqual(same.kind === 'plan' && same.plan.compare, [0], 'the listed disk, blank, compares');
   assert.equal(judgeLateLeg('vol', 'leg 0', 0, 2, l, { kind: 'blank' }, false, stranger).kind, 'refuse');
+  // an export reinstalled over the same disk: the leg's own metadata says it is the member
+  const reinstalled = planAssembly(input([meta(0, snap(l)), meta(1, snap(l))], { identities: [stranger, ids[1]!] }));
+  assert.deepEqual(reinstalled.kind === 'plan' && reinstalled.plan.compare, []);
+  assert.deepEqual(reinstalled.kind === 'plan' && reinstalled.plan.snapshot.lineage.members[0], stranger);
 });

@@ -89,15 +89,16 @@ export function planAssembly(a: AssemblyInput): PlanResult {
       compare.add(j);
     } else refused.push(`${a.legNames[j]} holds ${why}`);
   });
-  // a reached leg must be the export the mirror has at its position (a disk the metadata does not list is not one of its legs)
+  // a leg without this mirror's metadata must be the export the mirror has at its position: a disk
+  // the metadata does not list is not one of its legs (a leg whose own metadata says it is the
+  // member is one, whatever its export's identity: an export reinstalled over the same disk)
   const ref = a.record?.lineage ?? keepMeta?.f.snapshot.lineage ?? claims[0]?.lineage ?? null;
   a.identities.forEach((id, k) => {
     const member = ref ? memberOf(ref, k) : null;
-    if (!id || !member || member.equals(id) || refused.some((r) => r.startsWith(`${a.legNames[k]} `))) return;
+    if (!id || !member || member.equals(id) || a.found[k]!.kind === 'meta') return;
     const why = `is not a member of mirror ${ref!.uuid.toString('hex')} (its leg ${k} is export ${member.toString('hex')}, this is ${id.toString('hex')})`;
     if (a.opts.forceInit) {
       notes.push(`${a.legNames[k]} ${why}: initialised (--force-init)`);
-      claims.splice(0, claims.length, ...claims.filter((c) => c.leg !== k));
       compare.add(k);
     } else refused.push(`${a.legNames[k]} ${why}`);
   });
@@ -152,7 +153,7 @@ export function judgeLateLeg(name: string, legName: string, j: number, legs: num
   identity: Buffer | null): LateVerdict {
   if (f.kind === 'io-error') return { kind: 'ok' }; // read again when it is back
   const member = memberOf(live, j);
-  if (member && identity && !member.equals(identity)) {
+  if (f.kind !== 'meta' && member && identity && !member.equals(identity)) {
     const why = `is not a member of mirror ${live.uuid.toString('hex')} (its leg ${j} is export ${member.toString('hex')}, this is ${identity.toString('hex')})`;
     if (forceInit) return { kind: 'compare', note: `${legName} ${why}: initialised (--force-init)` };
     return { kind: 'refuse', message: `${name}: ${legName} ${why}; \`dst node start ${name} --force-init\` initialises it` };
