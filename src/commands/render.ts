@@ -82,8 +82,9 @@ function resyncText(r: NonNullable<LegShow['resync']>): string {
 function legLine(l: LegShow, mirror: boolean): string {
   const behind = mirror ? `, out of sync ${roughSize(l.outOfSyncBytes)}` : '';
   const sync = l.resync ? `, ${resyncText(l.resync)}` : '';
+  const gen = l.generation ? `, generation ${l.generation}` : '';
   const st = l.stats;
-  return `${l.index}: ${formatLegSpec(l)} ${l.state}${behind}${sync}; reads ${st.reads}, writes ${st.writes}, resynced ${formatSize(st.resyncedBytes)}, failed ${st.failed}, reconnects ${st.reconnects}`;
+  return `${l.index}: ${formatLegSpec(l)} ${l.state}${behind}${sync}${gen}; reads ${st.reads}, writes ${st.writes}, resynced ${formatSize(st.resyncedBytes)}, failed ${st.failed}, reconnects ${st.reconnects}`;
 }
 
 /** The running or last verify pass: "running 1.5M/6M, 1 mismatching, 0 repaired". */

@@ -232,6 +232,8 @@ export interface LegShow {
   /** the export identity (hex) once known */
   identity: string | null;
   outOfSyncBytes: number;
+  /** mirror: the generation (hex) this leg's data is complete to; null when not known (it compares) or not a mirror */
+  generation: string | null;
   /** `rate`: the bytes/s the resync pace allows now (resync-min-rate ≤ rate ≤ resync-rate) */
   resync: { doneBytes: number; totalBytes: number; bytesPerSecond: number; etaMs: number | null; rate: number } | null;
   stats: LegStats;

@@ -121,6 +121,7 @@ export const legShowSchema = objectSchema<LegShow>('leg', {
   outOfSyncBytes: { attr: 7, type: t.u64 },
   resync: { attr: 8, type: t.object(resyncShowSchema), presence: 'nullable' },
   stats: { attr: 9, type: t.object(legStatsSchema) },
+  generation: { attr: 10, type: t.string, presence: 'nullable' },
 });
 
 export const nodeShowSchema = objectSchema<NodeShow>('node', {

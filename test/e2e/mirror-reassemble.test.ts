@@ -23,7 +23,10 @@ test('a fresh engine reassembles a degraded mirror from its legs and resyncs onl
   await exp.dstJson(['node', 'stop', 'leg0', '--force']);
   for (const r of WRITTEN) await nbd.write(r * REGION, blockContent((r * REGION) / 4096, 1));
   await nbd.flush();
-  await waitLegStates(rem, ['behind', 'in-sync']);
+  const behind = await waitLegStates(rem, ['behind', 'in-sync']);
+  const [g0, g1] = behind.legs!.map((l) => l.generation);
+  assert.match(g1 ?? '', /^[0-9a-f]{16}$/);
+  assert.ok(g0 !== null && g0 !== g1, 'the legs in sync started a new generation; leg 0 keeps the old one');
   nbd.close();
   await rem.kill('SIGKILL'); // the engine and its state dir are gone
 
@@ -36,6 +39,7 @@ test('a fresh engine reassembles a degraded mirror from its legs and resyncs onl
   assert.equal(show.legs![0]!.stats.resyncedBytes, WRITTEN.length * REGION, 'leg 0 copied exactly the regions it missed');
   assert.equal(show.legs![0]!.stats.comparedBytes, 0, 'a bitmap resync, not a full compare');
   assert.equal(show.legs![1]!.stats.resyncedBytes, 0, 'nothing was copied onto the leg that went on');
+  assert.equal(show.legs![0]!.generation, show.legs![1]!.generation, 'caught up: one generation');
   const again = await NbdClient.connect(show.nbd!.socket);
   t.after(() => again.close());
   for (const r of WRITTEN) assert.equal(checkBlock(await again.read(r * REGION, 4096), (r * REGION) / 4096).version, 1);

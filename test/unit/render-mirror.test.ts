@@ -15,7 +15,7 @@ const M = 1024 * K;
 function leg(index: number, over: Partial<LegShow> = {}): LegShow {
   return {
     index, remote: `192.0.2.${10 + index}:10825`, export: `leg${index}`, state: 'in-sync', size: 64 * M, identity: null,
-    outOfSyncBytes: 0, resync: null,
+    outOfSyncBytes: 0, generation: null, resync: null,
     stats: { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0, resyncedBytes: 0, comparedBytes: 0, failed: 0, reconnects: 0 },
     ...over,
   };
@@ -42,7 +42,7 @@ const resyncing = mirror({
 });
 
 test('node list: a mirror\'s condition in the STATE column', () => {
-  const behind = mirror({ degraded: true, legs: [leg(0), leg(1, { state: 'behind', outOfSyncBytes: 3 * M })] });
+  const behind = mirror({ degraded: true, legs: [leg(0), leg(1, { state: 'behind', outOfSyncBytes: 3 * M, generation: '00000000000000aa' })] });
   const away = mirror({ state: 'backoff', reason: 'leg', degraded: true, legs: [leg(0), leg(1, { state: 'connecting' })] });
   const split = mirror({ degraded: true, splitBrain: { legs: [0, 1], generations: ['00000000000000a1', '00000000000000b7'] } });
   assert.deepEqual(stateColumn([mirror(), behind, resyncing, away, split, remoteNode()]), [
@@ -93,4 +93,10 @@ test('node show: a split brain is a loud line naming the legs and their generati
 
 test('roughSize: one decimal, the largest unit', () => {
   assert.deepEqual([0, 900, 1536, 4 * M, 1.25 * 1024 * M, 3 * 1024 ** 4].map(roughSize), ['0', '900', '1.5K', '4M', '1.3G', '3T']);
+});
+
+test('node show: a mirror leg\'s generation is said when known', () => {
+  const behind = mirror({ degraded: true, legs: [leg(0), leg(1, { state: 'behind', outOfSyncBytes: 3 * M, generation: '00000000000000aa' })] });
+  assert.match(nodeBlock(chalk, behind), /^ +1: \S+ behind, out of sync 3M, generation 00000000000000aa; reads 0/m);
+  assert.doesNotMatch(nodeBlock(chalk, mirror()), /generation/);
 });

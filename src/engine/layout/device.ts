@@ -9,7 +9,7 @@ import type { LegShow, LegState, LegStats, VerifyOptions, VerifyReport, VerifySh
 export type DeviceHealth = 'ready' | 'backoff' | 'failed';
 
 /** The mirror parts of a leg's show. */
-export type LegSync = Pick<LegShow, 'outOfSyncBytes' | 'resync'> & Pick<LegStats, 'resyncedBytes' | 'comparedBytes'>;
+export type LegSync = Pick<LegShow, 'outOfSyncBytes' | 'resync' | 'generation'> & Pick<LegStats, 'resyncedBytes' | 'comparedBytes'>;
 
 export interface Device {
   /** bytes the device serves */

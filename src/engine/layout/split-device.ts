@@ -96,7 +96,7 @@ export class SplitDevice implements Device {
   }
 
   legSync(): LegSync {
-    return { outOfSyncBytes: 0, resync: null, resyncedBytes: 0, comparedBytes: 0 };
+    return { outOfSyncBytes: 0, resync: null, resyncedBytes: 0, comparedBytes: 0, generation: null };
   }
 
   legPhaseChanged(leg: number): void {

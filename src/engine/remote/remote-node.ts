@@ -621,7 +621,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     return this.legs.map((l, i): LegShow => {
       const cfg = this.node.config.legs[i]!;
       const port = this.ports[i];
-      const sync = this.device?.legSync(i) ?? { outOfSyncBytes: 0, resync: null, resyncedBytes: 0, comparedBytes: 0 };
+      const sync = this.device?.legSync(i) ?? { outOfSyncBytes: 0, resync: null, resyncedBytes: 0, comparedBytes: 0, generation: null };
       const c = port?.counters;
       return {
         index: i,
@@ -631,6 +631,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
         size: l.sizeBytes,
         identity: l.identity ? l.identity.toString('hex') : null,
         outOfSyncBytes: sync.outOfSyncBytes,
+        generation: sync.generation,
         resync: sync.resync,
         stats: {
           reads: c?.reads ?? 0, writes: c?.writes ?? 0, bytesRead: c?.bytesRead ?? 0, bytesWritten: c?.bytesWritten ?? 0,
