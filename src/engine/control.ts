@@ -87,10 +87,11 @@ export function createControlHandler(deps: ControlDeps): ControlHandlerFn {
       }
       case 'node-verify': {
         const from = a.from;
-        return registry.verify(str(a, 'name', 'node verify'), { repair: a.repair === true, from: typeof from === 'number' ? from : null });
+        return registry.remoteRuntime(str(a, 'name', 'node verify'), 'node verify').verify({ repair: a.repair === true, from: typeof from === 'number' ? from : null });
       }
       case 'node-resolve':
-        return registry.resolve(str(a, 'name', 'node resolve'), Number(a.keep));
+        await registry.remoteRuntime(str(a, 'name', 'node resolve'), 'node resolve').resolve(Number(a.keep));
+        return registry.show(String(a.name));
       case 'security-add':
         return registry.securityAdd(str(a, 'name', 'security add'), str(a, 'addr', 'security add'), String(a.perm ?? ''),
           typeof a.keyFile === 'string' ? a.keyFile : null);

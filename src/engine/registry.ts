@@ -19,7 +19,7 @@ import { aclCopy, clearedCrypto, configOfAdd, deepFreeze, policyPatch, withAclEn
 import { attachView, nodeShow, statusShow } from './node-show.js';
 import type {
   AclEntry, AttachmentShow, CryptoSetArgs, CryptoShow, EventSink, ExportConfig, NodeAddArgs, NodeConfig, NodeContext,
-  NodeRuntime, NodeShow, NodeState, Policy, RemoteConfig, RemoteRuntime, Role, StartOptions, StatusShow, VerifyOptions, VerifyReport,
+  NodeRuntime, NodeShow, NodeState, Policy, RemoteConfig, RemoteRuntime, Role, StartOptions, StatusShow,
 } from './types.js';
 
 export type ExportFactory = (node: { readonly config: ExportConfig }, ctx: NodeContext) => NodeRuntime;
@@ -388,16 +388,9 @@ export class Registry {
     return this.buildShow(e);
   }
 
-  /** node verify: a mirror's verify pass (waits for it). */
-  verify(name: string, o: VerifyOptions): Promise<VerifyReport> {
-    return (this.entry(name, `node verify ${name}`, 'remote', 'verify applies').runtime as RemoteRuntime).verify(o);
-  }
-
-  /** node resolve: a mirror's split brain ended by the operator's choice of survivor */
-  async resolve(name: string, keep: number): Promise<NodeShow> {
-    const e = this.entry(name, `node resolve ${name}`, 'remote', 'resolve applies');
-    await (e.runtime as RemoteRuntime).resolve(keep);
-    return this.buildShow(e);
+  /** A remote node's runtime, for the mirror commands (node verify, node resolve) that are its own. */
+  remoteRuntime(name: string, cmd: string): RemoteRuntime {
+    return this.entry(name, `${cmd} ${name}`, 'remote', `${cmd.replace('node ', '')} applies`).runtime as RemoteRuntime;
   }
 
   /** Stop every running node (engine shutdown), in parallel. Errors are logged. */

@@ -11,6 +11,7 @@ import { Mirror, type MirrorOptions } from './mirror.js';
 import { DEFAULT_MAX_ACTIVE, RegionState, mirrorStatePath, readMirrorRecord } from './region-state.js';
 import { encodedSize, type MirrorSnapshot } from './state-codec.js';
 import { MAX_HISTORY } from './lineage.js';
+import { largerLegs, mirrorSize } from './map.js';
 import { DstError } from '../../util/errors.js';
 import { Feature } from '../../protocol/wire.js';
 import type { Logger } from '../../util/log.js';
@@ -28,7 +29,20 @@ export async function loadMirrorRecord(stateDir: string, name: string, log: Logg
 
 export type Opened = { kind: 'device'; device: Device } | ({ kind: 'split-brain' } & SplitBrain);
 
-export async function openMirror(o: MirrorOptions): Promise<Opened> {
+/** What a mirror's legs reached so far leave room for (legs larger than the smallest: logged). */
+function reachedSize(o: Omit<MirrorOptions, 'size'>): number {
+  const known = o.ports.map((p) => p.leg.sizeBytes);
+  const reached = known.flatMap((k) => (k === null ? [] : [k]));
+  const larger = largerLegs(known.map((k) => k ?? 0)).filter((i) => known[i] !== null);
+  if (larger.length > 0) {
+    o.log.warn(`mirror legs of different sizes: leg${larger.length > 1 ? 's' : ''} ${larger.join(', ')} ` +
+      `larger than the smallest (${Math.min(...reached)} bytes); the extra space is unused`, { op: 'start' });
+  }
+  return mirrorSize(reached);
+}
+
+export async function openMirror(opts: Omit<MirrorOptions, 'size'>): Promise<Opened> {
+  const o: MirrorOptions = { ...opts, size: reachedSize(opts) };
   const n = o.ports.length;
   const need = encodedSize(n, o.size, o.region, DEFAULT_MAX_ACTIVE, MAX_HISTORY);
   if (need > MAX_META_BODY) {

@@ -24,23 +24,26 @@
 // its size (a mirror: once every leg answered or failed an attempt, at least one with a size), and
 // its state is the device's health: ready while every block can be served (a mirror: one leg in
 // sync), backoff with reason `leg` while some blocks wait for a leg, failed when no leg can serve.
-import type { TimerHandle } from '../../util/clock.js';
 import { DstError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { formatHostPort, parseHostPort } from '../../util/parse.js';
 import { nbdSocketPath } from '../paths.js';
 import {
-  emptyStats, type EventFields, type EventName, type LegShow, type LegState, type NodeContext, type Policy, type RemoteConfig, type RemoteRuntime,
-  type RemoteState, type RuntimeShow, type StartOptions, type Stats, type VerifyOptions, type VerifyReport,
+  type EventFields, type EventName, type LegState, type NodeContext, type Policy, type RemoteConfig, type RemoteRuntime,
+  type RemoteState, type RuntimeShow, type StartOptions, type VerifyOptions, type VerifyReport,
 } from '../types.js';
 import type { Connection, SocketFactory } from './connection.js';
 import { Leg } from './leg.js';
 import type { Device } from '../layout/device.js';
 import { LegPort } from '../layout/leg-port.js';
-import { largerLegs, linearMap, mirrorSize, stripeMap } from '../layout/map.js';
+import { linearMap, stripeMap } from '../layout/map.js';
 import type { SplitBrain } from '../layout/assemble.js';
-import { loadMirrorRecord, openMirror } from '../layout/open-mirror.js';
+import { openMirror } from '../layout/open-mirror.js';
 import { SplitDevice } from '../layout/split-device.js';
+import { AssemblyGate } from './assembly-gate.js';
+import { checkResolve, checkVerify } from './mirror-checks.js';
+import { StateWaiters } from './state-waiters.js';
+import { legShows, sumStats } from './multi-show.js';
 import { startNbdEndpoint, type NbdEndpoint, type NbdEndpointOptions } from './nbd-endpoint.js';
 import type { BlockDone, BlockRequest, BlockTarget } from './target.js';
 import { STOP_GRACE_MS } from './transactions.js';
@@ -83,20 +86,17 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   private serving = false;
   /** multi-leg: a node-level failure (duplicate legs, the endpoint or the device could not start) */
   private failure: string | null = null;
-  /** mirror: this start's one-shot options, and whether the state dir has a record (null: not read yet) */
-  private assemble: StartOptions = {};
-  private hasRecord: boolean | null = null;
+  /** mirror: when it may assemble, with this start's one-shot options */
+  private gate = new AssemblyGate();
   /** mirror: legs found written apart (nothing is served until `node resolve`) */
   private splitBrain: SplitBrain | null = null;
-  /** mirror: no record, a leg away, no --degraded: the node waits for it */
-  private waitingForLegs = false;
   /** a device is being built (maybeServe runs once at a time) */
   private assembling = false;
   /** multi-leg: each leg's state last reported (leg-state events are emitted on change) */
   private readonly legsReported: LegState[];
 
   private endpoint: NbdEndpoint | null = null;
-  private waiters: { resolve: (s: RemoteState) => void; timer: TimerHandle }[] = [];
+  private readonly waiters: StateWaiters<RemoteState>;
 
   constructor(private readonly node: { readonly config: RemoteConfig }, private readonly ctx: NodeContext,
     private readonly deps: RemoteNodeDeps) {
@@ -118,6 +118,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     }));
     this.leg = this.legs[0]!;
     this.legsReported = this.legs.map(() => 'connecting');
+    this.waiters = new StateWaiters(ctx.clock, () => this.state);
   }
 
   get name(): string {
@@ -146,7 +147,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     const s = this.state;
     if (s !== 'backoff' && s !== 'failed') return null;
     if (!this.multi) return this.leg.reason;
-    return this.failure ?? (s === 'failed' ? 'legs-failed' : this.waitingForLegs ? 'waiting-for-legs' : 'leg');
+    return this.failure ?? (s === 'failed' ? 'legs-failed' : this.gate.waiting ? 'waiting-for-legs' : 'leg');
   }
 
   private legPhaseChanged(i: number): void {
@@ -171,7 +172,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     this.reported = to;
     this.log.info(`state ${from} → ${to}${this.reason ? ` (${this.reason})` : ''}`, { op: 'state' });
     this.emit('state-changed', { from, to, reason: this.reason });
-    if (to === 'ready' || to === 'failed' || to === 'configured') this.wakeWaiters();
+    if (to === 'ready' || to === 'failed' || to === 'configured') this.waiters.wake();
   }
 
   private emit(event: EventName, fields: EventFields = {}): void {
@@ -188,10 +189,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     if (this.stopping) await this.stopping;
     if (this.started && this.state !== 'failed') {
       // idempotent; a mirror waiting for an away leg takes --degraded from a second start
-      if (opts.degraded && this.waitingForLegs) {
-        this.assemble = { ...this.assemble, degraded: true };
-        void this.maybeServe();
-      }
+      if (opts.degraded && this.gate.degrade()) void this.maybeServe();
       return;
     }
     if (this.started) await this.teardown(true); // failed → a fresh start
@@ -199,11 +197,9 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     this.started = true;
     this.failure = null;
     this.splitBrain = null;
-    this.assemble = opts;
-    this.hasRecord = null;
+    this.gate = new AssemblyGate(opts);
     // a mirror's first HELLOs carry no claim: this run's session is chosen once the legs are read
     for (const l of this.legs) l.setClaim(null);
-    this.waitingForLegs = false;
     for (const l of this.legs) l.start();
   }
 
@@ -271,35 +267,26 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
 
   /** node verify: one pass of the mirror's verify */
   verify(o: VerifyOptions): Promise<VerifyReport> {
-    const c = this.node.config;
-    const where = `node verify ${c.name}`;
-    if (c.layout !== 'mirror') {
-      return Promise.reject(new DstError('DST_ERR_INVALID', `${where}: ${c.name} is a ${c.layout} device; verify compares the legs of a mirror`));
-    }
-    if (o.from !== null && (!Number.isInteger(o.from) || o.from < 0 || o.from >= c.legs.length)) {
-      return Promise.reject(new DstError('DST_ERR_INVALID', `${where}: --from ${o.from} is not a leg of ${c.name} (legs 0 to ${c.legs.length - 1})`));
-    }
-    if (o.from !== null && !o.repair) return Promise.reject(new DstError('DST_ERR_INVALID', `${where}: --from names the source of repairs; give --repair too`));
     const verify = this.device?.verify?.bind(this.device);
-    if (!verify) {
-      return Promise.reject(new DstError('DST_ERR_STATE', `node verify ${this.node.config.name}: the mirror is not serving yet (state ${this.state}${this.reason ? `, reason ${this.reason}` : ''})`, { errno: 'EAGAIN' }));
+    try {
+      checkVerify(this.node.config, o, verify !== undefined, this.stateText());
+    } catch (err) {
+      return Promise.reject(err);
     }
-    return verify(o);
+    return verify!(o);
   }
 
   /** node resolve: the split brain ends with leg `keep` as the survivor (a restart that assembles around it) */
   async resolve(keep: number): Promise<void> {
-    const c = this.node.config;
-    const where = `node resolve ${c.name}`;
-    if (!this.splitBrain) {
-      throw new DstError('DST_ERR_STATE', `${where}: ${c.name} is not in split brain (state ${this.state}${this.reason ? `, reason ${this.reason}` : ''}); nothing to resolve`, { errno: 'EINVAL' });
-    }
-    if (!Number.isInteger(keep) || keep < 0 || keep >= c.legs.length) {
-      throw new DstError('DST_ERR_INVALID', `${where}: --keep ${keep} is not a leg of ${c.name} (legs 0 to ${c.legs.length - 1})`, { errno: 'EINVAL' });
-    }
+    checkResolve(this.node.config, this.splitBrain !== null, keep, this.stateText());
     this.log.warn(`split brain resolved by the operator: leg ${keep} is kept, the other legs copy what differs from it`, { op: 'node resolve' });
     await this.stop({ force: true });
     await this.start({ keep });
+  }
+
+  /** "state backoff, reason leg" for messages */
+  private stateText(): string {
+    return `state ${this.state}${this.reason ? `, reason ${this.reason}` : ''}`;
   }
 
   reconnect(): void {
@@ -314,25 +301,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   waitReady(ms: number): Promise<RemoteState> {
     const s = this.state;
     if (s === 'ready' || s === 'failed' || ms <= 0) return Promise.resolve(s);
-    return new Promise((resolve) => {
-      const w = {
-        resolve,
-        timer: this.ctx.clock.setTimer(ms, () => {
-          this.waiters = this.waiters.filter((x) => x !== w);
-          resolve(this.state);
-        }),
-      };
-      this.waiters.push(w);
-    });
-  }
-
-  private wakeWaiters(): void {
-    const ws = this.waiters;
-    this.waiters = [];
-    for (const w of ws) {
-      w.timer.cancel();
-      w.resolve(this.state);
-    }
+    return this.waiters.wait(ms);
   }
 
   private firstHello(i: number, conn: Connection, sessionHex: string): void {
@@ -402,30 +371,13 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     }
   }
 
-  /**
-   * Mirror: without a state-dir record the legs' metadata is all there is, and a leg away may hold
-   * the newest data (assembling from a subset is how md lets an old leg overwrite new ones): wait
-   * for every leg unless `node start --degraded`.
-   */
+  /** Mirror: the gate decides; a start or stop meanwhile drops the answer. */
   private async mayAssemble(): Promise<boolean> {
-    if (this.hasRecord === null) {
-      const gen = this.generation;
-      const rec = await loadMirrorRecord(this.ctx.stateDir, this.name, this.log);
-      if (gen !== this.generation) return false;
-      this.hasRecord = rec !== null;
-    }
-    const away = this.legs.flatMap((l, i) => (l.phase === 'ready' || l.phase === 'failed' ? [] : [i]));
-    if (this.hasRecord || this.assemble.degraded || away.length === 0) {
-      this.waitingForLegs = false;
-      return true;
-    }
-    if (!this.waitingForLegs) {
-      this.waitingForLegs = true;
-      this.log.warn(`no state-dir record of the mirror: waiting for every leg's metadata (leg${away.length > 1 ? 's' : ''} ${away.join(', ')} away); `
-        + `\`dst node start ${this.name} --degraded\` assembles from the legs reached`, { op: 'start' });
-      this.sync();
-    }
-    return false;
+    const gen = this.generation;
+    const ok = await this.gate.mayAssemble(this.legs, this.ctx.stateDir, this.name, this.log);
+    if (gen !== this.generation) return false;
+    if (!ok) this.sync();
+    return ok;
   }
 
   private async buildDevice(gen: number): Promise<void> {
@@ -437,19 +389,13 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     let device: Device;
     try {
       if (mirror) {
-        const reached = known.flatMap((k) => (k === null ? [] : [k]));
-        const larger = largerLegs(known.map((k) => k ?? 0)).filter((i) => known[i] !== null);
-        if (larger.length > 0) {
-          this.log.warn(`mirror legs of different sizes: leg${larger.length > 1 ? 's' : ''} ${larger.join(', ')} ` +
-            `larger than the smallest (${Math.min(...reached)} bytes); the extra space is unused`, { op: 'start' });
-        }
         const opened = await openMirror({
-          ports: this.ports, size: mirrorSize(reached), region: cfg.region, ctx: this.ctx, log: this.log, name: this.name,
+          ports: this.ports, region: cfg.region, ctx: this.ctx, log: this.log, name: this.name,
           policy: () => this.policy,
           emit: (event, fields) => this.emit(event, fields),
           changed: () => { this.sync(); this.maybeCapacity(); },
           legNames: cfg.legs.map((l, i) => `leg ${i} (${l.remote}${l.export ? `/${l.export}` : ''})`),
-          assemble: this.assemble,
+          assemble: this.gate.opts,
           splitBrain: (sb) => this.onSplitBrain(sb),
         });
         if (opened.kind === 'split-brain') {
@@ -596,7 +542,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
       sessionId: this.leg.sessionId ? this.leg.sessionId.toString('hex') : null,
       permissions: this.multi ? (this.legs.some((l) => l.perms !== null) ? this.permissions() : null) : this.leg.perms,
       stats: this.multi ? sumStats(legStats, this.device?.inflight() ?? 0) : legStats[0]!,
-      ...(this.multi ? { degraded: this.device?.degraded() ?? null, legs: this.legShows(legStats), verify: this.device?.verifyShow?.() ?? null, splitBrain: this.splitBrain ? { legs: this.splitBrain.legs, generations: this.splitBrain.generations } : null } : {}),
+      ...(this.multi ? { degraded: this.device?.degraded() ?? null, legs: legShows(this.legs, this.node.config, this.ports, this.device, (i) => this.legState(i), legStats), verify: this.device?.verifyShow?.() ?? null, splitBrain: this.splitBrain ? { legs: this.splitBrain.legs, generations: this.splitBrain.generations } : null } : {}),
     };
   }
 
@@ -616,46 +562,4 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
       this.emit('leg-state', { leg: i, from, to, reason });
     }
   }
-
-  private legShows(legStats: Stats[]): LegShow[] {
-    return this.legs.map((l, i): LegShow => {
-      const cfg = this.node.config.legs[i]!;
-      const port = this.ports[i];
-      const sync = this.device?.legSync(i) ?? { outOfSyncBytes: 0, resync: null, resyncedBytes: 0, comparedBytes: 0, generation: null };
-      const c = port?.counters;
-      return {
-        index: i,
-        remote: cfg.remote,
-        export: cfg.export,
-        state: this.legState(i),
-        size: l.sizeBytes,
-        identity: l.identity ? l.identity.toString('hex') : null,
-        outOfSyncBytes: sync.outOfSyncBytes,
-        generation: sync.generation,
-        resync: sync.resync,
-        stats: {
-          reads: c?.reads ?? 0, writes: c?.writes ?? 0, bytesRead: c?.bytesRead ?? 0, bytesWritten: c?.bytesWritten ?? 0,
-          resyncedBytes: sync.resyncedBytes, comparedBytes: sync.comparedBytes, failed: c?.failed ?? 0, reconnects: legStats[i]!.reconnects,
-        },
-      };
-    });
-  }
-}
-
-/** A multi-leg node's stats: the legs' transactions added up; in flight counts device requests. */
-function sumStats(all: Stats[], inflight: number): Stats {
-  const s = emptyStats();
-  for (const x of all) {
-    s.inflightPeak = Math.max(s.inflightPeak, x.inflightPeak);
-    s.completed += x.completed;
-    s.resends += x.resends;
-    s.replayed += x.replayed;
-    s.failed += x.failed;
-    s.reconnects += x.reconnects;
-    s.bytesRead += x.bytesRead;
-    s.bytesWritten += x.bytesWritten;
-    if (x.oldestInflightMs !== null) s.oldestInflightMs = Math.max(s.oldestInflightMs ?? 0, x.oldestInflightMs);
-  }
-  s.inflight = inflight;
-  return s;
 }
