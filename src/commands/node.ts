@@ -8,6 +8,7 @@ import { checked, optDuration, optHostPort, optInt, optName, optSize } from './a
 import { nodeBlock, nodeLine, nodeTable, policyLine } from './render.js';
 import { DstError } from '../util/errors.js';
 import { describeOf } from './help.js';
+import { legCommand } from './node-leg.js';
 
 const name = { describe: 'node name (1-32 of A-Z a-z 0-9 _ -)', type: 'string' } as const;
 
@@ -274,5 +275,5 @@ const resolve = defineCommand<{ name: string; keep: string }>({
   },
 });
 
-export const nodeSubcommands: readonly DstCommand[] = [add, start, stop, del, reconnect, list, show, set, verify, resolve] as readonly DstCommand[];
-export const nodeCommand: DstCommand = defineGroup('node', 'Manage nodes: add, start, stop, del, reconnect, list, show, set, verify, resolve', nodeSubcommands);
+export const nodeSubcommands: readonly DstCommand[] = [add, start, stop, del, reconnect, list, show, set, verify, resolve, legCommand] as readonly DstCommand[];
+export const nodeCommand: DstCommand = defineGroup('node', 'Manage nodes: add, start, stop, del, reconnect, list, show, set, verify, resolve, leg', nodeSubcommands);

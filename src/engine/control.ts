@@ -3,6 +3,7 @@
 // so a refused command changes nothing. `hello` and `subscribe` are answered by the server itself;
 // they are handled here too for direct callers (tests, the demo).
 import { DstError, errnoOf } from '../util/errors.js';
+import { parseLegSpec } from '../util/parse.js';
 import type { Logger, LogLevel } from '../util/log.js';
 import { appliesTo, FAMILY } from '../netlink/family.js';
 import { formatConfig, readConfigFile } from './config.js';
@@ -92,6 +93,12 @@ export function createControlHandler(deps: ControlDeps): ControlHandlerFn {
       case 'node-resolve':
         await registry.remoteRuntime(str(a, 'name', 'node resolve'), 'node resolve').resolve(Number(a.keep));
         return registry.show(String(a.name));
+      case 'node-leg-add': {
+        const leg = parseLegSpec(`${str(a, 'remote', 'node leg add')}${typeof a.export === 'string' ? `/${a.export}` : ''}`, 'node leg add: leg address', null);
+        return registry.editLegs(str(a, 'name', 'node leg add'), { op: 'add', leg, forceInit: a.forceInit === true });
+      }
+      case 'node-leg-del':
+        return registry.editLegs(str(a, 'name', 'node leg del'), { op: 'del', index: Number(a.leg), force: a.force === true });
       case 'security-add':
         return registry.securityAdd(str(a, 'name', 'security add'), str(a, 'addr', 'security add'), String(a.perm ?? ''),
           typeof a.keyFile === 'string' ? a.keyFile : null);

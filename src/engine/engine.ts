@@ -133,7 +133,7 @@ export async function runEngine(opts: EngineOptions): Promise<Engine> {
     cores,
   });
   // A crashed engine's attachments (loop device, FUSE mount, nbdfuse, /dev/nbdN) are cleaned now.
-  await registry.reconcileAttachments();
+  await registry.attachments.reconcile();
   if (parsed.nodes.length) {
     await registry.load(parsed.nodes, `config ${parsed.file}`, { start: false });
     elog.info(`loaded ${parsed.nodes.length} nodes from ${parsed.file}`);

@@ -18,7 +18,7 @@ import { isStopped, notReadyError, requireConfigured, requireDetached, requireNo
 import { aclCopy, clearedCrypto, configOfAdd, deepFreeze, policyPatch, withAclEntries, withBoundPort, withCrypto, withoutAclEntry, withPolicy, withReplaced } from './node-edits.js';
 import { attachView, nodeShow, statusShow } from './node-show.js';
 import type {
-  AclEntry, AttachmentShow, CryptoSetArgs, CryptoShow, EventSink, ExportConfig, NodeAddArgs, NodeConfig, NodeContext,
+  AclEntry, AttachmentShow, CryptoSetArgs, CryptoShow, EventSink, ExportConfig, LegEdit, NodeAddArgs, NodeConfig, NodeContext,
   NodeRuntime, NodeShow, NodeState, Policy, RemoteConfig, RemoteRuntime, Role, StartOptions, StatusShow,
 } from './types.js';
 
@@ -211,22 +211,17 @@ export class Registry {
       clock: this.opts.clock, log, events, runtimeDir: this.opts.runtimeDir,
       stateDir: this.opts.stateDir, limits: this.opts.limits, cryptoPool: this.opts.cryptoPool,
     };
-    if (frozen.role === 'export') {
-      entry.runtime = this.opts.createExport({ get config() { return entry.config as ExportConfig; } }, ctx);
-    } else {
-      entry.runtime = this.opts.createRemote({ get config() { return entry.config as RemoteConfig; } }, ctx);
-    }
+    entry.runtime = frozen.role === 'export'
+      ? this.opts.createExport({ get config() { return entry.config as ExportConfig; } }, ctx)
+      : this.opts.createRemote({ get config() { return entry.config as RemoteConfig; } }, ctx);
     this.nodes.set(c.name, entry);
     this.opts.events.emit(c.name, 'node-added');
     log.info(`added ${c.role} node`, { op: 'node add' });
     return entry;
   }
 
-  /**
-   * Add `configs` all or nothing: their names reserved while each is checked (errors name
-   * `whereOf` it; `create`: the disk size `node add --create` makes), then `apply` runs inside one
-   * granted change with the disk sizes found.
-   */
+  /** Add `configs` all or nothing: names reserved while each is checked (errors name `whereOf` it; `create`: the
+   * disk size `node add --create` makes), then `apply` runs inside one granted change with the disk sizes found. */
   private async adding<T>(configs: NodeConfig[], where: string, whereOf: (c: NodeConfig) => string, create: number | null,
     apply: (sizes: (number | null)[]) => Promise<T>): Promise<T> {
     const names = configs.map((c) => c.name);
@@ -393,6 +388,17 @@ export class Registry {
     return this.entry(name, `${cmd} ${name}`, 'remote', `${cmd.replace('node ', '')} applies`).runtime as RemoteRuntime;
   }
 
+  /** node leg add/del: the running mirror changes its legs; the new legs are saved through the gate */
+  async editLegs(name: string, edit: LegEdit): Promise<NodeShow> {
+    const where = `node leg ${edit.op} ${name}`;
+    const rt = this.remoteRuntime(name, `node leg ${edit.op}`);
+    return this.locks.run(name, async () => {
+      const e = this.entry(name, where);
+      await rt.editLegs(edit, (legs) => this.replace(e, { ...e.config, legs } as RemoteConfig, where, 'grant'));
+      return this.buildShow(e);
+    });
+  }
+
   /** Stop every running node (engine shutdown), in parallel. Errors are logged. */
   async stopAll(force: boolean): Promise<void> {
     // Attachments first, while their nodes still serve: unmount (flushing through the node), detach.
@@ -410,8 +416,6 @@ export class Registry {
     }));
   }
 
-  // ---- attachments ----
-
   /** dst attach: a ready remote node as a local block device. */
   async attach(name: string, method: AttachMethodArg): Promise<AttachmentShow> {
     this.entry(name, `attach ${name}`);
@@ -422,11 +426,6 @@ export class Registry {
   async detach(name: string, force: boolean): Promise<DetachResult> {
     this.entry(name, `detach ${name}`);
     return this.attachments.detach(name, force);
-  }
-
-  /** Engine start: clean the attachments a crashed engine left behind. */
-  reconcileAttachments(): Promise<void> {
-    return this.attachments.reconcile();
   }
 
   // ---- config changes (any state) ----

@@ -367,6 +367,13 @@ export interface NodeRuntime {
 export type RuntimeShow = Pick<NodeShow, 'state' | 'reason' | 'size' | 'listen' | 'nbd' | 'sessionId' | 'permissions' | 'stats'>
   & Partial<Pick<NodeShow, 'degraded' | 'legs' | 'verify' | 'splitBrain'>>;
 
+/** A change of a running mirror's legs. */
+export type LegEdit =
+  /** append a leg; forceInit: an export holding mirror metadata is initialised (its data overwritten) */
+  | { op: 'add'; leg: LegConfig; forceInit?: boolean }
+  /** remove leg `index` (the legs after it renumbered); force: even the last in-sync one */
+  | { op: 'del'; index: number; force?: boolean };
+
 /** One-shot options of a start (a mirror's assembly; other nodes have none). */
 export interface StartOptions {
   /** mirror: assemble from the legs reached even without a state-dir record (a leg away may hold newer data) */
@@ -386,6 +393,8 @@ export interface RemoteRuntime extends NodeRuntime {
   verify(o: VerifyOptions): Promise<VerifyReport>;
   /** A mirror in split brain: restart it keeping leg `keep`. */
   resolve(keep: number): Promise<void>;
+  /** node leg add/del on a running mirror; `commit` installs (and saves) the new legs in the node's config */
+  editLegs(edit: LegEdit, commit: (legs: LegConfig[]) => Promise<void>): Promise<void>;
 }
 
 // ---- control API: one entry per CLI request (DESIGN §6). The netlink table encodes these. ----
@@ -431,6 +440,8 @@ export interface ControlApi {
   /** a mirror's verify pass (waits for it); repair from `from`, or the majority of three or more legs */
   'node-verify': { args: { name: string } & VerifyOptions; result: VerifyReport };
   'node-resolve': { args: { name: string; keep: number }; result: NodeShow };
+  'node-leg-add': { args: { name: string; remote: string; export: string | null; forceInit?: boolean }; result: NodeShow };
+  'node-leg-del': { args: { name: string; leg: number; force?: boolean }; result: NodeShow };
   'security-add': { args: { name: string; addr: string; perm: Perm; keyFile: string | null }; result: AclEntry[] };
   'security-del': { args: { name: string; addr: string }; result: AclEntry[] };
   'security-list': { args: { name: string }; result: AclEntry[] };

@@ -59,6 +59,8 @@ export const DST_CMD = {
   DETACH: 24,
   NODE_VERIFY: 25,
   NODE_RESOLVE: 26,
+  NODE_LEG_ADD: 27,
+  NODE_LEG_DEL: 28,
 } as const;
 
 // ---- per-command argument/result schemas ----
@@ -98,6 +100,17 @@ const nodeStartArgs = objectSchema<ControlApi['node-start']['args']>('node-start
 const nodeResolveArgs = objectSchema<ControlApi['node-resolve']['args']>('node-resolve-args', {
   name: { attr: 1, type: t.string },
   keep: { attr: 2, type: t.u32 },
+});
+const nodeLegAddArgs = objectSchema<ControlApi['node-leg-add']['args']>('node-leg-add-args', {
+  name: { attr: 1, type: t.string },
+  remote: { attr: 2, type: t.string, doc: 'HOST:PORT of the export' },
+  export: { attr: 3, type: t.string, presence: 'nullable', doc: 'export name (null: the default)' },
+  forceInit: { attr: 4, type: t.bool, presence: 'optional' },
+});
+const nodeLegDelArgs = objectSchema<ControlApi['node-leg-del']['args']>('node-leg-del-args', {
+  name: { attr: 1, type: t.string },
+  leg: { attr: 2, type: t.u32, doc: 'the leg index (legs after it are renumbered)' },
+  force: { attr: 3, type: t.bool, presence: 'optional' },
 });
 const nodeStopArgs = objectSchema<ControlApi['node-stop']['args']>('node-stop-args', {
   name: { attr: 1, type: t.string },
@@ -271,6 +284,16 @@ export const FAMILY: FamilyTable = {
     name: 'node-verify', cmd: DST_CMD.NODE_VERIFY, cli: 'node verify',
     help: 'Compare every region of a mirror across its in-sync legs while it serves (--repair fixes mismatches)',
     args: nodeVerifyArgs, reply: { kind: 'object', schema: verifyReportSchema }, states: ['ready'], roles: ['remote'],
+  },
+  'node-leg-add': {
+    name: 'node-leg-add', cmd: DST_CMD.NODE_LEG_ADD, cli: 'node leg add',
+    help: 'Append a leg to a running mirror: it compares every region against the in-sync legs and copies what differs',
+    args: nodeLegAddArgs, reply: { kind: 'object', schema: nodeShowSchema }, states: ['ready', 'backoff'], roles: ['remote'],
+  },
+  'node-leg-del': {
+    name: 'node-leg-del', cmd: DST_CMD.NODE_LEG_DEL, cli: 'node leg del',
+    help: 'Remove a leg from a running mirror (the legs after it are renumbered; the last in-sync leg only with --force)',
+    args: nodeLegDelArgs, reply: { kind: 'object', schema: nodeShowSchema }, states: ['ready', 'backoff'], roles: ['remote'],
   },
   'node-resolve': {
     name: 'node-resolve', cmd: DST_CMD.NODE_RESOLVE, cli: 'node resolve',

@@ -109,6 +109,11 @@ const samples: { [C in ControlCommand]: { args: ControlApi[C]['args'][]; result:
   },
   'node-start': { args: [{ name: 'vol', waitMs: 10_000 }, { name: 'vol', waitMs: 0, degraded: true, forceInit: true }], result: [exportShow] },
   'node-resolve': { args: [{ name: 'vol-r', keep: 1 }], result: [remoteShow] },
+  'node-leg-add': {
+    args: [{ name: 'vol-r', remote: '192.0.2.9:10825', export: null }, { name: 'vol-r', remote: '[2001:db8::9]:10825', export: 'b', forceInit: true }],
+    result: [remoteShow],
+  },
+  'node-leg-del': { args: [{ name: 'vol-r', leg: 0 }, { name: 'vol-r', leg: 31, force: true }], result: [remoteShow] },
   'node-stop': { args: [{ name: 'vol', force: false }, { name: 'vol', force: true }], result: [remoteShow] },
   'node-del': { args: [{ name: 'vol' }], result: [{ name: 'vol' }] },
   'node-reconnect': { args: [{ name: 'vol-r' }], result: [remoteShow] },

@@ -10,7 +10,7 @@ import { EventBus } from '../../src/engine/events.js';
 import { Registry } from '../../src/engine/registry.js';
 import {
   DEFAULT_LIMITS, emptyStats,
-  type EventRecord, type NodeConfig, type NodeRuntime, type NodeShow, type NodeState, type RemoteRuntime, type RemoteState, type VerifyReport,
+  type EventRecord, type LegConfig, type LegEdit, type RemoteConfig, type NodeConfig, type NodeRuntime, type NodeShow, type NodeState, type RemoteRuntime, type RemoteState, type VerifyReport,
 } from '../../src/engine/types.js';
 
 export class FakeRuntime implements RemoteRuntime {
@@ -68,6 +68,16 @@ export class FakeRuntime implements RemoteRuntime {
 
   async resolve(keep: number): Promise<void> {
     this.resolvedKeep = keep;
+  }
+
+  /** the last leg edit */
+  legEdit: LegEdit | null = null;
+
+  /** a leg edit that succeeds: the legs become what the edit says */
+  async editLegs(edit: LegEdit, commit: (legs: LegConfig[]) => Promise<void>): Promise<void> {
+    this.legEdit = edit;
+    const legs = (this.node.config as RemoteConfig).legs;
+    await commit(edit.op === 'add' ? [...legs, edit.leg] : legs.filter((_, i) => i !== edit.index));
   }
 }
 

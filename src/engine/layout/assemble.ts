@@ -64,6 +64,15 @@ function mismatch(s: MirrorSnapshot, index: number, j: number, legs: number, uui
   return null;
 }
 
+/**
+ * Leg j is the mirror's member there (by export identity) and held as unknown: its metadata was
+ * not rewritten when the legs changed (it was away), so its position in it may be stale. It compares.
+ */
+function staleMember(live: Lineage | null, j: number, identity: Buffer | null, s: MirrorSnapshot): boolean {
+  const member = live ? memberOf(live, j) : null;
+  return live !== null && live.legGen[j] === 0n && member !== null && identity !== null && member.equals(identity) && s.lineage.uuid.equals(live.uuid);
+}
+
 export function planAssembly(a: AssemblyInput): PlanResult {
   const legs = a.found.length;
   const notes: string[] = [];
@@ -84,7 +93,10 @@ export function planAssembly(a: AssemblyInput): PlanResult {
     if (f.bad) notes.push(`${a.legNames[j]}: ${f.bad}; it is rewritten from the good copy`);
     const why = mismatch(f.snapshot, f.index, j, legs, uuid);
     if (why === null) claims.push({ leg: j, lineage: f.snapshot.lineage });
-    else if (a.opts.forceInit) {
+    else if (staleMember(a.record?.lineage ?? null, j, a.identities[j] ?? null, f.snapshot)) {
+      notes.push(`${a.legNames[j]} held ${why} from before the legs changed: it compares every region`);
+      compare.add(j);
+    } else if (a.opts.forceInit) {
       notes.push(`${a.legNames[j]} held ${why}: initialised (--force-init)`);
       compare.add(j);
     } else refused.push(`${a.legNames[j]} holds ${why}`);
@@ -161,6 +173,7 @@ export function judgeLateLeg(name: string, legName: string, j: number, legs: num
   if (f.kind !== 'meta') return { kind: 'compare', note: `${legName}: no usable metadata; it compares every region` };
   const why = mismatch(f.snapshot, f.index, j, legs, live.uuid);
   if (why !== null) {
+    if (staleMember(live, j, identity, f.snapshot)) return { kind: 'compare', note: `${legName} held ${why} from before the legs changed: it compares every region` };
     if (forceInit) return { kind: 'compare', note: `${legName} held ${why}: initialised (--force-init)` };
     return { kind: 'refuse', message: `${name}: ${legName} holds ${why}; \`dst node start ${name} --force-init\` initialises it` };
   }

@@ -3,6 +3,7 @@
 // requests onto legs and completes each request exactly once. Split devices (linear, stripe) are
 // in split-device.ts, the mirror in mirror.ts. The node reports leg-state events from legState().
 import type { BlockDone, BlockRequest } from '../remote/target.js';
+import type { Lineage } from './lineage.js';
 import type { LegShow, LegState, LegStats, VerifyOptions, VerifyReport, VerifyShow } from '../types.js';
 
 /** What the node can serve now: every block (ready), some blocks wait for a leg (backoff), none (failed). */
@@ -36,6 +37,8 @@ export interface Device {
   verify?(o: VerifyOptions): Promise<VerifyReport>;
   /** mirror: the running or last verify pass */
   verifyShow?(): VerifyShow | null;
+  /** mirror: its live lineage (uuid, generations) */
+  lineage?(): Lineage;
   /** requests in flight at the device */
   inflight(): number;
   /** after the NBD endpoint closed and the legs drained: stop background work, save state */

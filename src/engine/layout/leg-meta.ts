@@ -151,3 +151,28 @@ export class MetaReplica {
     return true;
   }
 }
+
+/**
+ * Replace both copies of each of `legs`' metadata with `body` (the legs were renumbered or their
+ * count changed: no old copy may win after a torn write of the new one). Returns the legs that failed.
+ */
+export async function rewriteMeta(h: LegIoHost, legs: readonly number[], legSize: (i: number) => number, body: Buffer): Promise<number[]> {
+  const replica = new MetaReplica(h.ports.length);
+  const failed: number[] = [];
+  await Promise.all(legs.map(async (i) => {
+    // reading first learns the sequence numbers the new copies must exceed
+    const ok = (await replica.read(h, i, legSize(i))).kind !== 'io-error'
+      && await replica.write(h, i, legSize(i), body) && await replica.write(h, i, legSize(i), body);
+    if (!ok) failed.push(i);
+  }));
+  return failed;
+}
+
+/** Blank both metadata copies of leg i (an export initialised as a new leg); false if it failed. */
+export async function wipeMeta(h: LegIoHost, i: number, legSize: number): Promise<boolean> {
+  const zero = Buffer.alloc(ALIGN);
+  for (const at of metaOffsets(legSize)) {
+    if (await sendWithin(h, i, { op: 'write', offset: at, length: zero.length, payload: zero, fua: true }) === null) return false;
+  }
+  return true;
+}

@@ -29,7 +29,7 @@ import type { LegPort } from './leg-port.js';
 import { RangeLock } from './range-lock.js';
 import type { AssembleOptions, SplitBrain } from './assemble.js';
 import type { MetaSync } from './meta-sync.js';
-import { genHex } from './lineage.js';
+import { genHex, type Lineage } from './lineage.js';
 import { type RegionState, regionRange } from './region-state.js';
 import { Resync, type LegMode as Mode } from './resync.js';
 import { Verifier } from './verify.js';
@@ -188,6 +188,10 @@ export class Mirror implements Device {
 
   verify(o: VerifyOptions): Promise<VerifyReport> {
     return this.verifier.run(o);
+  }
+
+  lineage(): Lineage {
+    return this.rs.lineage;
   }
 
   verifyShow(): VerifyShow | null {

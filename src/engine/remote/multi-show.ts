@@ -1,14 +1,24 @@
-// What `node show` says of a multi-leg node's legs and its summed stats (pure: from the legs, their
-// ports and the device as they are now).
+// What `node show` says of a remote node's endpoint, a multi-leg node's legs and its summed stats
+// (pure: from the legs, their ports and the device as they are now).
 import type { Device } from '../layout/device.js';
 import type { LegPort } from '../layout/leg-port.js';
-import { emptyStats, type LegShow, type LegState, type RemoteConfig, type Stats } from '../types.js';
+import { emptyStats, type EventFields, type LegShow, type LegState, type RemoteConfig, type Stats } from '../types.js';
+import { formatHostPort } from '../../util/parse.js';
+import type { NodeShow } from '../types.js';
 import type { Leg } from './leg.js';
+import type { NbdEndpoint } from './nbd-endpoint.js';
+
+/** Where the node serves NBD (null: not yet). */
+export function endpointShow(ep: NbdEndpoint | null): NodeShow['nbd'] {
+  if (!ep || ep.socketPath === null) return null;
+  return { socket: ep.socketPath, uri: ep.uri, listen: ep.tcpAddress ? formatHostPort(ep.tcpAddress) : null };
+}
 
 /** Each leg's show: link, state, what the device knows of it, its counters. */
 export function legShows(legs: readonly Leg[], cfg: RemoteConfig, ports: readonly LegPort[], device: Device | null,
   stateOf: (i: number) => LegState, legStats: readonly Stats[]): LegShow[] {
-  return legs.map((l, i): LegShow => {
+  // while `node leg add/del` swaps the legs, the config may already name the new ones
+  return legs.slice(0, cfg.legs.length).map((l, i): LegShow => {
     const leg = cfg.legs[i]!;
     const sync = device?.legSync(i) ?? { outOfSyncBytes: 0, resync: null, resyncedBytes: 0, comparedBytes: 0, generation: null };
     const c = ports[i]?.counters;
@@ -46,4 +56,32 @@ export function sumStats(all: Stats[], inflight: number): Stats {
   }
   s.inflight = inflight;
   return s;
+}
+
+/** A leg's state: the device's word once it exists. */
+export function legStateOf(device: Device | null, leg: Leg, i: number): LegState {
+  if (device) return device.legState(i);
+  return leg.phase === 'failed' ? 'failed' : 'connecting';
+}
+
+/** Report (leg-state) every leg whose state moved since `reported`, which is updated. */
+export function reportLegStates(legs: readonly Leg[], reported: LegState[], stateOf: (i: number) => LegState, device: Device | null,
+  emit: (f: EventFields) => void): void {
+  for (let i = 0; i < legs.length; i++) {
+    const to = stateOf(i);
+    const from = reported[i]!;
+    if (to === from) continue;
+    reported[i] = to;
+    const reason = to === 'in-sync' ? null : device ? device.legReason(i) : legs[i]!.reason;
+    emit({ leg: i, from, to, reason });
+  }
+}
+
+/** What a device over these legs may do: it writes to every leg it maps to, so only what every leg lets it. */
+export function permissionsOf(legs: readonly Leg[]): 'r' | 'w' | 'rw' {
+  const perms = legs.map((l) => l.perms).filter((p) => p !== null);
+  if (perms.length === 0) return 'r';
+  const r = perms.every((p) => p !== 'w');
+  const w = perms.every((p) => p !== 'r');
+  return r && w ? 'rw' : w ? 'w' : 'r';
 }

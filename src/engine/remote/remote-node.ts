@@ -4,46 +4,40 @@
 //
 //   NBD endpoint ──submit()──► Leg (TransactionTable ──► Connection) ──TCP──► export
 //
-// States (what show() and state-changed report):
-//   configured  not started (or stopped)
-//   connecting  started; the first HELLO has not succeeded yet and no attempt has failed
-//   ready       connected: HELLO done, transactions flowing, NBD socket serving
-//   backoff     an attempt failed or the link was lost; the next attempt is armed (reason: link,
-//               denied, suite-mismatch, auth-failed, reconnect). Attempts made while in backoff
-//               keep this state until one succeeds. Queued transactions wait (their deadlines run).
-//   failed      final until start: the export's identity changed or its size shrank on a
-//               reconnect (or the NBD endpoint could not start); queued I/O failed with EIO
-//   stopping    stop() in progress: no new requests, in-flight ones finish (the link keeps
-//               reconnecting underneath) or fail with ESHUTDOWN after 10 s (force: at once)
-//
-// The NBD endpoint starts once the first HELLO told us the size and stays up across reconnects
-// until stop().
+// States (what show() and state-changed report; the leg's own are in leg.ts): configured (not
+// started), connecting (no HELLO yet, no attempt failed), ready (serving), backoff (an attempt
+// failed or the link was lost; the next is armed; queued transactions wait), failed (final until
+// start: identity changed, size shrank, the endpoint could not start; queued I/O failed with EIO),
+// stopping (in-flight requests finish, or fail with ESHUTDOWN after 10 s; force: at once).
+// The NBD endpoint starts once the first HELLO told the size and stays up until stop().
 //
 // A multi-leg node (layout mirror, linear or stripe; issue 14) has one Leg per export and a Device
-// (engine/layout/) between the endpoint and the legs. It serves once every leg's first HELLO told
-// its size (a mirror: once every leg answered or failed an attempt, at least one with a size), and
-// its state is the device's health: ready while every block can be served (a mirror: one leg in
-// sync), backoff with reason `leg` while some blocks wait for a leg, failed when no leg can serve.
+// (engine/layout/) between the endpoint and the legs, in a DeviceSlot (device-slot.ts). It serves
+// once every leg's first HELLO told its size (a mirror: once every leg answered or failed an
+// attempt, at least one with a size), and its state is the device's health: ready while every block
+// can be served (a mirror: one leg in sync), backoff (reason `leg`) while some blocks wait for a
+// leg, failed when no leg can serve. `node leg add/del` (leg-edits.ts) pauses the device, swaps
+// the legs and reassembles behind the same endpoint.
 import { DstError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
-import { formatHostPort, parseHostPort } from '../../util/parse.js';
+import { parseHostPort } from '../../util/parse.js';
 import { nbdSocketPath } from '../paths.js';
 import {
-  type EventFields, type EventName, type LegState, type NodeContext, type Policy, type RemoteConfig, type RemoteRuntime,
+  type EventFields, type EventName, type LegConfig, type LegEdit, type LegState, type NodeContext, type Policy, type RemoteConfig, type RemoteRuntime,
   type RemoteState, type RuntimeShow, type StartOptions, type VerifyOptions, type VerifyReport,
 } from '../types.js';
 import type { Connection, SocketFactory } from './connection.js';
-import { Leg } from './leg.js';
+import { Leg, type LegOptions } from './leg.js';
+import { editLegs, type LegEditHost } from './leg-edits.js';
 import type { Device } from '../layout/device.js';
 import { LegPort } from '../layout/leg-port.js';
-import { linearMap, stripeMap } from '../layout/map.js';
 import type { SplitBrain } from '../layout/assemble.js';
-import { openMirror } from '../layout/open-mirror.js';
-import { SplitDevice } from '../layout/split-device.js';
+import { openDevice } from './open-device.js';
 import { AssemblyGate } from './assembly-gate.js';
+import { DeviceSlot } from './device-slot.js';
 import { checkResolve, checkVerify } from './mirror-checks.js';
 import { StateWaiters } from './state-waiters.js';
-import { legShows, sumStats } from './multi-show.js';
+import { endpointShow, legShows, legStateOf, permissionsOf, reportLegStates, sumStats } from './multi-show.js';
 import { startNbdEndpoint, type NbdEndpoint, type NbdEndpointOptions } from './nbd-endpoint.js';
 import type { BlockDone, BlockRequest, BlockTarget } from './target.js';
 import { STOP_GRACE_MS } from './transactions.js';
@@ -74,13 +68,11 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   /** bumped by every start/stop: late async results of an older run are dropped */
   private generation = 0;
 
-  /** the links to the exports, in leg order (a single node has one) */
-  private readonly legs: Leg[];
-  /** the first leg: what a single node is */
-  private readonly leg: Leg;
+  /** the links to the exports, in leg order (a single node has one; `node leg add/del` replaces them) */
+  private legs: Leg[];
   private readonly multi: boolean;
   /** multi-leg: the device once serving, the ports in front of the legs, the first HELLOs waiting for it */
-  private device: Device | null = null;
+  private readonly slot: DeviceSlot;
   private ports: LegPort[] = [];
   private pendingReady = new Map<number, { conn: Connection; sessionHex: string }>();
   private serving = false;
@@ -93,7 +85,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   /** a device is being built (maybeServe runs once at a time) */
   private assembling = false;
   /** multi-leg: each leg's state last reported (leg-state events are emitted on change) */
-  private readonly legsReported: LegState[];
+  private legsReported: LegState[];
 
   private endpoint: NbdEndpoint | null = null;
   private readonly waiters: StateWaiters<RemoteState>;
@@ -101,24 +93,41 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   constructor(private readonly node: { readonly config: RemoteConfig }, private readonly ctx: NodeContext,
     private readonly deps: RemoteNodeDeps) {
     this.log = ctx.log.child({ node: node.config.name });
+    this.multi = node.config.layout !== 'single';
+    this.slot = new DeviceSlot(ctx.clock, STOP_GRACE_MS);
+    this.legs = this.makeLegs();
+    this.legsReported = this.legs.map(() => 'connecting');
+    this.waiters = new StateWaiters(ctx.clock, () => this.state);
+  }
+
+  private get device(): Device | null {
+    return this.slot.device;
+  }
+
+  /** the first leg: what a single node is */
+  private get leg(): Leg {
+    return this.legs[0]!;
+  }
+
+  /** One Leg per configured leg; a leg replaced by `node leg add/del` reports nothing more. */
+  private makeLegs(): Leg[] {
     const config = (): RemoteConfig => this.node.config;
-    this.multi = config().layout !== 'single';
-    this.legs = config().legs.map((_, i) => new Leg({
-      ctx,
+    const legs: Leg[] = config().legs.map((_, i) => new Leg({
+      ...this.legBase(),
       log: this.multi ? this.log.child({ leg: i }) : this.log,
       remote: () => config().legs[i]!.remote,
       exportName: () => config().legs[i]!.export ?? '',
       sizeLimit: () => (this.multi ? null : config().size),
-      policy: () => this.policy,
-      crypto: () => config().crypto,
-      emit: (event, fields) => this.emit(event, this.multi ? { ...fields, leg: i } : fields),
-      phaseChanged: () => this.legPhaseChanged(i),
-      firstHello: (conn, sessionHex) => this.firstHello(i, conn, sessionHex),
-      ...(deps.socketFactory ? { socketFactory: deps.socketFactory } : {}),
+      emit: (event, fields) => { if (this.legs[i] === legs[i]) this.emit(event, this.multi ? { ...fields, leg: i } : fields); },
+      phaseChanged: () => { if (this.legs[i] === legs[i]) this.legPhaseChanged(i); },
+      firstHello: (conn, sessionHex) => { if (this.legs[i] === legs[i]) this.firstHello(i, conn, sessionHex); },
     }));
-    this.leg = this.legs[0]!;
-    this.legsReported = this.legs.map(() => 'connecting');
-    this.waiters = new StateWaiters(ctx.clock, () => this.state);
+    return legs;
+  }
+
+  private legBase(): Pick<LegOptions, 'ctx' | 'policy' | 'crypto' | 'socketFactory'> {
+    const sf = this.deps.socketFactory;
+    return { ctx: this.ctx, policy: () => this.policy, crypto: () => this.node.config.crypto, ...(sf ? { socketFactory: sf } : {}) };
   }
 
   get name(): string {
@@ -136,6 +145,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     if (!this.started) return 'configured';
     if (!this.multi) return this.leg.phase;
     if (this.failure !== null) return 'failed';
+    if (this.slot.paused) return 'connecting';
     if (this.device) {
       const h = this.device.health();
       return h === 'ready' && this.serving ? 'ready' : h === 'failed' ? 'failed' : this.serving ? 'backoff' : 'connecting';
@@ -230,29 +240,22 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   /** Close everything this run opened. */
   private async teardown(force: boolean): Promise<void> {
     this.generation++;
+    const quietly = (what: string, closing: Promise<void>): Promise<void> => closing.catch((err: unknown) => {
+      this.log.warn(`closing the ${what}: ${(err as Error)?.message ?? String(err)}`, { op: 'stop' });
+    });
     const endpoint = this.endpoint;
     this.endpoint = null;
-    if (endpoint) {
-      try {
-        await endpoint.close({ force });
-      } catch (err) {
-        this.log.warn(`closing the NBD endpoint: ${(err as Error)?.message ?? String(err)}`, { op: 'stop' });
-      }
-    }
-    const device = this.device;
-    this.device = null;
-    this.deviceCapacityOff?.();
-    this.deviceCapacityOff = null;
+    if (endpoint) await quietly('NBD endpoint', endpoint.close({ force }));
+    const device = this.slot.take();
     this.serving = false;
     this.pendingReady.clear();
-    if (device) {
-      try {
-        await device.close();
-      } catch (err) {
-        this.log.warn(`closing the ${this.node.config.layout} device: ${(err as Error)?.message ?? String(err)}`, { op: 'stop' });
-      }
-    }
+    this.slot.resumed();
+    if (device) await quietly(`${this.node.config.layout} device`, device.close());
     // after the device: a mirror's last save goes to the legs' metadata
+    this.closeLegs(force);
+  }
+
+  private closeLegs(force: boolean): void {
     for (const l of this.legs) l.closeLink(force);
     for (const p of this.ports) p.close();
     this.ports = [];
@@ -266,13 +269,9 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   }
 
   /** node verify: one pass of the mirror's verify */
-  verify(o: VerifyOptions): Promise<VerifyReport> {
+  async verify(o: VerifyOptions): Promise<VerifyReport> {
     const verify = this.device?.verify?.bind(this.device);
-    try {
-      checkVerify(this.node.config, o, verify !== undefined, this.stateText());
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    checkVerify(this.node.config, o, verify !== undefined, this.stateText());
     return verify!(o);
   }
 
@@ -284,16 +283,47 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     await this.start({ keep });
   }
 
+  /** node leg add/del: a leg appended to or removed from the running mirror */
+  editLegs(edit: LegEdit, commit: (legs: LegConfig[]) => Promise<void>): Promise<void> {
+    return editLegs(this.editHost(), edit, commit);
+  }
+
+  private editHost(): LegEditHost {
+    return {
+      name: this.name, log: this.log, ctx: this.ctx,
+      config: () => this.node.config, policy: () => this.policy, legs: () => this.legs, device: () => this.device,
+      splitBrain: () => this.splitBrain !== null, legBase: () => this.legBase(), failure: () => this.failure,
+      pause: () => this.slot.pause(this.name, () => this.sync()),
+      rebuild: (commit) => this.rebuild(commit),
+    };
+  }
+
+  /** After a pause: the old legs go (nothing in flight on them), `commit` installs the config, its legs assemble. */
+  private async rebuild(commit: () => Promise<void>): Promise<void> {
+    this.closeLegs(false);
+    try {
+      await commit();
+    } catch (err) {
+      this.log.error(`the config change could not be saved: ${(err as Error)?.message ?? String(err)}; the legs stay as they were`, { op: 'node leg' });
+    }
+    this.generation++;
+    this.legs = this.makeLegs();
+    this.legsReported = this.legs.map(() => 'connecting');
+    this.serving = false;
+    this.pendingReady.clear();
+    this.gate = new AssemblyGate();
+    const resumed = this.slot.waitResumed();
+    for (const l of this.legs) l.start();
+    await resumed;
+  }
+
   /** "state backoff, reason leg" for messages */
   private stateText(): string {
     return `state ${this.state}${this.reason ? `, reason ${this.reason}` : ''}`;
   }
 
   reconnect(): void {
-    if (!this.started || this.state === 'failed') {
-      this.log.info(`reconnect ignored in state ${this.state}`, { op: 'reconnect' });
-      return;
-    }
+    if (!this.started || this.state === 'failed') return this.log.info(`reconnect ignored in state ${this.state}`, { op: 'reconnect' });
     this.log.info('reconnect requested', { op: 'reconnect' });
     for (const l of this.legs) if (l.phase !== 'failed') l.reconnect();
   }
@@ -332,6 +362,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     this.failure = reason;
     this.emit('txn-failed', { reason, message: detail });
     for (const l of this.legs) if (l.phase !== 'failed') l.fail(reason, detail);
+    this.slot.resumed();
     this.sync();
   }
 
@@ -382,31 +413,18 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
 
   private async buildDevice(gen: number): Promise<void> {
     const cfg = this.node.config;
-    const mirror = cfg.layout === 'mirror';
-    const known = this.legs.map((l) => l.sizeBytes);
-    const sizes = known.map((k) => k ?? Number.MAX_SAFE_INTEGER);
     this.ports = this.legs.map((l, i) => new LegPort(i, l, () => this.policy.maxInflight * 2));
     let device: Device;
     try {
-      if (mirror) {
-        const opened = await openMirror({
-          ports: this.ports, region: cfg.region, ctx: this.ctx, log: this.log, name: this.name,
-          policy: () => this.policy,
-          emit: (event, fields) => this.emit(event, fields),
-          changed: () => { this.sync(); this.maybeCapacity(); },
-          legNames: cfg.legs.map((l, i) => `leg ${i} (${l.remote}${l.export ? `/${l.export}` : ''})`),
-          assemble: this.gate.opts,
-          splitBrain: (sb) => this.onSplitBrain(sb),
-        });
-        if (opened.kind === 'split-brain') {
-          if (gen === this.generation) this.onSplitBrain(opened);
-          return;
-        }
-        device = opened.device;
-      } else {
-        const map = cfg.layout === 'linear' ? linearMap(sizes) : stripeMap(sizes, cfg.chunk);
-        device = new SplitDevice(this.ports, map, () => this.policy);
+      const opened = await openDevice({
+        cfg, ports: this.ports, ctx: this.ctx, log: this.log, policy: () => this.policy, emit: (event, fields) => this.emit(event, fields),
+        changed: () => { this.sync(); this.maybeCapacity(); }, assemble: this.gate.opts, splitBrain: (sb) => this.onSplitBrain(sb),
+      });
+      if (opened.kind === 'split-brain') {
+        if (gen === this.generation) this.onSplitBrain(opened);
+        return;
       }
+      device = opened.device;
     } catch (err) {
       if (gen !== this.generation) return;
       this.failNode('device', `cannot build the ${cfg.layout} device: ${(err as Error)?.message ?? String(err)}`);
@@ -416,11 +434,10 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
       await device.close();
       return;
     }
-    this.device = device;
-    // the NBD side waits on the node's capacity: forward the device's
-    this.deviceCapacityOff = device.onCapacity(() => this.maybeCapacity());
+    this.slot.install(device);
     await this.startEndpoint(() => {
       this.serving = true;
+      this.slot.resumed();
       for (const [i, p] of this.pendingReady) this.legs[i]!.becomeReady(p.conn, p.sessionHex);
       this.pendingReady.clear();
       this.sync();
@@ -428,18 +445,17 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   }
 
   private async startEndpoint(listening: () => void): Promise<void> {
+    if (this.endpoint) {
+      listening(); // a device rebuilt after node leg add/del: the endpoint kept its clients
+      return;
+    }
     const gen = this.generation;
     const cfg = this.node.config;
     let tcp: { host: string; port: number } | null = null;
     try {
       tcp = cfg.nbdListen ? parseHostPort(cfg.nbdListen, 'NBD listen address') : null;
       const ep = await (this.deps.startEndpoint ?? startNbdEndpoint)({
-        target: this,
-        socketPath: nbdSocketPath(this.ctx.runtimeDir, cfg.name),
-        tcp,
-        log: this.log,
-        clock: this.ctx.clock,
-        addrCaps: () => this.policy,
+        target: this, socketPath: nbdSocketPath(this.ctx.runtimeDir, cfg.name), tcp, log: this.log, clock: this.ctx.clock, addrCaps: () => this.policy,
       });
       if (gen !== this.generation) {
         await ep.close({ force: true });
@@ -458,52 +474,37 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
   // ---- BlockTarget ----
 
   size(): number {
-    if (this.multi) return this.device?.size ?? 0;
-    return this.leg.sizeBytes ?? 0;
+    return this.multi ? this.slot.size() : this.leg.sizeBytes ?? 0;
   }
 
   permissions(): 'r' | 'w' | 'rw' {
-    // a device writes to every leg it maps to: it may write only if every leg lets it
-    const perms = this.legs.map((l) => l.perms).filter((p) => p !== null);
-    if (perms.length === 0) return 'r';
-    const r = perms.every((p) => p !== 'w');
-    const w = perms.every((p) => p !== 'r');
-    return r && w ? 'rw' : w ? 'w' : 'r';
+    return permissionsOf(this.legs);
   }
 
   maxRequest(): number {
-    return this.device ? this.device.maxRequest() : this.leg.maxRequest();
+    return this.multi ? this.slot.maxRequest() : this.leg.maxRequest();
   }
 
   private accepting(): boolean {
     if (!this.started || this.stopRequested) return false;
-    if (this.multi) return this.device !== null && this.state !== 'failed';
+    if (this.multi) return this.slot.live && this.state !== 'failed';
     return this.leg.phase !== 'failed' && this.leg.table !== null;
   }
 
   hasCapacity(): boolean {
     // When not accepting, requests are refused at once without a slot, so never block the reader.
     if (!this.accepting()) return true;
-    return this.device ? this.device.hasCapacity() : this.leg.hasCapacity();
+    return this.multi ? this.slot.hasCapacity() : this.leg.hasCapacity();
   }
 
   onCapacity(listener: () => void): () => void {
-    if (!this.multi) return this.leg.onCapacity(listener);
-    // the device exists only while serving: listen on the node and forward
-    this.capacityListeners.add(listener);
-    return () => { this.capacityListeners.delete(listener); };
+    return this.multi ? this.slot.onCapacity(listener) : this.leg.onCapacity(listener);
   }
-
-  private readonly capacityListeners = new Set<() => void>();
-  private deviceCapacityOff: (() => void) | null = null;
 
   private maybeCapacity(): void {
     if (!this.accepting()) return;
-    if (this.device) {
-      if (this.device.hasCapacity()) for (const l of [...this.capacityListeners]) l();
-    } else if (this.leg.hasCapacity()) {
-      this.leg.capacityReturned();
-    }
+    if (this.multi) this.slot.capacity();
+    else if (this.leg.hasCapacity()) this.leg.capacityReturned();
   }
 
   submit(req: BlockRequest, done: BlockDone): void {
@@ -513,53 +514,35 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
       queueMicrotask(() => done(errno, null));
       return;
     }
-    if (this.device) {
-      if (!this.device.hasCapacity()) throw new DstError('DST_ERR_BUSY', `${req.op}: ${this.policy.maxInflight} requests in flight`, { errno: 'EAGAIN' });
-      this.device.submit(req, done);
+    if (this.multi) {
+      this.slot.submit(req, done, this.policy.maxInflight);
       return;
     }
-    if (!this.leg.hasCapacity()) {
-      throw new DstError('DST_ERR_BUSY', `${req.op}: transaction pool full`, { errno: 'EAGAIN' });
-    }
+    if (!this.leg.hasCapacity()) throw new DstError('DST_ERR_BUSY', `${req.op}: transaction pool full`, { errno: 'EAGAIN' });
     this.leg.submit(req, done);
   }
 
   // ---- show ----
 
   show(): RuntimeShow {
-    const ep = this.endpoint;
     const legStats = this.legs.map((l) => l.stats());
+    const base = { state: this.state, reason: this.reason, nbd: endpointShow(this.endpoint), sessionId: this.leg.sessionId?.toString('hex') ?? null };
+    if (!this.multi) return { ...base, size: this.leg.sizeBytes, listen: null, permissions: this.leg.perms, stats: legStats[0]! };
+    const d = this.device;
     return {
-      state: this.state,
-      reason: this.reason,
-      size: this.multi ? (this.device?.size ?? null) : this.leg.sizeBytes,
-      listen: null,
-      nbd: ep && ep.socketPath !== null ? {
-        socket: ep.socketPath,
-        uri: ep.uri,
-        listen: ep.tcpAddress ? formatHostPort(ep.tcpAddress) : null,
-      } : null,
-      sessionId: this.leg.sessionId ? this.leg.sessionId.toString('hex') : null,
-      permissions: this.multi ? (this.legs.some((l) => l.perms !== null) ? this.permissions() : null) : this.leg.perms,
-      stats: this.multi ? sumStats(legStats, this.device?.inflight() ?? 0) : legStats[0]!,
-      ...(this.multi ? { degraded: this.device?.degraded() ?? null, legs: legShows(this.legs, this.node.config, this.ports, this.device, (i) => this.legState(i), legStats), verify: this.device?.verifyShow?.() ?? null, splitBrain: this.splitBrain ? { legs: this.splitBrain.legs, generations: this.splitBrain.generations } : null } : {}),
+      ...base, size: d?.size ?? null, listen: null, permissions: this.legs.some((l) => l.perms !== null) ? this.permissions() : null,
+      stats: sumStats(legStats, d?.inflight() ?? 0), degraded: d?.degraded() ?? null, verify: d?.verifyShow?.() ?? null,
+      legs: legShows(this.legs, this.node.config, this.ports, d, (i) => this.legState(i), legStats),
+      splitBrain: this.splitBrain ? { legs: this.splitBrain.legs, generations: this.splitBrain.generations } : null,
     };
   }
 
   private legState(i: number): LegState {
-    if (this.device) return this.device.legState(i);
-    return this.legs[i]!.phase === 'failed' ? 'failed' : 'connecting';
+    return legStateOf(this.device, this.legs[i]!, i);
   }
 
   /** multi-leg: emit leg-state for every leg whose state moved since the last report */
   private syncLegs(): void {
-    for (let i = 0; i < this.legs.length; i++) {
-      const to = this.started ? this.legState(i) : 'connecting';
-      const from = this.legsReported[i]!;
-      if (to === from) continue;
-      this.legsReported[i] = to;
-      const reason = to === 'in-sync' ? null : this.device ? this.device.legReason(i) : this.legs[i]!.reason;
-      this.emit('leg-state', { leg: i, from, to, reason });
-    }
+    reportLegStates(this.legs, this.legsReported, (i) => (this.started ? this.legState(i) : 'connecting'), this.device, (f) => this.emit('leg-state', f));
   }
 }
