@@ -9,6 +9,11 @@
       "target_name": "dst_flock",
       "sources": ["native/flock.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"]
+    },
+    {
+      "target_name": "dst_fileops",
+      "sources": ["native/fileops.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"]
     }
   ]
 }

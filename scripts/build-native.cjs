@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// `npm install` / `npm ci` hook: build native/cipher.c (the in-place cipher) and native/flock.c
-// (the disk lock; see those files) with the node-gyp that ships with npm, against Node's own
-// headers, never downloaded ones. A machine without a C compiler or Node's headers still gets a
-// working dst: the build failure is reported, dst uses node:crypto (slower for large encrypted
-// frames) and does not lock disks across processes; `dst status` says which runs.
+// `npm install` / `npm ci` hook: build native/cipher.c (the in-place cipher), native/flock.c
+// (the disk lock) and native/fileops.c (hole punching, zeroing and extents; see those files) with
+// the node-gyp that ships with npm, against Node's own headers, never downloaded ones. A machine
+// without a C compiler or Node's headers still gets a working dst: the build failure is reported,
+// dst uses node:crypto (slower for large encrypted frames), does not lock disks across processes,
+// drops TRIM, writes zeroes and reports no holes; `dst status` says which runs.
 // CommonJS: it runs before anything is compiled.
 //
 // Both are found the way npm documents, not from where the node binary sits:
@@ -19,7 +20,7 @@ const { join } = require('node:path');
 const root = join(__dirname, '..');
 
 function skip(why) {
-  process.stderr.write(`dst: native addon not built (${why}); dst will use node:crypto for encrypted frames and not lock disks across processes\n`);
+  process.stderr.write(`dst: native addon not built (${why}); dst will use node:crypto for encrypted frames, not lock disks across processes, and not free space on TRIM or WRITE_ZEROES\n`);
   process.exit(0);
 }
 

@@ -217,6 +217,7 @@ export function statusText(chalk: ChalkInstance, s: StatusShow): string {
     `state dir ${s.stateDir}`,
     `crypto threads ${s.cryptoThreads}, cipher ${s.cipherImpl}`,
     `disk lock ${s.diskLock}`,
+    `file ops ${s.fileOps}`,
     `memory ${s.heap}`,
     `socket reads ${s.socketReads}`,
     `config ${s.config.file ?? '(none)'}, ${s.config.autosave ? 'autosave' : 'no autosave'}${s.config.unsaved ? `, ${chalk.yellow('unsaved changes')}` : ''}`,

@@ -60,7 +60,7 @@ export function frameGarbageCollector(): ((bytes: number) => void) | null {
 /** For status: "full GC + malloc_trim after large connections close[, crypto workers: young GC every 4 MiB]". */
 export function heapText(): string {
   const gc = v8Gc() !== null;
-  const reclaim = [gc ? 'full GC' : 'no GC (V8 refused --expose-gc)', mallocTrim ? 'malloc_trim' : 'no malloc_trim (not glibc or addon not built)'].join(' + ');
+  const reclaim = [gc ? 'full GC' : 'no GC (V8 refused --expose-gc)', mallocTrim ? 'malloc_trim' : 'no malloc_trim (not glibc, addon not built or DST_NATIVE=0)'].join(' + ');
   const workers = gc && nativeCipher === null ? `, crypto workers: young GC every ${WORKER_GC_EVERY / 1024 / 1024} MiB` : '';
   return `${reclaim} after large connections close${workers}`;
 }

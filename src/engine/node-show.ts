@@ -6,6 +6,7 @@ import type { AttachNodeInfo } from './attach/manager.js';
 import { diskLockText } from './export/disk-lock.js';
 import { heapText } from './heap.js';
 import { socketReadsText } from './io/adopt.js';
+import { fileOpsText } from './io/file-ops.js';
 import {
   deadlineMs, emptyStats, type AttachmentShow, type NodeConfig, type NodeRuntime, type NodeShow, type StatusShow,
 } from './types.js';
@@ -74,6 +75,7 @@ Omit<StatusShow, 'config'> {
     cryptoThreads: p.cryptoThreads,
     cipherImpl: cipherImplementationText,
     diskLock: diskLockText,
+    fileOps: fileOpsText,
     heap: heapText(),
     socketReads: socketReadsText(),
     nodes: p.nodes,

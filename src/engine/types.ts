@@ -272,6 +272,8 @@ export interface StatusShow {
   cipherImpl: string;
   /** how one disk, one export is kept across processes: "flock (native addon)" or "off: why" */
   diskLock: string;
+  /** TRIM, zeroing and extents (src/engine/io/file-ops.ts): "native (…)" or "fallback: why" */
+  fileOps: string;
   /** how memory is given back below JavaScript (src/engine/heap.ts): "full GC + malloc_trim after …" */
   heap: string;
   /** where accepted sockets read into (src/engine/io/adopt.ts): our buffers, or Node's */

@@ -190,6 +190,7 @@ export const statusShowSchema = objectSchema<StatusShow>('status', {
   config: { attr: 11, type: t.object(configStatusSchema) },
   heap: { attr: 12, type: t.string },
   socketReads: { attr: 13, type: t.string },
+  fileOps: { attr: 14, type: t.string },
 });
 
 export const eventRecordSchema = objectSchema<EventRecord>('event', {

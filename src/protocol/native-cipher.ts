@@ -4,7 +4,8 @@
 // The same addon carries mallocTrim (glibc only), which src/engine/heap.ts calls.
 //
 // DST_NATIVE_CIPHER=0 turns the cipher off (node:crypto everywhere), for comparing the two and
-// for a machine where the addon misbehaves; mallocTrim stays available.
+// for a machine where the addon misbehaves; mallocTrim stays available. DST_NATIVE=0 (all native
+// code, util/native-addon.ts) does not load the addon: no native cipher, no mallocTrim.
 import { DstError } from '../util/errors.js';
 import { loadAddon } from '../util/native-addon.js';
 
@@ -35,11 +36,10 @@ export interface CipherImplementation {
 }
 
 function load(): { cipher: NativeCipher | null; impl: CipherImplementation; trim: (() => boolean) | null } {
-  const off = process.env.DST_NATIVE_CIPHER === '0';
   const { addon, why } = loadAddon<Addon>('dst_cipher');
-  if (!addon) return { cipher: null, impl: { kind: 'node', detail: off ? 'DST_NATIVE_CIPHER=0' : `native cipher ${why}` }, trim: null };
+  if (!addon) return { cipher: null, impl: { kind: 'node', detail: `native cipher ${why}` }, trim: null };
   const trim = addon.mallocTrim ?? null;
-  if (off) return { cipher: null, impl: { kind: 'node', detail: 'DST_NATIVE_CIPHER=0' }, trim };
+  if (process.env.DST_NATIVE_CIPHER === '0') return { cipher: null, impl: { kind: 'node', detail: 'DST_NATIVE_CIPHER=0' }, trim };
   return { cipher: addon, impl: { kind: 'native', detail: addon.openssl }, trim };
 }
 
@@ -58,5 +58,5 @@ export const cipherImplementationText = loaded.impl.kind === 'native' ? `native 
  */
 export function cryptResult(end: number, cipher: string, encrypt: boolean): number {
   if (end !== CRYPT_OPENSSL_FAILED) return end;
-  throw new DstError('DST_ERR_INTERNAL', `native cipher: OpenSSL failed to ${encrypt ? 'seal' : 'open'} a frame with ${cipher} (not the frame's fault; DST_NATIVE_CIPHER=0 uses node:crypto)`, { errno: 'EIO' });
+  throw new DstError('DST_ERR_INTERNAL', `native cipher: OpenSSL failed to ${encrypt ? 'seal' : 'open'} a frame with ${cipher} (not the frame's fault; DST_NATIVE_CIPHER=0 or DST_NATIVE=0 uses node:crypto)`, { errno: 'EIO' });
 }

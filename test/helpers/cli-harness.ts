@@ -103,7 +103,7 @@ export function statusFixture(): StatusShow {
     limits: { maxControlMessage: 1 << 20, controlPartialTimeoutMs: 10_000, maxConnectionsPerExport: 64, helloTimeoutMs: 10_000,
       maxInflightPerConnection: 128, maxInflightCap: 128, maxRequestCap: 32 << 20 },
     cryptoThreads: 4,
-    cipherImpl: 'node:crypto: DST_NATIVE_CIPHER=0', diskLock: 'flock (native addon)',
+    cipherImpl: 'node:crypto: DST_NATIVE_CIPHER=0', diskLock: 'flock (native addon)', fileOps: 'fallback: native file ops switched off by DST_NATIVE=0',
     heap: 'full GC + malloc_trim after large connections close, crypto workers: young GC every 4 MiB',
     socketReads: 'user buffers (onread adoption): no connection yet',
     nodes: [{ name: 'vol', role: 'export', state: 'listening', attachment: null }],

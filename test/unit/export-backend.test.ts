@@ -39,10 +39,10 @@ test('backend: size from stat; write/read round trip; FUA write lands', async ()
 
 test('backend: WRITE_ZEROES in bounded chunks over a range larger than one chunk', async () => {
   const p = await disk('z.img', 3 * ZERO_CHUNK);
-  const b = await FileBackend.open(p, false);
+  const b = await FileBackend.open(p, false, { fileOps: null }); // zeroes written, not a hole punched
   try {
     await b.write(0, Buffer.alloc(3 * ZERO_CHUNK, 0xff), false);
-    await b.writeZeroes(10, 2 * ZERO_CHUNK + 5, false);
+    await b.writeZeroes(10, 2 * ZERO_CHUNK + 5, false, 0);
     const all = await readFile(p);
     assert.equal(all[9], 0xff);
     assert.equal(all.subarray(10, 10 + 2 * ZERO_CHUNK + 5).every((x) => x === 0), true);
@@ -158,7 +158,7 @@ test('backend: a disk in memory (tmpfs) runs calls on the event loop; any other 
         const big = Buffer.alloc(INLINE_MAX + 4096, 5); // above INLINE_MAX: the pool even when inline
         await b.write(0, big, true);
         assert.deepEqual(await b.read(0, big.length), big, name);
-        await b.writeZeroes(100, 5000, false);
+        await b.writeZeroes(100, 5000, false, 0);
         assert.equal((await b.read(100, 5000)).every((x) => x === 0), true, name);
         await assert.rejects(b.read(4 * INLINE_MAX - 10, 20), (err: NodeJS.ErrnoException) => err.code === 'EIO', name);
         await b.flush();
@@ -181,7 +181,7 @@ test('backend: an inline read-only disk refuses writes with EROFS (a rejection, 
   const b = await FileBackend.open(p, true, { inline: true });
   try {
     await assert.rejects(b.write(0, Buffer.alloc(1), false), (err: NodeJS.ErrnoException) => err.code === 'EROFS');
-    await assert.rejects(b.writeZeroes(0, 1, false), (err: NodeJS.ErrnoException) => err.code === 'EROFS');
+    await assert.rejects(b.writeZeroes(0, 1, false, 0), (err: NodeJS.ErrnoException) => err.code === 'EROFS');
   } finally {
     await b.close();
   }

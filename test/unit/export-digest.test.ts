@@ -25,7 +25,8 @@ for (const inline of [true, false]) {
       write: (o, d, f) => file.write(o, d, f),
       flush: () => file.flush(),
       trim: (o, l) => file.trim(o, l),
-      writeZeroes: (o, l, f) => file.writeZeroes(o, l, f),
+      writeZeroes: (o, l, f, z) => file.writeZeroes(o, l, f, z),
+      extents: (o, l) => file.extents(o, l),
       close: () => file.close(),
     };
 

@@ -71,7 +71,7 @@ const remoteShow: NodeShow = {
 };
 const status: StatusShow = {
   version: '0.1.0', pid: 4242, uptimeMs: 86_400_000, socket: '/run/dst/dst.sock', stateDir: '/var/lib/dst',
-  limits: { ...DEFAULT_LIMITS }, cryptoThreads: 8, cipherImpl: 'native (OpenSSL 3.0.19 27 Jan 2026)', diskLock: 'flock (native addon)',
+  limits: { ...DEFAULT_LIMITS }, cryptoThreads: 8, cipherImpl: 'native (OpenSSL 3.0.19 27 Jan 2026)', diskLock: 'flock (native addon)', fileOps: 'native (fallocate, SEEK_DATA/SEEK_HOLE, BLKDISCARD, BLKZEROOUT)',
   heap: 'full GC + malloc_trim after large connections close',
   socketReads: 'user buffers (onread adoption): 3 adopted, 0 not',
   nodes: [

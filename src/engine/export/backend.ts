@@ -13,10 +13,30 @@
 //   The promise still settles asynchronously (a microtask), as for the pool.
 // - Any other disk: callback-style fs.read/fs.write on the libuv pool (bin/dst sizes it with
 //   UV_THREADPOOL_SIZE before the first file operation). FLUSH (fdatasync) always goes there.
+//
+// TRIM, WRITE_ZEROES and extents use the native file ops (io/file-ops.ts) where they exist and the
+// disk supports them, so that space is freed, zeroes are not written and holes are seen (issue
+// 16); otherwise TRIM is an accepted hint, zeroes are written and everything is data.
 import fs from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { DstError, errnoOf } from '../../util/errors.js';
 import { POOL_MIN, allocPayload, releasePayload } from '../io/payload-pool.js';
+import { fileOps, unsupported, type FileOps } from '../io/file-ops.js';
+
+/** WRITE_ZEROES flag bits (the client's NBD flags; 0: neither). */
+export const ZeroFlag = {
+  /** the range must stay allocated: zero it in place, never punch a hole */
+  NO_HOLE: 0x1,
+  /** fail at once with ENOTSUP rather than write zeroes (the client then writes them itself) */
+  FAST_ZERO: 0x2,
+} as const;
+
+/** A piece of the disk: data, or a hole (which reads zeroes). */
+export interface Extent {
+  offset: number;
+  length: number;
+  hole: boolean;
+}
 
 /** One backend layer. Promises reject with the real system error (err.code = 'EIO', ...). */
 export interface Backend {
@@ -25,9 +45,12 @@ export interface Backend {
   write(offset: number, data: Buffer, fua: boolean): Promise<void>;
   /** fdatasync; concurrent flushes are merged (a flush requested while one runs waits for the next) */
   flush(): Promise<void>;
-  /** an accepted hint: no-op */
+  /** Frees the range where the disk can (it may then read zeroes), else an accepted hint (no-op). */
   trim(offset: number, length: number): Promise<void>;
-  writeZeroes(offset: number, length: number, fua: boolean): Promise<void>;
+  /** The range reads zeroes; flags: ZeroFlag bits. */
+  writeZeroes(offset: number, length: number, fua: boolean, flags: number): Promise<void>;
+  /** The range as data and holes, in order, covering it exactly. */
+  extents(offset: number, length: number): Promise<Extent[]>;
   /** Close after the calls already issued finish. Safe to call more than once. */
   close(): Promise<void>;
 }
@@ -184,6 +207,28 @@ function closeFd(fd: number): Promise<void> {
   return new Promise((resolve) => fs.close(fd, () => resolve()));
 }
 
+/** [offset, offset + length) of the file `fd` as extents, from SEEK_DATA/SEEK_HOLE. */
+function fileExtents(ops: FileOps, fd: number, offset: number, length: number): Extent[] {
+  const end = offset + length;
+  const out: Extent[] = [];
+  const add = (from: number, to: number, hole: boolean): void => {
+    if (to > from) out.push({ offset: from, length: to - from, hole });
+  };
+  for (let at = offset; at < end;) {
+    const data = ops.seekData(fd, at);
+    if (data === -1 || data >= end) {
+      add(at, end, true);
+      break;
+    }
+    add(at, data, true);
+    const hole = ops.seekHole(fd, data);
+    const stop = hole > data ? Math.min(hole, end) : end; // never a step that makes no progress
+    add(data, stop, false);
+    at = stop;
+  }
+  return out;
+}
+
 /** The file/block-device backend: one fd for ordinary I/O, a second O_DSYNC fd for FUA writes. */
 export class FileBackend implements Backend {
   private inflight = 0;
@@ -195,20 +240,21 @@ export class FileBackend implements Backend {
   syncCount = 0;
 
   private constructor(readonly path: string, /** the serving descriptor (the disk lock is taken on it) */ readonly fd: number, private readonly dsyncFd: number | null,
-    readonly info: DiskInfo, readonly inline: boolean) {}
+    readonly info: DiskInfo, readonly inline: boolean, private readonly ops: FileOps | null) {}
 
   /**
    * Open the disk (read-only: no write fds). Throws the system error or a DstError.
    * opts.inline: do small calls on the event loop (default: when the disk is in memory).
+   * opts.fileOps: the native file ops, null for the fallback (default: io/file-ops.ts's).
    */
-  static async open(path: string, readonly: boolean, opts: { inline?: boolean } = {}): Promise<FileBackend> {
+  static async open(path: string, readonly: boolean, opts: { inline?: boolean; fileOps?: FileOps | null } = {}): Promise<FileBackend> {
     const fd = await openFd(path, readonly ? fs.constants.O_RDONLY : fs.constants.O_RDWR);
     let dsyncFd: number | null = null;
     try {
       const info = await statFd(fd, path);
       if (!readonly) dsyncFd = await openFd(path, fs.constants.O_WRONLY | fs.constants.O_DSYNC);
       const inline = opts.inline ?? await inMemory(path, info);
-      return new FileBackend(path, fd, dsyncFd, info, inline);
+      return new FileBackend(path, fd, dsyncFd, info, inline, opts.fileOps === undefined ? fileOps : opts.fileOps);
     } catch (err) {
       await closeFd(fd);
       if (dsyncFd !== null) await closeFd(dsyncFd);
@@ -331,11 +377,83 @@ export class FileBackend implements Backend {
     return p;
   }
 
-  trim(_offset: number, _length: number): Promise<void> {
-    return Promise.resolve();
+  /** A native call, counted in flight like the others (close() waits for it). */
+  private native(call: () => Promise<void>): Promise<void> {
+    return this.run<void>((cb) => { call().then(() => cb(null), cb); });
   }
 
-  writeZeroes(offset: number, length: number, fua: boolean): Promise<void> {
+  /** A file: punch a hole; a block device: BLKDISCARD. Where neither can be done, the hint is dropped. */
+  async trim(offset: number, length: number): Promise<void> {
+    const fd = this.writeFd(false);
+    const ops = this.ops;
+    if (ops === null || length === 0) return;
+    try {
+      await this.native(() => this.info.blockDevice ? ops.discard(fd, offset, length) : ops.punchHole(fd, offset, length));
+    } catch (err) {
+      if (!unsupported(err)) throw err;
+    }
+  }
+
+  /**
+   * Zeroes without writing them where the disk can: a file punches a hole, or with NO_HOLE zeroes
+   * the range in place (ZERO_RANGE); a block device uses BLKZEROOUT. Else zeroes are written, or
+   * with FAST_ZERO the call fails at once with ENOTSUP. FUA: durable (fdatasync) before it resolves.
+   */
+  async writeZeroes(offset: number, length: number, fua: boolean, flags: number): Promise<void> {
+    this.writeFd(fua); // a read-only disk: EROFS, whatever the flags
+    if (length === 0) return;
+    if (await this.zeroFast(offset, length, flags)) {
+      if (fua) await this.flush();
+      return;
+    }
+    if ((flags & ZeroFlag.FAST_ZERO) !== 0) {
+      throw new DstError('DST_ERR_IO', `disk ${this.path}: zeroing ${length} bytes at ${offset} would mean writing zeroes (FAST_ZERO): ${this.ops === null ? 'no native file ops' : 'not supported by the disk'}`,
+        { errno: 'ENOTSUP' });
+    }
+    return this.writeZeroBytes(offset, length, fua);
+  }
+
+  /** Zero the range without writing zeroes: true when done, false when the disk cannot here. */
+  private async zeroFast(offset: number, length: number, flags: number): Promise<boolean> {
+    const ops = this.ops;
+    if (ops === null) return false;
+    const noHole = (flags & ZeroFlag.NO_HOLE) !== 0;
+    const fd = this.fd;
+    let call: () => Promise<void>;
+    if (!this.info.blockDevice) {
+      call = noHole ? () => ops.zeroRange(fd, offset, length) : () => ops.punchHole(fd, offset, length);
+    } else if ((flags & ZeroFlag.FAST_ZERO) === 0) {
+      call = () => ops.zeroOut(fd, offset, length);
+    } else {
+      // BLKZEROOUT may write the zeroes itself, in the kernel; fallocate(PUNCH_HOLE) on a block
+      // device is the kernel's zeroing without that fallback (EOPNOTSUPP when the device cannot
+      // zero by itself), but it may unmap the range: not with NO_HOLE.
+      if (noHole) return false;
+      call = () => ops.punchHole(fd, offset, length);
+    }
+    try {
+      await this.native(call);
+      return true;
+    } catch (err) {
+      if (unsupported(err)) return false;
+      throw err;
+    }
+  }
+
+  /** The range as holes and data (SEEK_DATA/SEEK_HOLE); a block device, or without native file ops, is all data. */
+  extents(offset: number, length: number): Promise<Extent[]> {
+    const ops = this.ops;
+    // On the event loop: lseek finds extents in the file system's in-memory tree; it only waits
+    // for the inode's lock while a write or fallocate on the same file holds it.
+    return this.runInline(() => {
+      if (length === 0) return [];
+      if (ops === null || this.info.blockDevice) return [{ offset, length, hole: false }];
+      return fileExtents(ops, this.fd, offset, length);
+    });
+  }
+
+  /** Write zeroes from the shared zero buffer, in bounded chunks. */
+  private writeZeroBytes(offset: number, length: number, fua: boolean): Promise<void> {
     if (this.inline && length <= INLINE_MAX) {
       return this.runInline(() => {
         const fd = this.writeFd(fua);

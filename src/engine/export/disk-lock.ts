@@ -16,7 +16,9 @@ interface NativeFlock {
 }
 
 function load(): { flock: NativeFlock | null; text: string } {
-  const { addon, why } = loadAddon<NativeFlock>('dst_flock');
+  // Even under DST_NATIVE=0: without the lock a second engine could serve the same disk, a loss
+  // of safety, not of speed, and flock(2) cannot misbehave the way the switch guards against.
+  const { addon, why } = loadAddon<NativeFlock>('dst_flock', { evenWhenOff: true });
   return addon ? { flock: addon, text: 'flock (native addon)' }
     : { flock: null, text: `off: native addon ${why}; a second engine on the same disk is not refused` };
 }

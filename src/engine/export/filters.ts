@@ -4,7 +4,7 @@
 import type { Clock, TimerHandle } from '../../util/clock.js';
 import type { Logger } from '../../util/log.js';
 import { DstError } from '../../util/errors.js';
-import type { Backend } from './backend.js';
+import type { Backend, Extent } from './backend.js';
 
 function shutdownError(what: string): NodeJS.ErrnoException {
   const err = new Error(`ESHUTDOWN: ${what}`) as NodeJS.ErrnoException;
@@ -19,7 +19,8 @@ export class PassFilter implements Backend {
   write(offset: number, data: Buffer, fua: boolean): Promise<void> { return this.next.write(offset, data, fua); }
   flush(): Promise<void> { return this.next.flush(); }
   trim(offset: number, length: number): Promise<void> { return this.next.trim(offset, length); }
-  writeZeroes(offset: number, length: number, fua: boolean): Promise<void> { return this.next.writeZeroes(offset, length, fua); }
+  writeZeroes(offset: number, length: number, fua: boolean, flags: number): Promise<void> { return this.next.writeZeroes(offset, length, fua, flags); }
+  extents(offset: number, length: number): Promise<Extent[]> { return this.next.extents(offset, length); }
   close(): Promise<void> { return this.next.close(); }
 }
 
@@ -81,7 +82,7 @@ export class HoldWriteFilter extends PassFilter {
   }
 }
 
-export type FilterOp = 'read' | 'write' | 'flush' | 'trim' | 'write-zeroes';
+export type FilterOp = 'read' | 'write' | 'flush' | 'trim' | 'write-zeroes' | 'extents';
 
 /** Delay every matching call by `ms` (all ops when `ops` is null). */
 export class DelayFilter extends PassFilter {
@@ -97,7 +98,8 @@ export class DelayFilter extends PassFilter {
   override async write(offset: number, data: Buffer, fua: boolean): Promise<void> { await this.gate('write'); return this.next.write(offset, data, fua); }
   override async flush(): Promise<void> { await this.gate('flush'); return this.next.flush(); }
   override async trim(offset: number, length: number): Promise<void> { await this.gate('trim'); return this.next.trim(offset, length); }
-  override async writeZeroes(offset: number, length: number, fua: boolean): Promise<void> { await this.gate('write-zeroes'); return this.next.writeZeroes(offset, length, fua); }
+  override async writeZeroes(offset: number, length: number, fua: boolean, flags: number): Promise<void> { await this.gate('write-zeroes'); return this.next.writeZeroes(offset, length, fua, flags); }
+  override async extents(offset: number, length: number): Promise<Extent[]> { await this.gate('extents'); return this.next.extents(offset, length); }
   override close(): Promise<void> { this.sleeper.close(); return this.next.close(); }
 }
 
@@ -121,7 +123,8 @@ export class ErrorFilter extends PassFilter {
   override async write(offset: number, data: Buffer, fua: boolean): Promise<void> { this.check('write'); return this.next.write(offset, data, fua); }
   override async flush(): Promise<void> { this.check('flush'); return this.next.flush(); }
   override async trim(offset: number, length: number): Promise<void> { this.check('trim'); return this.next.trim(offset, length); }
-  override async writeZeroes(offset: number, length: number, fua: boolean): Promise<void> { this.check('write-zeroes'); return this.next.writeZeroes(offset, length, fua); }
+  override async writeZeroes(offset: number, length: number, fua: boolean, flags: number): Promise<void> { this.check('write-zeroes'); return this.next.writeZeroes(offset, length, fua, flags); }
+  override async extents(offset: number, length: number): Promise<Extent[]> { this.check('extents'); return this.next.extents(offset, length); }
 }
 
 // ---- test switches (read once, at node creation) ----

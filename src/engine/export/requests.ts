@@ -158,7 +158,8 @@ export class Requests<C extends SessionMember> {
       case Op.WRITE: return b.write(frame.offset, frame.payload, fua).then(() => null);
       case Op.FLUSH: return b.flush().then(() => null);
       case Op.TRIM: return b.trim(frame.offset, frame.length).then(() => null);
-      case Op.WRITE_ZEROES: return b.writeZeroes(frame.offset, frame.length, fua).then(() => null);
+      // flags 0: the wire has no NO_HOLE/FAST_ZERO yet (issue 16's protocol step adds them)
+      case Op.WRITE_ZEROES: return b.writeZeroes(frame.offset, frame.length, fua, 0).then(() => null);
       case Op.DIGEST: return digestRange(b, frame.offset, frame.length);
       default: return Promise.reject(Object.assign(new Error('EINVAL: unknown op'), { code: 'EINVAL' }));
     }
