@@ -26,6 +26,7 @@ import { heldUnknown, judgeNewLeg, withLeg, withoutLeg } from '../layout/reshape
 import { encodeState, type MirrorSnapshot } from '../layout/state-codec.js';
 import { MAX_LEGS, type LegConfig, type LegEdit, type NodeContext, type Policy, type RemoteConfig } from '../types.js';
 import { Leg, type LegOptions } from './leg.js';
+import { sameExportAs } from './multi-show.js';
 
 const rnd = { bytes: (n: number): Buffer => randomBytes(n) };
 /** how long the probe of a new leg may take to connect and read its tail */
@@ -161,7 +162,7 @@ async function addLeg(h: LegEditHost, l: LegConfig, o: { forceInit?: boolean }, 
   const name = legName(l, cfg.legs.length);
   const p = await probe(h, l, where);
   try {
-    const twin = h.legs().findIndex((x) => x.identity !== null && p.leg.identity !== null && x.identity.equals(p.leg.identity));
+    const twin = sameExportAs(h.legs(), p.leg);
     if (twin >= 0) throw refuse(where, `${name} is the same export as ${legName(cfg.legs[twin]!, twin)} (identity ${p.leg.identity!.toString('hex')})`, 'EEXIST');
     if (p.leg.sizeBytes! < device.size) throw refuse(where, `${name} has ${p.leg.sizeBytes} bytes; the mirror needs ${device.size} and its metadata tail`);
     const verdict = judgeNewLeg(name, lineage, await new MetaReplica(1).read(p.io, 0, p.leg.sizeBytes!), o.forceInit === true);

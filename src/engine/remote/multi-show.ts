@@ -58,6 +58,11 @@ export function sumStats(all: Stats[], inflight: number): Stats {
   return s;
 }
 
+/** The index of another of `legs` that is the same export as `leg` (by identity), or -1. */
+export function sameExportAs(legs: readonly Leg[], leg: Leg): number {
+  return legs.findIndex((l) => l !== leg && l.identity !== null && leg.identity !== null && l.identity.equals(leg.identity));
+}
+
 /** A leg's state: the device's word once it exists. */
 export function legStateOf(device: Device | null, leg: Leg, i: number): LegState {
   if (device) return device.legState(i);

@@ -37,7 +37,7 @@ import { AssemblyGate } from './assembly-gate.js';
 import { DeviceSlot } from './device-slot.js';
 import { checkResolve, checkVerify } from './mirror-checks.js';
 import { StateWaiters } from './state-waiters.js';
-import { endpointShow, legShows, legStateOf, permissionsOf, reportLegStates, sumStats } from './multi-show.js';
+import { endpointShow, legShows, legStateOf, permissionsOf, reportLegStates, sameExportAs, sumStats } from './multi-show.js';
 import { startNbdEndpoint, type NbdEndpoint, type NbdEndpointOptions } from './nbd-endpoint.js';
 import type { BlockDone, BlockRequest, BlockTarget } from './target.js';
 import { STOP_GRACE_MS } from './transactions.js';
@@ -340,7 +340,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
       return;
     }
     const leg = this.legs[i]!;
-    const twin = this.legs.findIndex((l, j) => j !== i && l.identity !== null && leg.identity !== null && l.identity.equals(leg.identity));
+    const twin = sameExportAs(this.legs, leg);
     if (twin >= 0) {
       const [a, b] = twin < i ? [twin, i] : [i, twin];
       const legs = this.node.config.legs;
