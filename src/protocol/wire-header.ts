@@ -50,7 +50,8 @@ export enum Op {
   FLUSH = 3,
   TRIM = 4,
   WRITE_ZEROES = 5,
-  // 6 is reserved for BLOCK_STATUS (a later issue): never reuse it.
+  /** holes and zeroes in [offset, offset+length): IO_RESPONSE payload = extent descriptors (protocol/thin.ts) */
+  BLOCK_STATUS = 6,
   /** SHA-256 of [offset, offset+length): a 32-byte IO_RESPONSE payload (online verify, resync) */
   DIGEST = 7,
 }
@@ -63,14 +64,20 @@ export const DIGEST_SIZE = 32;
  * export's dedup never records them.
  */
 export function opAnswersWithData(op: number): boolean {
-  return op === Op.READ || op === Op.DIGEST;
+  return op === Op.READ || op === Op.DIGEST || op === Op.BLOCK_STATUS;
 }
 
 export const Flag = {
   FUA: 0x01,
   REPLAY: 0x02,
+  /** WRITE_ZEROES: the range stays allocated (no hole) */
+  NO_HOLE: 0x04,
+  /** WRITE_ZEROES: fail with ENOTSUP at once rather than write zeroes */
+  FAST_ZERO: 0x08,
 } as const;
-export const KNOWN_FLAGS = Flag.FUA | Flag.REPLAY;
+export const KNOWN_FLAGS = Flag.FUA | Flag.REPLAY | Flag.NO_HOLE | Flag.FAST_ZERO;
+/** Flags only WRITE_ZEROES may carry. */
+export const ZERO_FLAGS = Flag.NO_HOLE | Flag.FAST_ZERO;
 
 export interface FrameHeader {
   cmd: Cmd;

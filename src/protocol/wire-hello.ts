@@ -12,6 +12,10 @@ export const Feature = {
   DIGEST: 0x01,
   /** HELLO MIRROR_CLAIM is enforced (an export that predates it ignores the field: no fencing) */
   MIRROR_CLAIM: 0x02,
+  /** Op.BLOCK_STATUS */
+  BLOCK_STATUS: 0x04,
+  /** WRITE_ZEROES takes Flag.NO_HOLE and Flag.FAST_ZERO */
+  ZERO_FLAGS: 0x08,
 } as const;
 
 /** A mirror's claim on a leg: the remote engine that assembled mirror `uuid` last holds the highest session. */

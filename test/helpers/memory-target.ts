@@ -2,6 +2,7 @@
 // permissions, max request, capacity (outstanding submits), per-op delay, failure injection,
 // and a "hold" switch that parks completions until release().
 import type { BlockDone, BlockRequest, BlockTarget } from '../../src/engine/remote/target.js';
+import { allData } from '../../src/protocol/thin.js';
 
 export interface MemoryTargetOptions {
   name?: string;
@@ -67,6 +68,8 @@ export function createMemoryTarget(opts: MemoryTargetOptions = {}): MemoryTarget
         return { errno: null, out: null };
       case 'flush':
         return { errno: null, out: null };
+      case 'block-status':
+        return { errno: null, out: allData(length) };
     }
   };
 
@@ -89,6 +92,7 @@ export function createMemoryTarget(opts: MemoryTargetOptions = {}): MemoryTarget
     size: () => data.length,
     permissions: () => permissions,
     maxRequest: () => maxRequest,
+    fastZero: () => false,
     hasCapacity: () => outstanding < capacity,
     onCapacity(listener) {
       const l = (): void => listener();

@@ -5,7 +5,8 @@
 // FAST_ZERO is honoured too (the kernel's no-fallback zeroing); the data around is untouched.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FileBackend, ZeroFlag } from '../../src/engine/export/backend.js';
+import { FileBackend } from '../../src/engine/export/backend.js';
+import { ZeroFlag } from '../../src/protocol/thin.js';
 import { M, dataAt, loopDevice, requirePunchHole, thinFile } from '../helpers/thin.js';
 
 test('a loop device: WRITE_ZEROES is BLKZEROOUT (no zeroes written), FAST_ZERO works; the ranges read zeroes', async (t) => {

@@ -94,7 +94,7 @@ test('ready: garbage on the wire closes the link; export PING is answered with P
 
 test('IO frames carry id, op, flags, offset, length, ackedBelow and the write payload', async () => {
   const c = await readyConn();
-  c.conn.sendTxn({ id: 9, op: 'write', offset: 4096, length: 3, payload: Buffer.from('xyz'), fua: true,
+  c.conn.sendTxn({ id: 9, op: 'write', offset: 4096, length: 3, payload: Buffer.from('xyz'), flags: 1,
     submittedAt: 0, attempts: 1, done: null, place: 'sent' }, 0x03, 7);
   const io = c.sock.frames.find((f) => f.cmd === Cmd.IO)!;
   assert.deepEqual([io.id, io.op, io.flags, io.offset, io.length, io.ackedBelow, io.payload.toString()],

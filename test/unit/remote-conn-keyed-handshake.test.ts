@@ -47,7 +47,7 @@ test('keyed handshake: suite and key id in HELLO, AUTH over the transcript, mutu
   assert.equal(c.conn.state, ConnState.READY);
   assert.equal(c.ready(), 1);
   // from now on every frame is sealed with sequence numbers from 0, each direction
-  c.conn.sendTxn({ id: 5, op: 'write', offset: 0, length: 3, payload: Buffer.from('abc'), fua: false,
+  c.conn.sendTxn({ id: 5, op: 'write', offset: 0, length: 3, payload: Buffer.from('abc'), flags: 0,
     submittedAt: 0, attempts: 1, done: null, place: 'sent' }, 0, 1);
   const io = c.sock.frames.find((f) => f.cmd === Cmd.IO)!;
   assert.equal(io.tagLength, 16);
@@ -108,7 +108,7 @@ test('suite none+sha256: no AUTH, frames carry digest tags from sequence 0', asy
   c.sock.send(helloReply({ suite: 'none+sha256' }));
   assert.equal(c.conn.state, ConnState.READY);
   c.state.outstanding = true;
-  c.conn.sendTxn({ id: 1, op: 'flush', offset: 0, length: 0, payload: null, fua: false,
+  c.conn.sendTxn({ id: 1, op: 'flush', offset: 0, length: 0, payload: null, flags: 0,
     submittedAt: 0, attempts: 1, done: null, place: 'sent' }, 0, 1);
   const io = c.sock.frames.find((f) => f.cmd === Cmd.IO)!;
   assert.equal(io.tagLength, 32);

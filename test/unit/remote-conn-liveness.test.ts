@@ -44,7 +44,7 @@ test('idle with pongs: alive forever, one PING per ping-interval', async () => {
 test('outstanding: PING after min(ping-interval, resend-timeout/3); dead after resend-timeout with no byte', async () => {
   const c = await readyConn({ pingIntervalMs: 5000, resendTimeoutMs: 3000 });
   c.state.outstanding = true;
-  c.conn.sendTxn({ id: 1, op: 'read', offset: 0, length: 512, payload: null, fua: false,
+  c.conn.sendTxn({ id: 1, op: 'read', offset: 0, length: 512, payload: null, flags: 0,
     submittedAt: 0, attempts: 1, done: null, place: 'sent' }, 0, 1);
   pingsAfter(c, [[999, 0], [1, 1], [1000, 2]]);
   deadAfter(c, 1000);
@@ -55,7 +55,7 @@ test('slow but alive: a long fdatasync with PINGs answered is never declared dea
   const c = await readyConn({ pingIntervalMs: 1000, resendTimeoutMs: 2000 });
   c.sock.onFrame = exportBehaviour({ pong: true });
   c.state.outstanding = true; // the flush is outstanding for a minute
-  c.conn.sendTxn({ id: 1, op: 'flush', offset: 0, length: 0, payload: null, fua: false,
+  c.conn.sendTxn({ id: 1, op: 'flush', offset: 0, length: 0, payload: null, flags: 0,
     submittedAt: 0, attempts: 1, done: null, place: 'sent' }, 0, 1);
   for (let t = 0; t < 60_000; t += 50) { c.clock.advance(50); await flush(); }
   assert.equal(c.conn.state, ConnState.READY);
@@ -71,7 +71,7 @@ test('outstanding: the dead clock starts when work starts, not at the last idle 
   const c = await readyConn({ pingIntervalMs: 1000, resendTimeoutMs: 3000 });
   c.clock.advance(1500); // one idle ping unanswered, last byte 1.5 s ago
   c.state.outstanding = true;
-  c.conn.sendTxn({ id: 1, op: 'read', offset: 0, length: 1, payload: null, fua: false,
+  c.conn.sendTxn({ id: 1, op: 'read', offset: 0, length: 1, payload: null, flags: 0,
     submittedAt: 0, attempts: 1, done: null, place: 'sent' }, 0, 1);
   deadAfter(c, 3000);
 });

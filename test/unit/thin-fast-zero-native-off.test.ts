@@ -4,7 +4,8 @@
 // disk is left as it was, and without FAST_ZERO the same request writes the zeroes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FileBackend, ZeroFlag } from '../../src/engine/export/backend.js';
+import { FileBackend } from '../../src/engine/export/backend.js';
+import { ZeroFlag } from '../../src/protocol/thin.js';
 import { loadFileOps } from '../../src/engine/io/file-ops.js';
 import { DstError } from '../../src/util/errors.js';
 import { M, dataAt, thinFile } from '../helpers/thin.js';

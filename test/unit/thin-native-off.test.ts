@@ -4,7 +4,8 @@
 // extents report the whole range as data.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FileBackend, ZERO_CHUNK, ZeroFlag } from '../../src/engine/export/backend.js';
+import { FileBackend, ZERO_CHUNK } from '../../src/engine/export/backend.js';
+import { ZeroFlag } from '../../src/protocol/thin.js';
 import { loadFileOps } from '../../src/engine/io/file-ops.js';
 import { M, dataAt, thinFile } from '../helpers/thin.js';
 

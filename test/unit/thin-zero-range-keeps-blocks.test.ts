@@ -2,7 +2,8 @@
 // the range in place: it reads zeroes and its blocks stay allocated (no hole is punched).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FileBackend, ZeroFlag } from '../../src/engine/export/backend.js';
+import { FileBackend } from '../../src/engine/export/backend.js';
+import { ZeroFlag } from '../../src/protocol/thin.js';
 import { M, allocated, dataAt, requirePunchHole, thinFile } from '../helpers/thin.js';
 
 test('WRITE_ZEROES with NO_HOLE on a file: the range reads zeroes and stays allocated', async (t) => {

@@ -96,12 +96,14 @@ test('HELLO fields: unknown types are skipped, missing or malformed ones named',
   assert.throws(() => decodeHello(shortSession), /session id is 2 bytes/);
 });
 
-test('DIGEST is op 7 (6 stays reserved for BLOCK_STATUS); READ and DIGEST are the ops that answer with data', () => {
+test('BLOCK_STATUS is op 6, DIGEST op 7; READ, BLOCK_STATUS and DIGEST are the ops that answer with data', () => {
+  assert.equal(Op.BLOCK_STATUS, 6);
   assert.equal(Op.DIGEST, 7);
-  assert.equal(opName(6), 'op#6');
-  assert.equal(Feature.DIGEST, 0x01);
+  assert.equal(opName(8), 'op#8');
+  assert.deepEqual([Feature.DIGEST, Feature.MIRROR_CLAIM, Feature.BLOCK_STATUS, Feature.ZERO_FLAGS], [0x01, 0x02, 0x04, 0x08]);
+  assert.deepEqual([Flag.NO_HOLE, Flag.FAST_ZERO], [0x04, 0x08]);
   const answering = Object.values(Op).filter((v): v is Op => typeof v === 'number' && opAnswersWithData(v));
-  assert.deepEqual(answering, [Op.READ, Op.DIGEST]);
+  assert.deepEqual(answering, [Op.READ, Op.BLOCK_STATUS, Op.DIGEST]);
   const parts = encodeFrame({ cmd: Cmd.IO, op: Op.DIGEST, id: 3, offset: 2 ** 33, length: 32 << 20 });
   assert.equal(parts.length, 1, 'a DIGEST request has no payload');
   const h = decodeHeader(parts[0]!);

@@ -22,14 +22,7 @@ import { readFile } from 'node:fs/promises';
 import { DstError, errnoOf } from '../../util/errors.js';
 import { POOL_MIN, allocPayload, releasePayload } from '../io/payload-pool.js';
 import { fileOps, unsupported, type FileOps } from '../io/file-ops.js';
-
-/** WRITE_ZEROES flag bits (the client's NBD flags; 0: neither). */
-export const ZeroFlag = {
-  /** the range must stay allocated: zero it in place, never punch a hole */
-  NO_HOLE: 0x1,
-  /** fail at once with ENOTSUP rather than write zeroes (the client then writes them itself) */
-  FAST_ZERO: 0x2,
-} as const;
+import { MAX_EXTENTS, ZeroFlag } from '../../protocol/thin.js';
 
 /** A piece of the disk: data, or a hole (which reads zeroes). */
 export interface Extent {
@@ -49,7 +42,7 @@ export interface Backend {
   trim(offset: number, length: number): Promise<void>;
   /** The range reads zeroes; flags: ZeroFlag bits. */
   writeZeroes(offset: number, length: number, fua: boolean, flags: number): Promise<void>;
-  /** The range as data and holes, in order, covering it exactly. */
+  /** The range as data and holes, in order, from `offset`: all of it, or a prefix of at most MAX_EXTENTS pieces. */
   extents(offset: number, length: number): Promise<Extent[]>;
   /** Close after the calls already issued finish. Safe to call more than once. */
   close(): Promise<void>;
@@ -207,14 +200,17 @@ function closeFd(fd: number): Promise<void> {
   return new Promise((resolve) => fs.close(fd, () => resolve()));
 }
 
-/** [offset, offset + length) of the file `fd` as extents, from SEEK_DATA/SEEK_HOLE. */
+/**
+ * [offset, offset + length) of the file `fd` as extents, from SEEK_DATA/SEEK_HOLE: at most
+ * MAX_EXTENTS of them (a prefix of the range), so one request walks a bounded part of the file.
+ */
 function fileExtents(ops: FileOps, fd: number, offset: number, length: number): Extent[] {
   const end = offset + length;
   const out: Extent[] = [];
   const add = (from: number, to: number, hole: boolean): void => {
     if (to > from) out.push({ offset: from, length: to - from, hole });
   };
-  for (let at = offset; at < end;) {
+  for (let at = offset; at < end && out.length < MAX_EXTENTS - 1;) {
     const data = ops.seekData(fd, at);
     if (data === -1 || data >= end) {
       add(at, end, true);

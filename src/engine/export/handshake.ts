@@ -184,7 +184,7 @@ export async function decideHello(host: HelloNode, from: HelloPeer, hello: Hello
     nonce,
     message: null,
     instance: host.instance(),
-    features: Feature.DIGEST | Feature.MIRROR_CLAIM,
+    features: Feature.DIGEST | Feature.MIRROR_CLAIM | Feature.BLOCK_STATUS | Feature.ZERO_FLAGS,
   });
   // none / none+<h>: nothing to prove
   if (!suite.needsKey || inputKey === null) return { kind: 'admit', suite, granted, sessionId: hello.sessionId, claim, reply };

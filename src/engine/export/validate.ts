@@ -2,7 +2,7 @@
 // never trusts the client: op, flags, permission, length and range are all checked here, and the
 // errno is picked on purpose (nbdkit protocol.c): out of range → ENOSPC for WRITE/WRITE_ZEROES,
 // EINVAL otherwise.
-import { Access, KNOWN_FLAGS, Op, opName, type FrameHeader } from '../../protocol/wire.js';
+import { Access, KNOWN_FLAGS, Op, ZERO_FLAGS, opName, type FrameHeader } from '../../protocol/wire.js';
 
 export interface ValidateEnv {
   /** effective export size in bytes */
@@ -27,11 +27,12 @@ const OK: Verdict = { ok: true };
 const refuse = (errno: string, reason: string): Verdict => ({ ok: false, close: false, errno, reason });
 const close = (reason: string): Verdict => ({ ok: false, close: true, errno: null, reason });
 
-/** Access a request needs: reads (and digests) need r, anything that changes data needs w, FLUSH needs either. */
+/** Access a request needs: reads (and digests, block status) need r, anything that changes data needs w, FLUSH needs either. */
 export function accessNeeded(op: Op): number {
   switch (op) {
     case Op.READ:
-    case Op.DIGEST: return Access.READ;
+    case Op.DIGEST:
+    case Op.BLOCK_STATUS: return Access.READ;
     case Op.WRITE:
     case Op.TRIM:
     case Op.WRITE_ZEROES: return Access.WRITE;
@@ -39,7 +40,7 @@ export function accessNeeded(op: Op): number {
   }
 }
 
-const KNOWN_OPS = new Set<number>([Op.READ, Op.WRITE, Op.FLUSH, Op.TRIM, Op.WRITE_ZEROES, Op.DIGEST]);
+const KNOWN_OPS = new Set<number>([Op.READ, Op.WRITE, Op.FLUSH, Op.TRIM, Op.WRITE_ZEROES, Op.BLOCK_STATUS, Op.DIGEST]);
 
 /** Check one IO frame's header. `h.payloadLength` is what actually came with it. */
 export function validateIo(h: FrameHeader, env: ValidateEnv): Verdict {
@@ -59,6 +60,9 @@ export function validateIo(h: FrameHeader, env: ValidateEnv): Verdict {
   if ((h.flags & ~KNOWN_FLAGS) !== 0) {
     return refuse('EINVAL', `${name}: unknown flags 0x${(h.flags & ~KNOWN_FLAGS).toString(16)}`);
   }
+  if (op !== Op.WRITE_ZEROES && (h.flags & ZERO_FLAGS) !== 0) {
+    return refuse('EINVAL', `${name}: flags 0x${(h.flags & ZERO_FLAGS).toString(16)} belong to WRITE_ZEROES only`);
+  }
   const need = accessNeeded(op);
   if ((env.access & need) === 0) {
     return refuse('EPERM', env.access === 0
@@ -67,6 +71,7 @@ export function validateIo(h: FrameHeader, env: ValidateEnv): Verdict {
   }
   if (env.overtaken && need === Access.WRITE) return refuse('EPERM', `${name}: taken-over: the mirror has a newer session`);
   // A DIGEST is bounded like a READ: its length is the bytes the export reads for it.
+  if (op === Op.BLOCK_STATUS && h.length === 0) return refuse('EINVAL', `${name}: zero length`);
   if (op === Op.READ || op === Op.WRITE || op === Op.DIGEST) {
     if (h.length === 0) return refuse('EINVAL', `${name}: zero length`);
     if (h.length > env.maxRequest) return refuse('EINVAL', `${name}: length ${h.length} exceeds max request ${env.maxRequest}`);

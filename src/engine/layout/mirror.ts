@@ -18,11 +18,16 @@
 //   flushed: its leg goes behind with every region written since its last completed FLUSH.
 //
 // Reads are balanced by outstanding requests per leg (cheap, and it follows a slow leg at once,
-// where a latency average lags); a read that fails or times out is retried on another leg.
+// where a latency average lags); a read that fails or times out is retried on another leg. A block
+// status is answered like a read, by one leg that holds the range. Thin requests never let legs
+// differ (issue 16): a TRIM is sent to every leg as zeroes without NO_HOLE (a hole where the leg
+// can punch one, zeroes written where it cannot), and a FAST_ZERO that some legs decline is done
+// the slow way on those legs (declined by all: ENOTSUP, nothing changed).
 import type { Logger } from '../../util/log.js';
 import { releasePayload } from '../io/payload-pool.js';
 import { legTimeoutOf } from '../policy.js';
 import type { BlockDone, BlockRequest } from '../remote/target.js';
+import { ZeroFlag } from '../../protocol/thin.js';
 import type { EventFields, EventName, LegState, NodeContext, Policy, VerifyOptions, VerifyReport, VerifyShow } from '../types.js';
 import { InflightGate, type Device, type DeviceHealth, type LegSync } from './device.js';
 import type { LegPort } from './leg-port.js';
@@ -61,6 +66,8 @@ interface FanOut {
   pending: Set<number>;
   ok: Set<number>;
   failed: Set<number>;
+  /** legs that answered a FAST_ZERO with ENOTSUP (they changed nothing) */
+  declined: Set<number>;
   errno: string | null;
   timedOut: boolean;
   /** leg-timeout passed: legs still pending when an in-sync leg succeeds are abandoned */
@@ -251,6 +258,10 @@ export class Mirror implements Device {
     return Math.min(...(live.length > 0 ? live : this.o.ports).map((p) => p.leg.maxRequest()));
   }
 
+  fastZero(): boolean {
+    return this.o.ports.every((p) => p.leg.fastZero());
+  }
+
   hasCapacity(): boolean {
     return this.gate.hasCapacity();
   }
@@ -270,8 +281,11 @@ export class Mirror implements Device {
       this.resync.appLatency(this.clock.now() - t0);
       done(errno, data);
     });
-    if (req.op === 'read') this.read(req, finish, new Set(), null);
+    // extents come from one leg that holds the range, as a read's data does
+    if (req.op === 'read' || req.op === 'block-status') this.read(req, finish, new Set(), null);
     else if (req.op === 'flush') this.flush(req, finish);
+    // a TRIM must leave every leg reading the same: each leg zeroes (punching a hole where it can)
+    else if (req.op === 'trim') this.write({ ...req, op: 'write-zeroes', zeroFlags: 0 }, finish);
     else this.write(req, finish);
   }
 
@@ -359,6 +373,24 @@ export class Mirror implements Device {
   private fanOut(req: BlockRequest, first: number, last: number, done: (errno: string | null) => void): void {
     const targets = this.o.ports.flatMap((_, i) => (this.usable(i) && this.mode[i] !== 'behind' ? [i] : []));
     const f = this.startFanOut(req, targets, () => {
+      if (f.declined.size > 0) {
+        // FAST_ZERO declined everywhere: nothing changed, the client zeroes by itself. Declined by
+        // some legs only: they zero the slow way, so that every leg reads the same.
+        if (f.ok.size === 0 && f.failed.size === 0 && !f.timedOut) {
+          done('ENOTSUP');
+          return;
+        }
+        const declined = [...f.declined];
+        f.declined.clear();
+        const slow = this.startFanOut({ ...req, zeroFlags: (req.zeroFlags ?? 0) & ~ZeroFlag.FAST_ZERO }, declined, () => {
+          for (const i of slow.ok) f.ok.add(i);
+          for (const i of slow.failed) f.failed.add(i);
+          f.errno ??= slow.errno;
+          f.timedOut ||= slow.timedOut;
+          f.finish();
+        });
+        return;
+      }
       if (![...f.ok].some((i) => this.mode[i] === 'in-sync')) {
         // no in-sync leg has it: the device's error, as a single remote's. Legs that are not in
         // sync may have it, so their regions are marked and they copy them back from an in-sync leg.
@@ -411,7 +443,7 @@ export class Mirror implements Device {
    */
   private startFanOut(req: BlockRequest, targets: number[], complete: () => void): FanOut {
     const f: FanOut = {
-      req, pending: new Set(targets), ok: new Set(), failed: new Set(), errno: null, timedOut: false, timer: null,
+      req, pending: new Set(targets), ok: new Set(), failed: new Set(), declined: new Set(), errno: null, timedOut: false, timer: null,
       finish: () => {
         if (f.pending.size > 0) return;
         f.timer?.cancel();
@@ -438,10 +470,12 @@ export class Mirror implements Device {
         abandonSlow();
       });
     }
+    const fastZero = req.op === 'write-zeroes' && ((req.zeroFlags ?? 0) & ZeroFlag.FAST_ZERO) !== 0;
     for (const i of targets) {
       this.o.ports[i]!.send(req, (errno) => {
         if (!f.pending.delete(i)) return; // abandoned: its regions are marked already
         if (errno === null) f.ok.add(i);
+        else if (errno === 'ENOTSUP' && fastZero) f.declined.add(i);
         else {
           f.failed.add(i);
           f.errno ??= errno;

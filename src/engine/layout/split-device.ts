@@ -1,12 +1,13 @@
 // Linear and stripe devices: each request cut into (leg, leg offset) pieces by the layout map,
 // each piece sent to its leg, the request answered once when the last piece is done (the first
 // errno wins). A read that spans legs is answered with the legs' buffers in order (no copy);
-// writes send views into the request's payload. FLUSH goes to every leg. A leg that is away holds
-// only its own pieces (its transaction table resends, reconnects and applies the deadline); the
-// other legs keep serving their ranges.
+// writes send views into the request's payload; a block status joins the legs' extents. FLUSH
+// goes to every leg. A leg that is away holds only its own pieces (its transaction table resends,
+// reconnects and applies the deadline); the other legs keep serving their ranges.
 import type { Policy } from '../types.js';
 import type { BlockData, BlockDone, BlockRequest } from '../remote/target.js';
 import { mapRange, splitSize, type SplitMap } from './map.js';
+import { joinExtents } from '../../protocol/thin.js';
 import { InflightGate, type Device, type DeviceHealth, type LegSync } from './device.js';
 import type { LegPort } from './leg-port.js';
 
@@ -16,9 +17,11 @@ class Spread {
   errno: string | null = null;
   readonly parts: (BlockData | null)[] | null;
 
-  constructor(pieces: number, read: boolean, private readonly done: (errno: string | null, data: BlockData | null) => void) {
+  /** `answers`: the pieces answer with data (a read, a block status; then `lengths` are theirs) */
+  constructor(pieces: number, answers: boolean, private readonly done: (errno: string | null, data: BlockData | null) => void,
+    private readonly lengths: number[] | null = null) {
     this.remaining = pieces;
-    this.parts = read ? new Array<BlockData | null>(pieces).fill(null) : null;
+    this.parts = answers ? new Array<BlockData | null>(pieces).fill(null) : null;
   }
 
   pieceDone(i: number, errno: string | null, data: BlockData | null): void {
@@ -29,9 +32,15 @@ class Spread {
       this.done(this.errno, null);
       return;
     }
-    this.done(null, this.parts.length === 1 ? this.parts[0]! : (this.parts as BlockData[]).flat());
+    const parts = this.parts as BlockData[];
+    // a block status: the legs' extents as one answer (each leg's is one buffer)
+    if (this.lengths !== null) this.done(null, joinExtents(parts as Buffer[], this.lengths));
+    else this.done(null, parts.length === 1 ? parts[0]! : parts.flat());
   }
 }
+
+/** Most chunks one block status of a stripe asks about (each is a request to a leg). */
+const STATUS_CHUNKS = 256;
 
 export class SplitDevice implements Device {
   readonly size: number;
@@ -47,6 +56,10 @@ export class SplitDevice implements Device {
     // a stripe request of at most one chunk spans at most two legs
     const legMax = Math.min(...this.ports.map((p) => p.leg.maxRequest()));
     return this.map.kind === 'stripe' ? Math.min(legMax, this.map.chunk) : legMax;
+  }
+
+  fastZero(): boolean {
+    return this.ports.every((p) => p.leg.fastZero());
   }
 
   hasCapacity(): boolean {
@@ -68,11 +81,14 @@ export class SplitDevice implements Device {
       this.ports.forEach((p, i) => p.send(req, (errno) => spread.pieceDone(i, errno, null)));
       return;
     }
-    const pieces = mapRange(this.map, req.offset, req.length);
-    const spread = new Spread(pieces.length, req.op === 'read', finish);
+    const status = req.op === 'block-status';
+    // a block status may answer a prefix: a stripe's is cut to a bounded number of chunks
+    const length = status && this.map.kind === 'stripe' ? Math.min(req.length, STATUS_CHUNKS * this.map.chunk) : req.length;
+    const pieces = mapRange(this.map, req.offset, length);
+    const spread = new Spread(pieces.length, req.op === 'read' || status, finish, status ? pieces.map((p) => p.length) : null);
     pieces.forEach((piece, i) => {
       const payload = req.payload === null ? null : req.payload.subarray(piece.bufferOffset, piece.bufferOffset + piece.length);
-      this.ports[piece.leg]!.send({ op: req.op, offset: piece.legOffset, length: piece.length, payload, fua: req.fua },
+      this.ports[piece.leg]!.send({ op: req.op, offset: piece.legOffset, length: piece.length, payload, fua: req.fua, zeroFlags: req.zeroFlags },
         (errno, data) => spread.pieceDone(i, errno, data));
     });
   }

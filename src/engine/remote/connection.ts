@@ -64,6 +64,7 @@ export const WIRE_OP: Readonly<Record<LegOp, Op>> = {
   'flush': Op.FLUSH,
   'trim': Op.TRIM,
   'write-zeroes': Op.WRITE_ZEROES,
+  'block-status': Op.BLOCK_STATUS,
   'digest': Op.DIGEST,
 };
 

@@ -11,9 +11,10 @@ export class DeviceSlot {
   device: Device | null = null;
   /** the device is closed while the legs change */
   paused = false;
-  /** what the device took per request, and its size, before the pause (the NBD side checks requests against them) */
+  /** what the device took per request, its size and FAST_ZERO, before the pause (the NBD side checks requests against them) */
   private pausedMaxRequest = 0;
   private pausedSize = 0;
+  private pausedFastZero = false;
   private readonly listeners = new Set<() => void>();
   private deviceOff: (() => void) | null = null;
   /** waiting for the pause to end */
@@ -42,6 +43,7 @@ export class DeviceSlot {
     if (!device || this.paused) throw new DstError('DST_ERR_BUSY', `${name} is not serving a device to change`, { errno: 'EAGAIN' });
     this.pausedMaxRequest = device.maxRequest();
     this.pausedSize = device.size;
+    this.pausedFastZero = device.fastZero();
     this.paused = true;
     changed();
     const drained = await new Promise<boolean>((resolve) => {
@@ -82,6 +84,10 @@ export class DeviceSlot {
 
   maxRequest(): number {
     return this.paused ? this.pausedMaxRequest : this.device?.maxRequest() ?? 0;
+  }
+
+  fastZero(): boolean {
+    return this.paused ? this.pausedFastZero : this.device?.fastZero() ?? false;
   }
 
   hasCapacity(): boolean {

@@ -19,6 +19,7 @@ import { Connection, type SocketFactory } from './connection.js';
 import { ConnState, type ConnCloseInfo } from './conn-state.js';
 import type { LegRequest, TxnDone } from './target.js';
 import { TransactionTable } from './transactions.js';
+import { ZeroFlag, allData } from '../../protocol/thin.js';
 
 const EPERM = errnoNumber('EPERM');
 
@@ -379,7 +380,28 @@ export class Leg {
     return (this.features & Feature.DIGEST) !== 0;
   }
 
+  /** WRITE_ZEROES with FAST_ZERO is honoured by the export (as of the last handshake). */
+  fastZero(): boolean {
+    return (this.features & Feature.ZERO_FLAGS) !== 0;
+  }
+
+  /**
+   * What the export does not serve is answered here as a file without native file ops would: an
+   * export without BLOCK_STATUS is all data; without zero flags, FAST_ZERO fails at once (ENOTSUP)
+   * and NO_HOLE holds anyway (that export writes the zeroes).
+   */
   submit(req: LegRequest, done: TxnDone): void {
+    if (req.op === 'block-status' && (this.features & Feature.BLOCK_STATUS) === 0) {
+      queueMicrotask(() => done(null, allData(req.length)));
+      return;
+    }
+    if (req.op === 'write-zeroes' && (req.zeroFlags ?? 0) !== 0 && !this.fastZero()) {
+      if ((req.zeroFlags! & ZeroFlag.FAST_ZERO) !== 0) {
+        queueMicrotask(() => done('ENOTSUP', null));
+        return;
+      }
+      req = { ...req, zeroFlags: 0 };
+    }
     this.table!.submit(req, done);
   }
 

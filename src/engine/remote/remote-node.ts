@@ -12,12 +12,11 @@
 // The NBD endpoint starts once the first HELLO told the size and stays up until stop().
 //
 // A multi-leg node (layout mirror, linear or stripe; issue 14) has one Leg per export and a Device
-// (engine/layout/) between the endpoint and the legs, in a DeviceSlot (device-slot.ts). It serves
-// once every leg's first HELLO told its size (a mirror: once every leg answered or failed an
-// attempt, at least one with a size), and its state is the device's health: ready while every block
-// can be served (a mirror: one leg in sync), backoff (reason `leg`) while some blocks wait for a
-// leg, failed when no leg can serve. `node leg add/del` (leg-edits.ts) pauses the device, swaps
-// the legs and reassembles behind the same endpoint.
+// (engine/layout/) in a DeviceSlot (device-slot.ts). It serves once every leg's first HELLO told its
+// size (a mirror: once every leg answered or failed an attempt, one with a size); its state is the
+// device's health: ready while every block can be served (a mirror: one leg in sync), backoff
+// (reason `leg`) while some wait for a leg, failed when no leg can serve. `node leg add/del`
+// (leg-edits.ts) pauses the device, swaps the legs and reassembles behind the same endpoint.
 import { DstError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { parseHostPort } from '../../util/parse.js';
@@ -485,6 +484,10 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     return this.multi ? this.slot.maxRequest() : this.leg.maxRequest();
   }
 
+  fastZero(): boolean {
+    return this.multi ? this.slot.fastZero() : this.leg.fastZero();
+  }
+
   private accepting(): boolean {
     if (!this.started || this.stopRequested) return false;
     if (this.multi) return this.slot.live && this.state !== 'failed';
@@ -537,9 +540,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     };
   }
 
-  private legState(i: number): LegState {
-    return legStateOf(this.device, this.legs[i]!, i);
-  }
+  private legState(i: number): LegState { return legStateOf(this.device, this.legs[i]!, i); }
 
   /** multi-leg: emit leg-state for every leg whose state moved since the last report */
   private syncLegs(): void {

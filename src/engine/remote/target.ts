@@ -1,7 +1,11 @@
 // The seam between the local NBD endpoint and whatever executes requests (the remote node's
 // transaction table in the product; an in-memory disk in endpoint tests).
 
-export type BlockOp = 'read' | 'write' | 'flush' | 'trim' | 'write-zeroes';
+/**
+ * 'block-status' asks which parts of [offset, offset + length) are holes or read zeroes; it completes
+ * with encoded extents (protocol/extents.ts) covering a prefix of the range, from `offset` on.
+ */
+export type BlockOp = 'read' | 'write' | 'flush' | 'trim' | 'write-zeroes' | 'block-status';
 
 export interface BlockRequest {
   op: BlockOp;
@@ -10,6 +14,8 @@ export interface BlockRequest {
   /** exactly `length` bytes for 'write'; null otherwise */
   payload: Buffer | null;
   fua: boolean;
+  /** ZeroFlag bits (protocol/thin.ts) of a 'write-zeroes' (absent: 0) */
+  zeroFlags?: number;
 }
 
 /**
@@ -50,6 +56,8 @@ export interface BlockTarget {
   permissions(): 'r' | 'w' | 'rw';
   /** largest request submit() accepts; bigger NBD requests are split by the endpoint */
   maxRequest(): number;
+  /** WRITE_ZEROES with ZeroFlag.FAST_ZERO is honoured (fails at once with ENOTSUP rather than write zeroes) */
+  fastZero(): boolean;
   /** false when the transaction pool is full: stop reading NBD sockets until onCapacity fires */
   hasCapacity(): boolean;
   /** listener runs when capacity returns; returns an unsubscribe function */

@@ -24,6 +24,7 @@ import type { Clock, TimerHandle } from '../../util/clock.js';
 import { DstError, errnoName, errnoNumber } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { DIGEST_SIZE, Flag } from '../../protocol/wire.js';
+import { ZeroFlag, checkExtents } from '../../protocol/thin.js';
 import { deadlineMs, emptyStats, type EventFields, type EventName, type Policy, type Stats } from '../types.js';
 import type { LegOp, LegRequest, TxnDone } from './target.js';
 
@@ -45,7 +46,8 @@ export interface Txn {
   length: number;
   /** write data (exactly `length` bytes); null for other ops */
   payload: Buffer | null;
-  fua: boolean;
+  /** the request's own wire flags: Flag.FUA, and a WRITE_ZEROES' Flag.NO_HOLE / Flag.FAST_ZERO */
+  flags: number;
   /** clock.now() at submit */
   submittedAt: number;
   /** how many times it has been written on a connection (1 = sent once, no resend yet) */
@@ -57,7 +59,7 @@ export interface Txn {
 
 /** Where transactions are sent: the current connection (connection.ts implements it). */
 export interface TxnSender {
-  /** Write one IO frame. flags: Flag.FUA / Flag.REPLAY. ackedBelow: every id below it has completed. */
+  /** Write one IO frame. flags: the transaction's own and Flag.REPLAY. ackedBelow: every id below it has completed. */
   sendTxn(txn: Readonly<Txn>, flags: number, ackedBelow: number): void;
 }
 
@@ -154,7 +156,7 @@ export class TransactionTable {
   private growPool(): void {
     const want = this.capacity();
     while (this.slots.length < want) {
-      const slot: Txn = { id: 0, op: 'read', offset: 0, length: 0, payload: null, fua: false,
+      const slot: Txn = { id: 0, op: 'read', offset: 0, length: 0, payload: null, flags: 0,
         submittedAt: 0, attempts: 0, done: null, place: 'free' };
       this.slots.push(slot);
       this.free.push(slot);
@@ -182,7 +184,7 @@ export class TransactionTable {
     txn.offset = req.offset;
     txn.length = req.length;
     txn.payload = req.op === 'write' ? req.payload : null;
-    txn.fua = req.fua;
+    txn.flags = requestFlags(req);
     txn.submittedAt = this.clock.now();
     txn.attempts = 0;
     txn.done = done;
@@ -261,7 +263,7 @@ export class TransactionTable {
     txn.place = 'sent';
     this.sent.set(txn.id, txn);
     txn.attempts++;
-    sender.sendTxn(txn, flags | (txn.fua ? Flag.FUA : 0), this.ackedBelow());
+    sender.sendTxn(txn, flags | txn.flags, this.ackedBelow());
   }
 
   // ---- replies ----
@@ -270,7 +272,7 @@ export class TransactionTable {
    * An IO_RESPONSE arrived on the current connection. status = errno number (0 = ok).
    * Unknown id (completed, timed out, never sent here) → logged and ignored.
    * A successful READ whose payload is not `length` bytes, or DIGEST whose payload is not
-   * DIGEST_SIZE bytes → 'bad' (caller drops the link; the transaction stays sent and is replayed on
+   * DIGEST_SIZE bytes, or BLOCK_STATUS whose extents do not check (protocol/thin.ts) → 'bad' (caller drops the link; the transaction stays sent and is replayed on
    * the next connection).
    */
   onResponse(id: number, status: number, payload: Buffer): ResponseResult {
@@ -288,9 +290,17 @@ export class TransactionTable {
       this.log.warn(`digest response for id ${id} carries ${payload.length} bytes, expected ${DIGEST_SIZE}`, { op: 'digest', id });
       return 'bad';
     }
+    if (status === 0 && txn.op === 'block-status') {
+      try {
+        checkExtents(payload, txn.length);
+      } catch (err) {
+        this.log.warn(`block status response for id ${id}: ${(err as Error).message}`, { op: 'block-status', id });
+        return 'bad';
+      }
+    }
     if (status === ESHUTDOWN) return 'not-run';
     if (status === 0) {
-      this.finish(txn, null, txn.op === 'read' || txn.op === 'digest' ? payload : null, null, true);
+      this.finish(txn, null, txn.op === 'read' || txn.op === 'digest' || txn.op === 'block-status' ? payload : null, null, true);
     } else {
       const errno = errnoName(status);
       this.finish(txn, errno, null, `export answered ${errno}`, true);
@@ -522,4 +532,10 @@ export class TransactionTable {
       oldestInflightMs: oldest ? Math.max(0, Math.round(this.clock.now() - oldest.submittedAt)) : null,
     };
   }
+}
+
+/** A request's wire flags (the export checks which op may carry which). */
+function requestFlags(req: LegRequest): number {
+  const zero = req.zeroFlags ?? 0;
+  return (req.fua ? Flag.FUA : 0) | ((zero & ZeroFlag.NO_HOLE) !== 0 ? Flag.NO_HOLE : 0) | ((zero & ZeroFlag.FAST_ZERO) !== 0 ? Flag.FAST_ZERO : 0);
 }
