@@ -3,7 +3,7 @@
 // and stays within resync-min-rate and resync-rate.
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { LatencyHistogram, ResyncPace, type PaceLimits } from '../../src/engine/layout/resync-pace.js';
+import { ResyncPace, type PaceLimits } from '../../src/engine/layout/resync-pace.js';
 import { FakeClock } from '../../src/util/clock.js';
 
 const MiB = 1 << 20;
@@ -25,21 +25,6 @@ function make(limits: PaceLimits = { min: 10 * MiB, cap: 0 }): { clock: FakeCloc
   const lim = { ...limits };
   return { clock, pace: new ResyncPace(clock, () => lim, { windowMs: WINDOW }), lim };
 }
-
-describe('latency histogram', () => {
-  it('p99 within a bucket of the truth, bounded memory, reset empties it', () => {
-    const h = new LatencyHistogram();
-    for (let k = 1; k <= 1000; k++) h.add(k / 100); // 0.01 .. 10 ms
-    const p99 = h.quantile(0.99);
-    assert.ok(p99 >= 9.9 && p99 <= 9.9 * 1.25, `p99 ${p99}`);
-    assert.equal(h.count, 1000);
-    h.add(1e9); // beyond the last bucket: counted there
-    assert.ok(h.quantile(1) > 60_000);
-    h.reset();
-    assert.equal(h.count, 0);
-    assert.equal(h.quantile(0.99), 0);
-  });
-});
 
 describe('resync pace', () => {
   it('starts at the floor and doubles while the device is idle, up to the cap', () => {

@@ -1,13 +1,15 @@
 // How fast a mirror resyncs (issue 15): a controller that keeps the applications' latency close to
 // what it is without resync. Per window it takes the p99 of application request latency (a bounded
-// log histogram, reset each window) and compares it with the baseline, the lowest p99 of recent
-// windows (windows while no resync runs count too, so the baseline is what the device does alone):
+// log histogram, metrics/histogram.ts, reset each window) and compares it with the baseline, the
+// lowest p99 of recent windows (windows while no resync runs count too, so the baseline is what the
+// device does alone):
 // above baseline × (1 + margin) + slack it halves the rate (multiplicative decrease), at baseline it
 // adds resync-min-rate, and with no application request in the window it doubles. resync-min-rate
 // is the floor, resync-rate (when not 0) the cap; the rate never exceeds twice what the copies
 // achieved in the last window, so an unlimited cap shows a rate the legs can really do.
 // Pure: latency samples and the clock in, a rate out; no I/O, no timers.
 import type { Clock } from '../../util/clock.js';
+import { LatencyHistogram } from '../metrics/histogram.js';
 
 export interface PaceLimits {
   /** bytes/s the rate never goes below (resync-min-rate) */
@@ -34,57 +36,6 @@ export const DEFAULT_TUNING: Readonly<PaceTuning> = Object.freeze({
 
 /** The rate an unlimited cap stands for before any copy was measured (the policy's upper bound). */
 const NO_CAP = 1024 ** 4;
-
-/** Latency buckets: 4 per power of two of microseconds, up to 2^26 µs (~67 s); beyond is the last. */
-const SUB = 4;
-const BUCKETS = 27 * SUB;
-
-function bucketOf(us: number): number {
-  if (us < 1) return 0;
-  const e = Math.floor(Math.log2(us));
-  const sub = Math.floor((us / 2 ** e - 1) * SUB);
-  return Math.min(BUCKETS - 1, e * SUB + sub + 1);
-}
-
-/** The upper edge of bucket b in ms (a p99 is reported as the edge of the bucket it falls in). */
-function edgeMs(b: number): number {
-  if (b === 0) return 0.001;
-  const e = Math.floor((b - 1) / SUB);
-  const sub = (b - 1) % SUB;
-  return (2 ** e * (1 + (sub + 1) / SUB)) / 1000;
-}
-
-/** A bounded latency histogram. */
-export class LatencyHistogram {
-  private readonly counts = new Uint32Array(BUCKETS);
-  private n = 0;
-
-  add(ms: number): void {
-    this.counts[bucketOf(ms * 1000)]!++;
-    this.n++;
-  }
-
-  get count(): number {
-    return this.n;
-  }
-
-  /** The q-quantile in ms (the upper edge of its bucket); 0 when empty. */
-  quantile(q: number): number {
-    if (this.n === 0) return 0;
-    const want = Math.ceil(q * this.n);
-    let seen = 0;
-    for (let b = 0; b < BUCKETS; b++) {
-      seen += this.counts[b]!;
-      if (seen >= want) return edgeMs(b);
-    }
-    return edgeMs(BUCKETS - 1);
-  }
-
-  reset(): void {
-    this.counts.fill(0);
-    this.n = 0;
-  }
-}
 
 /** What the last closed window decided (for tests and logs). */
 export type PaceDecision = 'idle' | 'baseline' | 'backoff' | 'few-samples';
