@@ -2,10 +2,11 @@
 // their allocated bytes from stat, and the skip-or-fail rule when the native file ops or the file
 // system cannot punch holes (then there is nothing to measure).
 import type { TestContext } from 'node:test';
-import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileOps, fileOpsText } from '../../src/engine/io/file-ops.js';
 import { blocksContent } from './blocks.js';
+import type { Engine } from './engine.js';
 import { sparseFile, tmpDir } from './tmp.js';
 import { requireRoot, requireTool, run, runOk, skipOrFail } from './tools.js';
 
@@ -72,4 +73,75 @@ export async function loopDevice(t: TestContext, file: string): Promise<string |
     return null;
   }
   return dev;
+}
+
+/** A piece of a device as a client's map shows it. */
+export interface MapExtent {
+  offset: number;
+  length: number;
+  hole: boolean;
+}
+
+/** Adjacent extents of the same kind joined (servers may cut a map anywhere). */
+export function mergeExtents(extents: readonly MapExtent[]): MapExtent[] {
+  const out: MapExtent[] = [];
+  for (const e of extents) {
+    if (e.length === 0) continue;
+    const last = out[out.length - 1];
+    if (last && last.hole === e.hole && last.offset + last.length === e.offset) last.length += e.length;
+    else out.push({ ...e });
+  }
+  return out;
+}
+
+/** The data ranges of a map, as [offset, length]. */
+export function dataRanges(extents: readonly MapExtent[]): Array<[number, number]> {
+  return mergeExtents(extents).filter((e) => !e.hole).map((e) => [e.offset, e.length]);
+}
+
+/** Check that a map covers [0, size) without gaps or overlaps; throws naming `who`. */
+export function checkCovers(extents: readonly MapExtent[], size: number, who: string): void {
+  let at = 0;
+  for (const e of extents) {
+    if (e.offset !== at) throw new Error(`${who}: extent at ${e.offset}, expected one at ${at}: ${JSON.stringify(extents)}`);
+    at += e.length;
+  }
+  if (at !== size) throw new Error(`${who}: the map ends at ${at}, the device at ${size}: ${JSON.stringify(extents)}`);
+}
+
+/** `nbdinfo --map --json URI` (base:allocation): a hole is type bit 0 (NBD_STATE_HOLE). */
+export async function nbdinfoMap(uri: string): Promise<MapExtent[]> {
+  const r = await runOk('nbdinfo', ['--map', '--json', uri], { timeoutMs: 60_000 });
+  const raw = JSON.parse(r.stdout) as Array<{ offset: number; length: number; type: number }>;
+  return raw.map((e) => ({ offset: e.offset, length: e.length, hole: (e.type & 1) !== 0 }));
+}
+
+/** `qemu-img map --output=json URI`: an extent with `data: false` is a hole. */
+export async function qemuImgMap(uri: string): Promise<MapExtent[]> {
+  const r = await runOk('qemu-img', ['map', '--output=json', uri], { timeoutMs: 60_000 });
+  const raw = JSON.parse(r.stdout) as Array<{ start: number; length: number; data: boolean }>;
+  return raw.map((e) => ({ offset: e.start, length: e.length, hole: !e.data }));
+}
+
+/** True when [offset, offset + length) of `path` holds only zero bytes. */
+export function fileIsZero(path: string, offset: number, length: number): boolean {
+  const step = 4 * M;
+  const buf = Buffer.alloc(step);
+  const zero = Buffer.alloc(step);
+  const fd = openSync(path, 'r');
+  try {
+    for (let at = offset; at < offset + length; at += step) {
+      const n = Math.min(step, offset + length - at);
+      const got = readSync(fd, buf, 0, n, at);
+      if (got !== n || !buf.subarray(0, n).equals(zero.subarray(0, n))) return false;
+    }
+    return true;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The export node's `stats.bytesRead` (`dst node show NAME --json` on its engine). */
+export async function exportBytesRead(exp: Engine, name: string): Promise<number> {
+  return (await exp.show(name)).stats.bytesRead;
 }
