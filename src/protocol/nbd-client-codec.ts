@@ -66,15 +66,26 @@ function u64(b: Buffer, at: number, what: string): number {
 
 // ── Transmission replies ─────────────────────────────────────────────────────────────────────
 
-/** One reply piece: a simple reply (with a READ's data), or one structured chunk. */
+/**
+ * One reply piece: a simple reply (with a READ's data: null when there is none, or when it was
+ * placed in the READ's buffer), one structured chunk, or an OFFSET_DATA chunk whose data the
+ * decoder placed in the READ's buffer.
+ */
 export type ReplyPiece =
   | { kind: 'simple'; cookie: number; error: number; data: Buffer | null }
-  | { kind: 'chunk'; cookie: number; done: boolean; type: number; payload: Buffer };
+  | { kind: 'chunk'; cookie: number; done: boolean; type: number; payload: Buffer }
+  | { kind: 'placed'; cookie: number; done: boolean; offset: number; length: number };
 
 /** The request a cookie belongs to, as the decoder needs it: a simple READ reply carries `length` bytes. */
 export interface CookieLookup {
   /** bytes of data that follow a successful simple reply to this cookie (0 unless a READ), null: unknown cookie */
   simpleDataLength(cookie: number): number | null;
+  /**
+   * Where a READ's data goes (its buffer, and the export offset of the buffer's first byte): the
+   * decoder writes it there straight from the socket, without collecting and copying it. Absent
+   * or null: the data comes as a piece.
+   */
+  readTarget?(cookie: number): { buf: Buffer; offset: number } | null;
 }
 
 /** Largest structured chunk accepted: a whole maximum READ plus its offset, or an error message. */
@@ -91,7 +102,7 @@ export class ReplyDecoder {
   /** the piece whose body is being collected */
   private body: Buffer | null = null;
   private bodyUsed = 0;
-  private pending: ((body: Buffer) => ReplyPiece) | null = null;
+  private pending: ((body: Buffer) => ReplyPiece | null) | null = null;
 
   constructor(private readonly lookup: CookieLookup) {}
 
@@ -105,7 +116,10 @@ export class ReplyDecoder {
         chunk.copy(this.body, this.bodyUsed, at, at + n);
         this.bodyUsed += n;
         at += n;
-        if (this.bodyUsed === this.body.length) out.push(this.finishBody());
+        if (this.bodyUsed === this.body.length) {
+          const piece = this.finishBody();
+          if (piece !== null) out.push(piece);
+        }
         continue;
       }
       const need = this.headerSize();
@@ -147,9 +161,13 @@ export class ReplyDecoder {
   private onHeader(): ReplyPiece | null {
     if (this.headUsed === 4) return null; // the magic alone: now the rest of the header
     const cookie = this.cookie();
+    const target = this.lookup.readTarget?.(cookie) ?? null;
     if (this.head.readUInt32BE(0) === NBD_SIMPLE_REPLY_MAGIC) {
       const error = this.head.readUInt32BE(4);
       const length = error === 0 ? this.lookup.simpleDataLength(cookie)! : 0;
+      if (length > 0 && target !== null && length <= target.buf.length) {
+        return this.expect(length, () => ({ kind: 'simple', cookie, error, data: null }), target.buf.subarray(0, length));
+      }
       return this.expect(length, (data) => ({ kind: 'simple', cookie, error, data: length === 0 ? null : data }));
     }
     const flags = this.head.readUInt16BE(4);
@@ -157,24 +175,38 @@ export class ReplyDecoder {
     const length = this.head.readUInt32BE(16);
     if (length > MAX_CHUNK) throw badFrame(`NBD structured chunk of ${length} bytes (at most ${MAX_CHUNK})`);
     const done = (flags & ReplyFlag.DONE) !== 0;
+    if (type === ReplyType.OFFSET_DATA && length > 8 && target !== null) {
+      // the offset first, then the data straight into the READ's buffer where it belongs
+      return this.expect(8, (head) => {
+        const offset = u64(head, 0, 'OFFSET_DATA offset');
+        const n = length - 8;
+        const at = offset - target.offset;
+        if (at < 0 || at + n > target.buf.length) {
+          throw badFrame(`NBD OFFSET_DATA [${offset}, +${n}) outside the read [${target.offset}, +${target.buf.length})`);
+        }
+        return this.expect(n, () => ({ kind: 'placed', cookie, done, offset, length: n }), target.buf.subarray(at, at + n));
+      });
+    }
     return this.expect(length, (payload) => ({ kind: 'chunk', cookie, done, type, payload }));
   }
 
-  private expect(length: number, make: (body: Buffer) => ReplyPiece): ReplyPiece | null {
+  /** Collect `length` bytes (into `into` when given, else a new buffer), then make the piece (or expect more). */
+  private expect(length: number, make: (body: Buffer) => ReplyPiece | null, into?: Buffer): ReplyPiece | null {
     this.headUsed = 0;
     if (length === 0) return make(Buffer.alloc(0));
-    this.body = Buffer.allocUnsafe(length); // filled completely before it is handed out
+    this.body = into ?? Buffer.allocUnsafe(length); // filled completely before it is handed out
     this.bodyUsed = 0;
     this.pending = make;
     return null;
   }
 
-  private finishBody(): ReplyPiece {
-    const piece = this.pending!(this.body!);
+  private finishBody(): ReplyPiece | null {
+    const make = this.pending!;
+    const body = this.body!;
     this.body = null;
     this.bodyUsed = 0;
     this.pending = null;
-    return piece;
+    return make(body); // may expect more: an OFFSET_DATA's data after its offset
   }
 }
 

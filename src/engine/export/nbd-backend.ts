@@ -269,8 +269,18 @@ export class NbdBackend implements Backend {
     return req.cmd === Cmd.READ ? req.length : 0;
   }
 
+  /** A READ's data lands in its buffer straight from the socket (the decoder checks the range). */
+  private readTarget(cookie: number): { buf: Buffer; offset: number } | null {
+    const req = this.inflight.get(cookie);
+    return req !== undefined && req.cmd === Cmd.READ && req.buf !== null ? { buf: req.buf, offset: req.offset } : null;
+  }
+
   private onPiece(p: ReplyPiece): void {
     const req = this.inflight.get(p.cookie)!; // the decoder checked the cookie
+    if (p.kind === 'placed') {
+      if (p.done) this.settle(req);
+      return;
+    }
     if (p.kind === 'simple') {
       if (p.error !== 0) req.error = this.serverError(req, nbdErrno(p.error), '');
       else if (p.data !== null) p.data.copy(req.buf!, 0);
@@ -354,7 +364,7 @@ export class NbdBackend implements Backend {
   private async openLink(): Promise<NbdLink> {
     const holder: { link: NbdLink | null } = { link: null };
     holder.link = await NbdLink.open(this.uri, this.o.clock, HANDSHAKE_TIMEOUT_MS,
-      { simpleDataLength: (c) => this.simpleDataLength(c) },
+      { simpleDataLength: (c) => this.simpleDataLength(c), readTarget: (c) => this.readTarget(c) },
       { onPiece: (p) => this.onPiece(p), onClose: (e) => { if (holder.link) this.onLinkClosed(holder.link, e); } });
     return holder.link;
   }
