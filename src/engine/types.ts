@@ -180,6 +180,17 @@ export interface NodeShow {
   policy: Policy & { deadlineMs: number };
   stats: Stats;
   crypto: CryptoShow;
+  /** an export whose disk is an NBD server: the link to it; null otherwise */
+  backend: BackendShow | null;
+}
+
+/** An export's NBD backend (issue 17), as `node show` has it. */
+export interface BackendShow {
+  uri: string;
+  state: 'connected' | 'reconnecting' | 'closed';
+  reconnects: number;
+  /** the server's transmission flags, as words */
+  flags: string;
 }
 
 /** A verify pass as `node show` has it. */
@@ -367,7 +378,7 @@ export interface NodeRuntime {
 
 /** What a runtime reports for NodeShow (multi-leg remote nodes add degraded and legs). */
 export type RuntimeShow = Pick<NodeShow, 'state' | 'reason' | 'size' | 'listen' | 'nbd' | 'sessionId' | 'permissions' | 'stats'>
-  & Partial<Pick<NodeShow, 'degraded' | 'legs' | 'verify' | 'splitBrain'>>;
+  & Partial<Pick<NodeShow, 'degraded' | 'legs' | 'verify' | 'splitBrain' | 'backend'>>;
 
 /** A change of a running mirror's legs. */
 export type LegEdit =

@@ -22,7 +22,7 @@ export function freePort(): Promise<number> {
 export interface PairOptions {
   /** export size in bytes (sparse file) */
   size?: number;
-  /** export this file or block device as it is (size is then ignored) */
+  /** the export's --disk instead of a fresh sparse file (e.g. an NBD URI) */
   disk?: string;
   /** ACL perm for 127.0.0.1 */
   perm?: 'r' | 'w' | 'rw';

@@ -57,7 +57,7 @@ const exportShow: NodeShow = {
   disk: '/srv/vol.img', listen: '127.0.0.1:40123', readonly: false,
   acl: [{ addr: '10.0.0.0/8', perm: 'rw', keyFile: null }, { addr: '192.0.2.7', perm: 'r', keyFile: '/etc/dst/keys/c7' }],
   remote: null, export: null, layout: null, chunk: null, region: null, degraded: null, legs: null, verify: null, splitBrain: null,
-  permissions: null, nbd: null, attachment: null, sessionId: null,
+  permissions: null, nbd: null, attachment: null, sessionId: null, backend: null,
   policy, stats, crypto,
 };
 const remoteShow: NodeShow = {
@@ -67,7 +67,7 @@ const remoteShow: NodeShow = {
   nbd: { socket: '/run/dst/nbd/vol-r.sock', uri: 'nbd+unix:///?socket=/run/dst/nbd/vol-r.sock', listen: null },
   attachment: { device: '/dev/nbd0', method: 'nbd', state: 'attached' },
   sessionId: '0123456789abcdef0123456789abcdef',
-  policy, stats: { ...stats, oldestInflightMs: null }, crypto: { ...crypto, cipherKeyFile: null },
+  policy, stats: { ...stats, oldestInflightMs: null }, crypto: { ...crypto, cipherKeyFile: null }, backend: null,
 };
 const status: StatusShow = {
   version: '0.1.0', pid: 4242, uptimeMs: 86_400_000, socket: '/run/dst/dst.sock', stateDir: '/var/lib/dst',
