@@ -27,6 +27,8 @@ export class RequestInProgress {
   /** index of the next piece */
   piece = 0;
   private readonly fua: boolean;
+  /** arrival time (the target's recorder clock), for the request's latency */
+  startMs = 0;
 
   constructor(readonly req: RequestMessage, readonly op: BlockOp, private readonly pieceSize: number) {
     const pieces = op === 'flush' ? 1 : Math.ceil(req.length / pieceSize);

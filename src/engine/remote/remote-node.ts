@@ -40,6 +40,7 @@ import { endpointShow, legShows, legStateOf, permissionsOf, reportLegStates, sam
 import { startNbdEndpoint, type NbdEndpoint, type NbdEndpointOptions } from './nbd-endpoint.js';
 import type { BlockDone, BlockRequest, BlockTarget } from './target.js';
 import { STOP_GRACE_MS } from './transactions.js';
+import { RequestMetrics } from '../metrics/request-metrics.js';
 
 /** Injection points (tests); the engine passes none. */
 export interface RemoteNodeDeps {
@@ -88,6 +89,8 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
 
   private endpoint: NbdEndpoint | null = null;
   private readonly waiters: StateWaiters<RemoteState>;
+  /** what the NBD endpoint measures (BlockTarget.recorder): latency and errors per op */
+  readonly recorder: RequestMetrics;
 
   constructor(private readonly node: { readonly config: RemoteConfig }, private readonly ctx: NodeContext,
     private readonly deps: RemoteNodeDeps) {
@@ -97,16 +100,13 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     this.legs = this.makeLegs();
     this.legsReported = this.legs.map(() => 'connecting');
     this.waiters = new StateWaiters(ctx.clock, () => this.state);
+    this.recorder = new RequestMetrics(ctx.clock);
   }
 
-  private get device(): Device | null {
-    return this.slot.device;
-  }
+  private get device(): Device | null { return this.slot.device; }
 
   /** the first leg: what a single node is */
-  private get leg(): Leg {
-    return this.legs[0]!;
-  }
+  private get leg(): Leg { return this.legs[0]!; }
 
   /** One Leg per configured leg; a leg replaced by `node leg add/del` reports nothing more. */
   private makeLegs(): Leg[] {
@@ -529,7 +529,8 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
 
   show(): RuntimeShow {
     const legStats = this.legs.map((l) => l.stats());
-    const base = { state: this.state, reason: this.reason, nbd: endpointShow(this.endpoint), sessionId: this.leg.sessionId?.toString('hex') ?? null };
+    const base = { state: this.state, reason: this.reason, nbd: endpointShow(this.endpoint), sessionId: this.leg.sessionId?.toString('hex') ?? null,
+      latency: this.recorder.show() };
     if (!this.multi) return { ...base, size: this.leg.sizeBytes, listen: null, permissions: this.leg.perms, stats: legStats[0]! };
     const d = this.device;
     return {
