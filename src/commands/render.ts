@@ -3,7 +3,7 @@ import type { ChalkInstance } from 'chalk';
 import { formatDuration, formatLegSpec, formatSize } from '../util/parse.js';
 import { POLICY_TABLE, policyText } from '../engine/policy.js';
 import type { AclEntry, CryptoShow, EventRecord, LegShow, NodeShow, Policy, StatusShow, VerifyShow } from '../engine/types.js';
-import { LATENCY_OPS, type OpLatency } from '../engine/metrics/request-metrics.js';
+import { LATENCY_OPS, type OpLatency, type Rates } from '../engine/metrics/request-metrics.js';
 
 /** Columns padded to the widest cell; the header in bold. Colour never affects alignment. */
 export function table(chalk: ChalkInstance, header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -224,6 +224,12 @@ export function aclTable(chalk: ChalkInstance, name: string, acl: readonly AclEn
   return table(chalk, ['ADDRESS', 'PERM', 'KEY-FILE'], acl.map((e) => [e.addr, e.perm, e.keyFile ?? '-']));
 }
 
+/** "read 120 IOPS 4.5M/s, write 0 IOPS 0/s" */
+export function ratesText(r: Rates): string {
+  const one = (iops: number, bps: number): string => `${iops < 10 ? iops.toFixed(1) : Math.round(iops)} IOPS ${roughSize(Math.round(bps))}/s`;
+  return `read ${one(r.readIops, r.readBytesPerSecond)}, write ${one(r.writeIops, r.writeBytesPerSecond)}`;
+}
+
 /** `status`: a short summary plus one row per node. */
 export function statusText(chalk: ChalkInstance, s: StatusShow): string {
   const exports = s.nodes.filter((n) => n.role === 'export').length;
@@ -237,6 +243,8 @@ export function statusText(chalk: ChalkInstance, s: StatusShow): string {
     `memory ${s.heap}`,
     `socket reads ${s.socketReads}`,
     `config ${s.config.file ?? '(none)'}, ${s.config.autosave ? 'autosave' : 'no autosave'}${s.config.unsaved ? `, ${chalk.yellow('unsaved changes')}` : ''}`,
+    `metrics ${s.metrics ? `http://${s.metrics}/metrics` : 'off (dst engine --metrics-listen ADDR:PORT)'}`,
+    `rates (last 10 s) ${ratesText(s.rates)}`,
     `nodes ${s.nodes.length} (${exports} export, ${s.nodes.length - exports} remote)`,
   ].join('\n');
   if (s.nodes.length === 0) return head;

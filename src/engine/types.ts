@@ -1,7 +1,7 @@
 // Shared contracts of the engine: what a node is (config), what it shows (DESIGN §5), what it
 // announces (events, DESIGN §6), and the control API between the CLI and the engine.
 // The netlink layer encodes these objects; handlers and commands only see them as typed objects.
-import type { LatencyShow } from './metrics/request-metrics.js';
+import type { LatencyShow, Rates } from './metrics/request-metrics.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import type { CryptoPool } from './crypto-pool.js';
@@ -286,7 +286,14 @@ export interface StatusShow {
   nodes: { name: string; role: Role; state: NodeState; attachment: AttachmentShow | null }[];
   /** the config file (null: --no-config), whether changes are saved to it, whether what runs differs from it */
   config: { file: string | null; autosave: boolean; unsaved: boolean };
+  /** where /metrics is served (ADDR:PORT), null when off */
+  metrics: string | null;
+  /** the remote nodes' NBD requests, added up, over the last 10 s */
+  rates: Rates;
 }
+
+/** The parts of `status` the engine adds to the registry's. */
+export type EngineStatusKeys = 'config' | 'metrics' | 'rates';
 
 // ---- events (DESIGN §6) ----
 

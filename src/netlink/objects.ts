@@ -8,7 +8,7 @@ import type {
 } from '../engine/types.js';
 import { POLICY_TABLE } from '../engine/policy.js';
 import type { LatencySummary } from '../engine/metrics/histogram.js';
-import type { LatencyShow, OpLatency } from '../engine/metrics/request-metrics.js';
+import type { LatencyShow, OpLatency, Rates } from '../engine/metrics/request-metrics.js';
 import { CIPHER_NAMES, HASH_NAMES } from '../protocol/suite-names.js';
 import { byAttr, objectSchema, t } from './schema.js';
 
@@ -199,6 +199,13 @@ export const configStatusSchema = objectSchema<StatusShow['config']>('config-sta
   unsaved: { attr: 3, type: t.bool },
 });
 
+export const ratesSchema = objectSchema<Rates>('rates', {
+  readIops: { attr: 1, type: t.f64 },
+  writeIops: { attr: 2, type: t.f64 },
+  readBytesPerSecond: { attr: 3, type: t.f64 },
+  writeBytesPerSecond: { attr: 4, type: t.f64 },
+});
+
 export const statusShowSchema = objectSchema<StatusShow>('status', {
   version: { attr: 1, type: t.string },
   pid: { attr: 2, type: t.u32 },
@@ -214,6 +221,8 @@ export const statusShowSchema = objectSchema<StatusShow>('status', {
   heap: { attr: 12, type: t.string },
   socketReads: { attr: 13, type: t.string },
   fileOps: { attr: 14, type: t.string },
+  metrics: { attr: 15, type: t.string, presence: 'nullable', doc: 'ADDR:PORT of /metrics; absent when off' },
+  rates: { attr: 16, type: t.object(ratesSchema) },
 });
 
 export const eventRecordSchema = objectSchema<EventRecord>('event', {

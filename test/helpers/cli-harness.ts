@@ -108,5 +108,6 @@ export function statusFixture(): StatusShow {
     socketReads: 'user buffers (onread adoption): no connection yet',
     nodes: [{ name: 'vol', role: 'export', state: 'listening', attachment: null }],
     config: { file: '/etc/dst/dst.conf', autosave: true, unsaved: false },
+    metrics: null, rates: { readIops: 0, writeIops: 0, readBytesPerSecond: 0, writeBytesPerSecond: 0 },
   };
 }

@@ -11,7 +11,7 @@ export const NODE_SHOW_KEYS = [
 export const POLICY_KEYS = ['resendTimeoutMs', 'maxResends', 'pingIntervalMs', 'reconnectDelayMs', 'maxInflight', 'maxRequest', 'maxHandshakesPerAddr', 'maxConnsPerAddr', 'legTimeoutMs', 'resyncRate', 'resyncMinRate', 'verifyIntervalMs', 'deadlineMs'].sort();
 export const STATS_KEYS = ['inflight', 'inflightPeak', 'completed', 'resends', 'replayed', 'failed', 'reconnects', 'bytesRead', 'bytesWritten', 'oldestInflightMs'].sort();
 export const CRYPTO_KEYS = ['cipher', 'hash', 'suite', 'threads', 'cipherKeyFile', 'hashKeyFile'].sort();
-export const STATUS_KEYS = ['version', 'pid', 'uptimeMs', 'socket', 'stateDir', 'limits', 'cryptoThreads', 'cipherImpl', 'diskLock', 'fileOps', 'heap', 'socketReads', 'nodes', 'config'].sort();
+export const STATUS_KEYS = ['version', 'pid', 'uptimeMs', 'socket', 'stateDir', 'limits', 'cryptoThreads', 'cipherImpl', 'diskLock', 'fileOps', 'heap', 'socketReads', 'nodes', 'config', 'metrics', 'rates'].sort();
 
 const LATENCY_OPS = ['read', 'write', 'flush', 'trim'];
 

@@ -83,6 +83,7 @@ const status: StatusShow = {
     { name: 'vol-r', role: 'remote', state: 'ready', attachment: { device: '/dev/loop3', method: 'fuse', state: 'attaching' } },
   ],
   config: { file: null, autosave: false, unsaved: true },
+  metrics: '127.0.0.1:9469', rates: { readIops: 1234.5, writeIops: 0.1, readBytesPerSecond: 52428800, writeBytesPerSecond: 0 },
 };
 const events: EventRecord[] = [
   { seq: 1, ts: 1_700_000_000_000, node: null, event: 'subscribed' },

@@ -40,7 +40,7 @@ export class LegPort {
     const finish: BlockDone = (errno, data) => {
       this.outstanding--;
       this.count(req, errno, data);
-      this.metrics.done(req.op, start, errno);
+      this.metrics.done(req.op, start, errno, req.length);
       done(errno, data);
     };
     if (this.leg.phase === 'failed' || this.leg.table === null) {

@@ -33,17 +33,53 @@ const MAX_ERRNOS = 32;
 export interface RequestRecorder {
   /** the arrival time to hand back to done() */
   now(): number;
-  done(op: LegOp, startMs: number, errno: string | null): void;
+  /** `length`: the request's bytes (counted for reads and writes that succeeded) */
+  done(op: LegOp, startMs: number, errno: string | null, length: number): void;
+}
+
+/** Requests and bytes per second over the last 10 s. */
+export interface Rates {
+  readIops: number;
+  writeIops: number;
+  readBytesPerSecond: number;
+  writeBytesPerSecond: number;
+}
+
+const SLOTS = 10;
+const SLOT_MS = 1000;
+
+/** Bytes over the last SLOTS × SLOT_MS, in the same slots as WindowedLatency: a slot is cleared when time reaches it again. */
+class WindowedBytes {
+  private readonly bytes = new Float64Array(SLOTS);
+  private readonly slotOf = new Float64Array(SLOTS).fill(-Infinity);
+
+  add(now: number, n: number): void {
+    const slot = Math.floor(now / SLOT_MS);
+    const i = slot % SLOTS;
+    if (this.slotOf[i] !== slot) {
+      this.slotOf[i] = slot;
+      this.bytes[i] = 0;
+    }
+    this.bytes[i]! += n;
+  }
+
+  recent(now: number): number {
+    const slot = Math.floor(now / SLOT_MS);
+    let sum = 0;
+    for (let i = 0; i < SLOTS; i++) if (this.slotOf[i]! > slot - SLOTS && this.slotOf[i]! <= slot) sum += this.bytes[i]!;
+    return sum;
+  }
 }
 
 export class RequestMetrics implements RequestRecorder {
   readonly latency = {} as Record<LatencyOp, WindowedLatency>;
   /** failed requests per op and errno */
   readonly errors = {} as Record<LatencyOp, Map<string, number>>;
+  private readonly bytes = { read: new WindowedBytes(), write: new WindowedBytes() };
 
   constructor(private readonly clock: Clock) {
     for (const op of LATENCY_OPS) {
-      this.latency[op] = new WindowedLatency();
+      this.latency[op] = new WindowedLatency(SLOTS, SLOT_MS);
       this.errors[op] = new Map();
     }
   }
@@ -52,12 +88,15 @@ export class RequestMetrics implements RequestRecorder {
     return this.clock.now();
   }
 
-  done(op: LegOp, startMs: number, errno: string | null): void {
+  done(op: LegOp, startMs: number, errno: string | null, length: number): void {
     const o = latencyOpOf(op);
     if (o === null) return;
     const now = this.clock.now();
     this.latency[o].add(now, Math.max(0, now - startMs));
-    if (errno === null) return;
+    if (errno === null) {
+      if (o === 'read' || o === 'write') this.bytes[o].add(now, length);
+      return;
+    }
     const m = this.errors[o];
     const n = m.get(errno);
     if (n !== undefined) m.set(errno, n + 1);
@@ -73,6 +112,18 @@ export class RequestMetrics implements RequestRecorder {
       sinceStart[op] = rounded(this.latency[op].sinceStart());
     }
     return { recent, sinceStart };
+  }
+
+  /** The last 10 s as rates (a window not yet 10 s old is still divided by 10 s: the rate settles in). */
+  rates(): Rates {
+    const now = this.clock.now();
+    const s = SLOTS * SLOT_MS / 1000;
+    return {
+      readIops: this.latency.read.recent(now).count / s,
+      writeIops: this.latency.write.recent(now).count / s,
+      readBytesPerSecond: this.bytes.read.recent(now) / s,
+      writeBytesPerSecond: this.bytes.write.recent(now) / s,
+    };
   }
 }
 

@@ -102,8 +102,8 @@ export class NbdTransmission {
 
   private maybeAnswer(job: RequestInProgress): void {
     if (!job.settle()) return;
-    this.target.recorder?.done(job.op, job.startMs, job.errno);
     const req = job.req;
+    this.target.recorder?.done(job.op, job.startMs, job.errno, req.length);
     this.inflight--;
     if (job.op === 'read' || job.op === 'write') this.inflightBytes -= req.length;
     if (this.link.closed) {
@@ -131,7 +131,7 @@ export class NbdTransmission {
     this.log.debug('NBD request refused', { cmd: cmdName(req.type), offset: req.offset, length: req.length, errno });
     const op = blockOpOf(req.type);
     const rec = this.target.recorder;
-    if (op !== undefined && rec) rec.done(op, rec.now(), errno);
+    if (op !== undefined && rec) rec.done(op, rec.now(), errno, req.length);
     this.sendReply(req, errno, message);
   }
 

@@ -41,6 +41,7 @@ import { startNbdEndpoint, type NbdEndpoint, type NbdEndpointOptions } from './n
 import type { BlockDone, BlockRequest, BlockTarget } from './target.js';
 import { STOP_GRACE_MS } from './transactions.js';
 import { RequestMetrics } from '../metrics/request-metrics.js';
+import type { MetricsSource, NodeMetricsView } from '../metrics/collect.js';
 
 /** Injection points (tests); the engine passes none. */
 export interface RemoteNodeDeps {
@@ -55,7 +56,7 @@ export function createRemoteNode(node: { readonly config: RemoteConfig }, ctx: N
   return new RemoteNode(node, ctx, deps);
 }
 
-class RemoteNode implements RemoteRuntime, BlockTarget {
+class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
   private readonly log: Logger;
 
   /** start() ran and stop() has not finished */
@@ -129,13 +130,9 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     return { ctx: this.ctx, policy: () => this.policy, crypto: () => this.node.config.crypto, ...(sf ? { socketFactory: sf } : {}) };
   }
 
-  get name(): string {
-    return this.node.config.name;
-  }
+  get name(): string { return this.node.config.name; }
 
-  private get policy(): Policy {
-    return this.node.config.policy;
-  }
+  private get policy(): Policy { return this.node.config.policy; }
 
   // ---- state ----
 
@@ -472,17 +469,11 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
 
   // ---- BlockTarget ----
 
-  size(): number {
-    return this.multi ? this.slot.size() : this.leg.sizeBytes ?? 0;
-  }
+  size(): number { return this.multi ? this.slot.size() : this.leg.sizeBytes ?? 0; }
 
-  permissions(): 'r' | 'w' | 'rw' {
-    return permissionsOf(this.legs);
-  }
+  permissions(): 'r' | 'w' | 'rw' { return permissionsOf(this.legs); }
 
-  maxRequest(): number {
-    return this.multi ? this.slot.maxRequest() : this.leg.maxRequest();
-  }
+  maxRequest(): number { return this.multi ? this.slot.maxRequest() : this.leg.maxRequest(); }
 
   fastZero(): boolean {
     return this.multi ? this.slot.fastZero() : this.leg.fastZero();
@@ -539,6 +530,11 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
       legs: legShows(this.legs, this.node.config, this.ports, d, (i) => this.legState(i), legStats),
       splitBrain: this.splitBrain ? { legs: this.splitBrain.legs, generations: this.splitBrain.generations } : null,
     };
+  }
+
+  /** for the metrics endpoint: the request histograms (per leg too) and the NBD clients */
+  metrics(): NodeMetricsView {
+    return { requests: this.recorder, legs: this.ports.map((p) => ({ index: p.index, metrics: p.metrics })), nbdConnections: this.endpoint?.connections ?? 0 };
   }
 
   private legState(i: number): LegState { return legStateOf(this.device, this.legs[i]!, i); }
