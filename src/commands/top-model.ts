@@ -106,15 +106,18 @@ interface Column {
   cell(r: TopRow, leg: boolean): string;
 }
 
-const num = (v: number | null): string => (v === null ? '-' : v < 10 ? v.toFixed(1) : String(Math.round(v)));
+const num = (v: number | null): string => (v === null ? '-' : v === 0 ? '0' : v < 10 ? v.toFixed(1) : String(Math.round(v)));
 const mib = (bps: number): string => (bps / 1024 / 1024).toFixed(bps >= 100 * 1024 * 1024 ? 0 : 1);
 const latText = (l: TopLatency | null): string => (l === null ? '-' : `${msText(l.p50Ms)}/${msText(l.p99Ms)}`);
 
-/** "[####......] 40% 1.2G/3G eta 12s", the bar `width` wide */
-export function resyncBar(r: NonNullable<TopRow['resync']>, width: number): string {
+/** "[####......] 40% 1.2G/3G eta 12s" in at most `room` characters: the bar (up to 20) gets what the figures leave. */
+export function resyncBar(r: NonNullable<TopRow['resync']>, room: number): string {
   const f = r.totalBytes > 0 ? Math.min(1, r.doneBytes / r.totalBytes) : 1;
+  const figures = `${Math.floor(f * 100)}% ${roughSize(r.doneBytes)}/${roughSize(r.totalBytes)} eta ${r.etaMs === null ? '?' : uptimeText(r.etaMs)}`;
+  const width = Math.min(20, room - figures.length - 3);
+  if (width < 4) return figures;
   const n = Math.round(f * width);
-  return `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${Math.floor(f * 100)}% ${roughSize(r.doneBytes)}/${roughSize(r.totalBytes)} eta ${r.etaMs === null ? '?' : uptimeText(r.etaMs)}`;
+  return `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${figures}`;
 }
 
 const COLUMNS: readonly Column[] = [
@@ -125,7 +128,7 @@ const COLUMNS: readonly Column[] = [
   { head: 'W-MiB/s', keep: 7, cell: (r) => mib(r.writeBytesPerSecond) },
   { head: 'R-LAT ms', keep: 5, cell: (r) => latText(r.read) },
   { head: 'W-LAT ms', keep: 5, cell: (r) => latText(r.write) },
-  { head: 'INFL', keep: 4, cell: (r) => num(r.inflight) },
+  { head: 'INFL', keep: 4, cell: (r) => (r.inflight === null ? '-' : String(r.inflight)) },
   { head: 'RESEND', keep: 2, cell: (r) => (r.resends === null ? '-' : String(r.resends)) },
   { head: 'RECONN', keep: 3, cell: (r) => String(r.reconnects) },
 ];
@@ -147,11 +150,12 @@ export function topLines(v: TopView, width: number): string[] {
   }
   const widths = cols.map(widthOf);
   const room = width - total(cols) - 2;
+  const withBar = room >= 16; // room for "37% 1G/3G eta 5s" at least
   const line = (name: string, cells: string[], extra: string): string =>
     [name.padEnd(nameW), ...cells.map((c, i) => (cols[i]!.left ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))].join('  ') + (extra ? `  ${extra}` : '');
-  const out = [line('NAME', cols.map((c) => c.head), room >= 10 ? 'RESYNC' : '')];
+  const out = [line('NAME', cols.map((c) => c.head), withBar ? 'RESYNC' : '')];
   for (const r of rows) {
-    const bar = r.row.resync && room >= 10 ? resyncBar(r.row.resync, Math.max(4, Math.min(20, room - 36))) : '';
+    const bar = r.row.resync && withBar ? resyncBar(r.row.resync, room) : '';
     out.push(line(r.name, cols.map((c) => c.cell(r.row, r.leg)), bar));
   }
   return out.map((l) => (l.length > width ? l.slice(0, width) : l));
