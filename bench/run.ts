@@ -198,6 +198,20 @@ async function setupDstLegs(work: string, files: string[], layout: 'mirror' | 's
   }
 }
 
+/** dst with the export in front of `nbdkit file` on the same file (issue 17: an NBD backend). */
+async function setupDstViaNbdkit(work: string, file: string): Promise<Setup> {
+  const sock = join(mkdtempSync(join(work, 'b')), 'nbdkit.sock');
+  const server = start('nbdkit', ['-f', '-U', sock, 'file', file]);
+  try {
+    await waitFor('nbdkit socket', () => existsSync(sock));
+    const d = await setupDst(work, `nbd+unix:///?socket=${sock}`, false);
+    return { ...d, async stop() { await d.stop(); await stopChild(server); } };
+  } catch (err) {
+    await stopChild(server);
+    throw err;
+  }
+}
+
 async function setupNbdkit(work: string, file: string, mode: 'plain' | 'retry' | 'tls'): Promise<Setup> {
   const port = await freePort();
   const sock = join(mkdtempSync(join(work, 'k')), 'nbd.sock');
@@ -268,6 +282,7 @@ async function main(): Promise<void> {
     { name: 'nbdkit-tls', setup: () => setupNbdkit(work, file, 'tls') },
     { name: 'dst-mirror2', setup: () => setupDstLegs(work, [file, second], 'mirror') },
     { name: 'dst-stripe2', setup: () => setupDstLegs(work, [file, second], 'stripe') },
+    { name: 'dst-nbdkit', setup: () => setupDstViaNbdkit(work, file) },
   ].filter((s) => ONLY === null || ONLY.has(s.name));
   const runs: Row[] = [];
   try {
@@ -332,7 +347,7 @@ function printTable(rows: Row[], repeat: number, startup: Startup): void {
     const g = get('dst-aes-gcm'), tls = get('nbdkit-tls');
     if (g && tls) console.log(`  ${pad(w.name, 20)} dst-aes-gcm / nbdkit-tls = ${(g.iops / tls.iops).toFixed(2)}`);
     if (g && d) console.log(`  ${pad(w.name, 20)} dst-aes-gcm / dst = ${(g.iops / d.iops).toFixed(2)}`);
-    for (const legs of ['dst-mirror2', 'dst-stripe2']) {
+    for (const legs of ['dst-mirror2', 'dst-stripe2', 'dst-nbdkit']) {
       const l = get(legs);
       if (l && d) console.log(`  ${pad(w.name, 20)} ${legs} / dst = ${(l.iops / d.iops).toFixed(2)}`);
     }

@@ -9,6 +9,7 @@ import { nodeBlock, nodeLine, nodeTable, policyLine } from './render.js';
 import { DstError } from '../util/errors.js';
 import { describeOf } from './help.js';
 import { legCommand } from './node-leg.js';
+import { isNbdUri, parseNbdUri } from '../protocol/nbd-uri.js';
 
 const name = { describe: 'node name (1-32 of A-Z a-z 0-9 _ -)', type: 'string' } as const;
 
@@ -45,7 +46,7 @@ export function nodeAddArgs(o: AddOpts, abs: (p: string) => string): NodeAddArgs
     if (!o.disk) throw usage('--disk needs a path');
     return {
       name: nodeName, role: 'export', size,
-      disk: abs(o.disk),
+      disk: isNbdUri(o.disk) ? nbdDisk(o.disk, o.create) : abs(o.disk),
       listen: optHostPort('--listen', o.listen, true),
       readonly: o.readonly === true,
       create: o.create === undefined ? null : optSize('--create', o.create),
@@ -81,13 +82,24 @@ export function nodeAddArgs(o: AddOpts, abs: (p: string) => string): NodeAddArgs
   };
 }
 
+/** A --disk that is an NBD URI: checked here (syntax), kept as written, never made absolute or created. */
+function nbdDisk(uri: string, create: string | undefined): string {
+  if (create !== undefined) throw usage(`--create cannot be used with --disk ${uri}: an NBD URI names a disk its server owns`);
+  try {
+    parseNbdUri(uri);
+  } catch (err) {
+    throw usage(`--disk: ${(err as Error).message}`, { hint: 'nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH' });
+  }
+  return uri;
+}
+
 const add = defineCommand<AddOpts>({
   command: 'add <name>',
   describe: describeOf('node-add', 'add an export node (--disk, --listen) or a remote node (--remote); does not start it'),
   builder: (y) => y
     .positional('name', name)
     .options({
-      disk: { type: 'string', describe: 'export: file or block device to serve', group: 'Export node:' },
+      disk: { type: 'string', describe: 'export: file or block device to serve, or an NBD server (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH)', group: 'Export node:' },
       listen: { type: 'string', describe: 'export: ADDR:PORT to listen on (port 0 = any free port)', group: 'Export node:' },
       readonly: { type: 'boolean', describe: 'export: serve read-only', group: 'Export node:' },
       create: { type: 'string', describe: 'export: create a sparse file of SIZE at --disk if missing', group: 'Export node:' },
@@ -100,6 +112,7 @@ const add = defineCommand<AddOpts>({
       size: { type: 'string', describe: 'limit the size (K M G T; default: the disk\'s size)', group: 'Both:' },
     })
     .example('$0 node add vol --disk /srv/vol.img --listen 0.0.0.0:10825 --create 10G', '')
+    .example('$0 node add vol --disk nbd://127.0.0.1:10809/img --listen 0.0.0.0:10825', '')
     .example('$0 node add vol --remote 192.0.2.10:10825', '')
     .example('$0 node add vol --layout mirror --remote 192.0.2.10:10825/a --remote 192.0.2.11:10825/b', ''),
   handler: async (argv) => {

@@ -5,6 +5,7 @@ import ini from 'ini';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { DstError, errnoOf } from '../util/errors.js';
+import { isNbdUri } from '../protocol/nbd-uri.js';
 import type { LogLevel } from '../util/log.js';
 import { formatLegSpec, formatSize, parseDuration, parseHostPort, parseLegSpec, parseNodeName, parseSize } from '../util/parse.js';
 import {
@@ -268,7 +269,7 @@ function parseNodeSection(file: string, section: string, name: string, raw: Raw,
 
   const autostart = r.bool('autostart') ?? false;
   if (role === 'export') {
-    const disk = r.path('disk');
+    const disk = isNbdUri(r.str('disk') ?? '') ? r.str('disk') : r.path('disk');
     if (disk === undefined) throw r.fail('disk', 'missing (required for an export node)');
     const listen = r.required('listen');
     r.check('listen', () => parseHostPort(listen, 'listen address'));

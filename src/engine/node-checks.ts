@@ -3,6 +3,7 @@
 // adds what depends on the other nodes and the host (clashes, disk, port: node-probes.ts).
 import { isAbsolute } from 'node:path';
 import { DstError, errnoOf, type DstErrorCode } from '../util/errors.js';
+import { isNbdUri, parseNbdUri } from '../protocol/nbd-uri.js';
 import type { Logger } from '../util/log.js';
 import { formatLegSpec, parseHostPort, parseNodeName, type HostPort } from '../util/parse.js';
 import { checkPowerOfTwoSize } from './layout/map.js';
@@ -50,7 +51,14 @@ function checkSize(size: number | null, where: string): void {
 /** An export's own fields; returns its parsed listen address. */
 async function checkExport(c: ExportConfig, where: string, create: number | null, log: Logger): Promise<HostPort> {
   if (typeof c.disk !== 'string' || c.disk === '') throw new DstError('DST_ERR_INVALID', `${where}: an export node needs a disk (--disk PATH)`);
-  if (!isAbsolute(c.disk)) throw new DstError('DST_ERR_INVALID', `${where}: disk ${c.disk}: must be an absolute path`);
+  if (isNbdUri(c.disk)) {
+    if (create !== null) throw new DstError('DST_ERR_INVALID', `${where}: --create cannot make disk ${c.disk}: it is an NBD URI, the server owns the disk`);
+    try {
+      parseNbdUri(c.disk);
+    } catch (err) {
+      throw wrapError(err, where);
+    }
+  } else if (!isAbsolute(c.disk)) throw new DstError('DST_ERR_INVALID', `${where}: disk ${c.disk}: must be an absolute path`);
   if (typeof c.listen !== 'string' || c.listen === '') throw new DstError('DST_ERR_INVALID', `${where}: an export node needs a listen address (--listen IP:PORT)`);
   let hp: HostPort;
   try {

@@ -11,6 +11,10 @@ import { parseHostPort, type HostPort } from '../util/parse.js';
 import { blockDeviceSize } from './export/backend.js';
 import { diskId, sameDisk } from './export/disk-lock.js';
 import type { ExportConfig } from './types.js';
+import { TxFlag } from '../protocol/nbd.js';
+import { isNbdUri, parseNbdUri } from '../protocol/nbd-uri.js';
+import { realClock } from '../util/clock.js';
+import { probeNbd, txFlagsText } from './export/nbd-link.js';
 
 /**
  * The size of an export's disk; when it is missing and `create` is given, whether its directory
@@ -19,6 +23,7 @@ import type { ExportConfig } from './types.js';
  */
 export async function probeDisk(c: ExportConfig, where: string, create: number | null, log: Logger):
 Promise<{ diskSize: number; mustCreate: boolean }> {
+  if (isNbdUri(c.disk)) return { diskSize: await probeNbdDisk(c, where, log), mustCreate: false };
   let diskSize: number;
   let mustCreate = false;
   let st;
@@ -73,6 +78,29 @@ Promise<{ diskSize: number; mustCreate: boolean }> {
     throw new DstError('DST_ERR_INVALID', `${where}: size ${c.size} is larger than disk ${c.disk} (${diskSize} bytes)`, { errno: 'EINVAL' });
   }
   return { diskSize, mustCreate };
+}
+
+/**
+ * An NBD URI disk: connect once to learn the size and flags (the server's refusal, e.g. an unknown
+ * export name, is in the error). A read-only server makes a read-only export: said here once.
+ */
+async function probeNbdDisk(c: ExportConfig, where: string, log: Logger): Promise<number> {
+  let info;
+  try {
+    info = await probeNbd(parseNbdUri(c.disk), realClock);
+  } catch (err) {
+    const e = err instanceof DstError ? err : new DstError('DST_ERR_IO', (err as Error).message, { errno: errnoOf(err), cause: err });
+    throw new DstError(e.code, `${where}: disk ${c.disk}: ${e.message}`, { errno: e.errno, cause: err });
+  }
+  log.info(`NBD server ${c.disk}: ${info.size} bytes, flags ${txFlagsText(info.flags)}`, { node: c.name, op: where });
+  if ((info.flags & TxFlag.READ_ONLY) !== 0 && !c.readonly) {
+    log.warn(`NBD server ${c.disk} serves the export read-only: so will node ${c.name}`, { node: c.name, op: where });
+  }
+  if (info.size === 0) throw new DstError('DST_ERR_INVALID', `${where}: disk ${c.disk} is empty (0 bytes)`, { errno: 'EINVAL' });
+  if (c.size !== null && c.size > info.size) {
+    throw new DstError('DST_ERR_INVALID', `${where}: size ${c.size} is larger than disk ${c.disk} (${info.size} bytes)`, { errno: 'EINVAL' });
+  }
+  return info.size;
 }
 
 /** Make a sparse file of `size` bytes at `path`; an existing one is reused as it is. */
@@ -140,10 +168,11 @@ export function checkListenClash(c: ExportConfig, others: readonly ExportConfig[
 
 /** One disk, one export: refuse a disk that is the same file (any path, symlink, hard link) as another export's. */
 export async function checkDiskClash(c: ExportConfig, others: readonly ExportConfig[], where: string): Promise<void> {
+  if (isNbdUri(c.disk)) return; // the NBD server decides who may share its export
   const mine = await diskId(c.disk);
   if (mine === null) return; // not there yet: checked again at start
   for (const o of others) {
-    const theirs = await diskId(o.disk);
+    const theirs = isNbdUri(o.disk) ? null : await diskId(o.disk);
     if (theirs !== null && sameDisk(mine, theirs)) {
       throw new DstError('DST_ERR_BUSY', `${where}: disk ${c.disk}${mine.real !== c.disk ? ` (${mine.real})` : ''} is the same file as the disk ${o.disk} of node ${o.name}: one disk, one export`,
         { errno: 'EBUSY' });

@@ -54,6 +54,7 @@ export function nodeShow({ config: c, runtime, diskSize, attachment, cores }: Sh
     stats: { ...emptyStats(), ...r.stats },
     crypto: cryptoShow(c.crypto, cores),
     latency: exp ? null : (r.latency ?? null),
+    backend: exp ? (r.backend ?? null) : null,
   };
 }
 

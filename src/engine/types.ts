@@ -183,6 +183,17 @@ export interface NodeShow {
   crypto: CryptoShow;
   /** remote nodes: per op, NBD arrival to reply, the last 10 s and since start; null for exports */
   latency: LatencyShow | null;
+  /** an export whose disk is an NBD server: the link to it; null otherwise */
+  backend: BackendShow | null;
+}
+
+/** An export's NBD backend (issue 17), as `node show` has it. */
+export interface BackendShow {
+  uri: string;
+  state: 'connected' | 'reconnecting' | 'closed';
+  reconnects: number;
+  /** the server's transmission flags, as words */
+  flags: string;
 }
 
 /** A verify pass as `node show` has it. */
@@ -379,7 +390,7 @@ export interface NodeRuntime {
 
 /** What a runtime reports for NodeShow (multi-leg remote nodes add degraded and legs). */
 export type RuntimeShow = Pick<NodeShow, 'state' | 'reason' | 'size' | 'listen' | 'nbd' | 'sessionId' | 'permissions' | 'stats'>
-  & Partial<Pick<NodeShow, 'degraded' | 'legs' | 'verify' | 'splitBrain' | 'latency'>>;
+  & Partial<Pick<NodeShow, 'degraded' | 'legs' | 'verify' | 'splitBrain' | 'latency' | 'backend'>>;
 
 /** A change of a running mirror's legs. */
 export type LegEdit =

@@ -4,7 +4,7 @@
 import { LAYOUTS, LEG_STATES } from '../engine/types.js';
 import type {
   LegConfig, LegShow, LegState, LegStats, AclEntry, AttachmentShow, CryptoShow, EventName,
-  EventRecord, Limits, NodeShow, NodeState, Policy, Role, SplitBrainShow, Stats, StatusShow, VerifyShow,
+  BackendShow, EventRecord, Limits, NodeShow, NodeState, Policy, Role, SplitBrainShow, Stats, StatusShow, VerifyShow,
 } from '../engine/types.js';
 import { POLICY_TABLE } from '../engine/policy.js';
 import type { LatencySummary } from '../engine/metrics/histogram.js';
@@ -146,6 +146,13 @@ export const legShowSchema = objectSchema<LegShow>('leg', {
   latency: { attr: 11, type: t.object(latencyShowSchema) },
 });
 
+export const backendShowSchema = objectSchema<BackendShow>('backend', {
+  uri: { attr: 1, type: t.string },
+  state: { attr: 2, type: t.oneOf(['connected', 'reconnecting', 'closed']) },
+  reconnects: { attr: 3, type: t.u64 },
+  flags: { attr: 4, type: t.string },
+});
+
 export const nodeShowSchema = objectSchema<NodeShow>('node', {
   name: { attr: 1, type: t.string },
   role: { attr: 2, type: t.oneOf(ROLES) },
@@ -173,7 +180,8 @@ export const nodeShowSchema = objectSchema<NodeShow>('node', {
   legs: { attr: 24, type: t.array(t.object(legShowSchema)), presence: 'nullable' },
   verify: { attr: 25, type: t.object(verifyShowSchema), presence: 'nullable' },
   splitBrain: { attr: 26, type: t.object(splitBrainSchema), presence: 'nullable' },
-  latency: { attr: 27, type: t.object(latencyShowSchema), presence: 'nullable' },
+  backend: { attr: 27, type: t.object(backendShowSchema), presence: 'nullable' },
+  latency: { attr: 28, type: t.object(latencyShowSchema), presence: 'nullable' },
 });
 
 export const limitsSchema = objectSchema<Limits>('limits', {

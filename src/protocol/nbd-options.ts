@@ -34,6 +34,69 @@ export function encodeInfoRequest(name: string, infos: number[] = []): Buffer {
   return b;
 }
 
+// ── Meta contexts ───────────────────────────────────────────────────────────────────────────
+/** The one meta context this server offers: which parts of the export are holes or read zeroes. */
+export const BASE_ALLOCATION = 'base:allocation';
+
+export interface MetaContextRequest { name: string; queries: string[] }
+
+/**
+ * NBD_OPT_LIST_META_CONTEXT / NBD_OPT_SET_META_CONTEXT payload: name length u32 · name ·
+ * query count u32 · count × (query length u32 · query). Throws BAD_FRAME.
+ */
+export function parseMetaContextRequest(data: Buffer): MetaContextRequest {
+  let at = 0;
+  const u32 = (what: string): number => {
+    if (data.length - at < 4) throw badFrame(`NBD meta context payload ends before the ${what}`);
+    at += 4;
+    return data.readUInt32BE(at - 4);
+  };
+  const string = (what: string): string => {
+    const n = u32(`${what} length`);
+    if (n > MAX_STRING) throw badFrame(`NBD meta context ${what} of ${n} bytes is too long`);
+    if (n > data.length - at) throw badFrame(`NBD meta context ${what} length ${n} exceeds the payload`);
+    at += n;
+    return data.toString('utf8', at - n, at);
+  };
+  const name = string('export name');
+  const count = u32('query count');
+  // each query takes at least its 4-byte length: a bigger count cannot fit
+  if (count > (data.length - at) / 4) throw badFrame(`NBD meta context query count ${count} exceeds the payload`);
+  const queries: string[] = [];
+  for (let i = 0; i < count; i++) queries.push(string(`query ${i}`));
+  if (at !== data.length) throw badFrame(`NBD meta context payload has ${data.length - at} bytes after its queries`);
+  return { name, queries };
+}
+
+export function encodeMetaContextRequest(name: string, queries: readonly string[]): Buffer {
+  const n = Buffer.from(name, 'utf8');
+  const qs = queries.map((q) => Buffer.from(q, 'utf8'));
+  const b = Buffer.alloc(8 + n.length + qs.reduce((t, q) => t + 4 + q.length, 0));
+  b.writeUInt32BE(n.length, 0);
+  n.copy(b, 4);
+  let at = b.writeUInt32BE(qs.length, 4 + n.length);
+  for (const q of qs) {
+    at = b.writeUInt32BE(q.length, at);
+    at += q.copy(b, at);
+  }
+  return b;
+}
+
+/** NBD_REP_META_CONTEXT: context id u32 · context name. */
+export function encodeRepMetaContext(option: number, id: number, name: string): Buffer {
+  const n = Buffer.from(name, 'utf8');
+  const data = Buffer.alloc(4 + n.length);
+  data.writeUInt32BE(id >>> 0, 0);
+  n.copy(data, 4);
+  return encodeOptionReply(option, Rep.META_CONTEXT, data);
+}
+
+/** The data of an NBD_REP_META_CONTEXT reply (client side). */
+export function decodeRepMetaContext(data: Buffer): { id: number; name: string } {
+  if (data.length < 4) throw badFrame(`NBD_REP_META_CONTEXT of ${data.length} bytes is too short`);
+  return { id: data.readUInt32BE(0), name: data.toString('utf8', 4) };
+}
+
 // ── Server encoders: handshake and options ───────────────────────────────────────────────────
 export function encodeGreeting(handshakeFlags: number = HandshakeFlag.FIXED_NEWSTYLE | HandshakeFlag.NO_ZEROES): Buffer {
   const b = Buffer.alloc(GREETING_SIZE);

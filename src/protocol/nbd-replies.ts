@@ -1,6 +1,7 @@
 // NBD transmission codec: pure, no I/O. The server's simple and structured replies, and the
 // client-side mirror images (requests, reply headers) used by tests and tools.
 import { DstError } from '../util/errors.js';
+import { EXTENT_SIZE, type ExtentDescriptor } from './thin.js';
 import {
   MAX_STRING, NBD_REQUEST_MAGIC, NBD_SIMPLE_REPLY_MAGIC, NBD_STRUCTURED_REPLY_MAGIC, REQUEST_HEADER_SIZE, ReplyFlag, ReplyType,
   SIMPLE_REPLY_SIZE, STRUCTURED_HEADER_SIZE, badFrame,
@@ -54,6 +55,17 @@ export function encodeOffsetDataChunk(cookie: Buffer, offset: number, data: Buff
   h.writeUInt32BE(Math.floor(offset / 0x1_0000_0000), STRUCTURED_HEADER_SIZE);
   h.writeUInt32BE(offset >>> 0, STRUCTURED_HEADER_SIZE + 4);
   return out;
+}
+
+/**
+ * NBD_REPLY_TYPE_BLOCK_STATUS chunk with DONE: [header (20) + context id (4), descriptors] for
+ * writev; the descriptors (protocol/thin.ts) are already in base:allocation's wire form.
+ */
+export function encodeBlockStatusChunk(cookie: Buffer, contextId: number, descriptors: Buffer): Buffer[] {
+  const h = Buffer.allocUnsafe(STRUCTURED_HEADER_SIZE + 4); // every byte is written below
+  writeStructuredHeader(h, cookie, ReplyFlag.DONE, ReplyType.BLOCK_STATUS, 4 + descriptors.length);
+  h.writeUInt32BE(contextId >>> 0, STRUCTURED_HEADER_SIZE);
+  return [h, descriptors];
 }
 
 /** NBD_REPLY_TYPE_NONE with DONE: ends a structured reply. */
@@ -110,3 +122,13 @@ export function decodeStructuredHeader(b: Buffer): StructuredHeader {
   return { flags: b.readUInt16BE(4), type: b.readUInt16BE(6), cookie: Buffer.from(b.subarray(8, 16)), length: b.readUInt32BE(16) };
 }
 
+
+/** A BLOCK_STATUS chunk's payload (client side): context id u32 · whole 8-byte descriptors. */
+export function decodeBlockStatus(payload: Buffer): { contextId: number; extents: ExtentDescriptor[] } {
+  if (payload.length < 4 || (payload.length - 4) % EXTENT_SIZE !== 0) {
+    throw badFrame(`NBD block status payload of ${payload.length} bytes is not a context id and whole descriptors`);
+  }
+  const extents: ExtentDescriptor[] = [];
+  for (let at = 4; at < payload.length; at += EXTENT_SIZE) extents.push({ length: payload.readUInt32BE(at), flags: payload.readUInt32BE(at + 4) });
+  return { contextId: payload.readUInt32BE(0), extents };
+}

@@ -22,6 +22,8 @@ export function freePort(): Promise<number> {
 export interface PairOptions {
   /** export size in bytes (sparse file) */
   size?: number;
+  /** the export's --disk instead of a fresh sparse file (e.g. an NBD URI) */
+  disk?: string;
   /** ACL perm for 127.0.0.1 */
   perm?: 'r' | 'w' | 'rw';
   /** extra `dst node set` args for the remote node, e.g. ['--resend-timeout', '300ms'] */
@@ -98,10 +100,12 @@ export async function startPair(t: TestContext, opts: PairOptions = {}): Promise
   const exp = await startEngine(t, { ownConfig: own, ...(opts.exportEnv ? { env: opts.exportEnv } : {}) });
   const rem = await startEngine(t, { ownConfig: own, ...(opts.remoteEngineArgs ? { args: opts.remoteEngineArgs } : {}) });
   if (opts.beforeNodes) await opts.beforeNodes(exp, rem);
-  const disk = join(exp.dir, 'disk.img');
-  const fd = openSync(disk, 'w');
-  ftruncateSync(fd, opts.size ?? 64 * 1024 * 1024);
-  closeSync(fd);
+  const disk = opts.disk ?? join(exp.dir, 'disk.img');
+  if (opts.disk === undefined) {
+    const fd = openSync(disk, 'w');
+    ftruncateSync(fd, opts.size ?? 64 * 1024 * 1024);
+    closeSync(fd);
+  }
   const port = opts.fixedPort ? await freePort() : 0;
   await exp.dstJson(['node', 'add', exportName, '--disk', disk, '--listen', `127.0.0.1:${port}`]);
   const acl = ['security', 'add', exportName, '--addr', opts.aclAddr ?? '127.0.0.1', '--perm', opts.perm ?? 'rw'];

@@ -1,8 +1,9 @@
 // An in-memory BlockTarget for endpoint tests: a Buffer-backed disk with a configurable size,
 // permissions, max request, capacity (outstanding submits), per-op delay, failure injection,
-// and a "hold" switch that parks completions until release().
+// and a "hold" switch that parks completions until release(). Block status reports each 4 KiB
+// block that is all zeroes as a hole; FAST_ZERO is honoured only with `fastZero`.
 import type { BlockDone, BlockRequest, BlockTarget } from '../../src/engine/remote/target.js';
-import { allData } from '../../src/protocol/thin.js';
+import { ExtentFlag, MAX_EXTENTS, ZeroFlag, encodeExtents, type ExtentDescriptor } from '../../src/protocol/thin.js';
 
 export interface MemoryTargetOptions {
   name?: string;
@@ -17,6 +18,27 @@ export interface MemoryTargetOptions {
   delayMs?: number | 'sync' | ((req: BlockRequest) => number);
   /** return an errno to fail a request (checked when it completes) */
   fail?: (req: BlockRequest) => string | null;
+  /** WRITE_ZEROES with FAST_ZERO is honoured (default false: it fails with ENOTSUP) */
+  fastZero?: boolean;
+}
+
+/** The granularity of the memory disk's block status. */
+export const STATUS_BLOCK = 4096;
+const ZERO_BLOCK = Buffer.alloc(STATUS_BLOCK);
+const HOLE = ExtentFlag.HOLE | ExtentFlag.ZERO;
+
+/** Extents of [offset, offset + length): each STATUS_BLOCK (cut to the range) that reads zeroes is a hole. */
+function extentsOf(data: Buffer, offset: number, length: number): Buffer {
+  const list: ExtentDescriptor[] = [];
+  for (let at = offset, end = offset + length; at < end && list.length <= MAX_EXTENTS;) {
+    const next = Math.min(end, (Math.floor(at / STATUS_BLOCK) + 1) * STATUS_BLOCK);
+    const flags = data.subarray(at, next).equals(ZERO_BLOCK.subarray(0, next - at)) ? HOLE : 0;
+    const last = list.at(-1);
+    if (last?.flags === flags) last.length += next - at;
+    else list.push({ length: next - at, flags });
+    at = next;
+  }
+  return encodeExtents(list.slice(0, MAX_EXTENTS)); // a prefix of the range when there are more
 }
 
 export interface MemoryTarget extends BlockTarget {
@@ -44,6 +66,7 @@ export function createMemoryTarget(opts: MemoryTargetOptions = {}): MemoryTarget
   let permissions = opts.permissions ?? 'rw';
   const maxRequest = opts.maxRequest ?? 1024 * 1024;
   const capacity = opts.capacity ?? Infinity;
+  const fastZero = opts.fastZero ?? false;
   const listeners = new Set<() => void>();
   const submitted: BlockRequest[] = [];
   let outstanding = 0;
@@ -62,14 +85,17 @@ export function createMemoryTarget(opts: MemoryTargetOptions = {}): MemoryTarget
         if (!req.payload || req.payload.length !== length) return { errno: 'EINVAL', out: null };
         req.payload.copy(data, offset);
         return { errno: null, out: null };
-      case 'trim':
       case 'write-zeroes':
+        if (((req.zeroFlags ?? 0) & ZeroFlag.FAST_ZERO) !== 0 && !fastZero) return { errno: 'ENOTSUP', out: null };
+        data.fill(0, offset, offset + length);
+        return { errno: null, out: null };
+      case 'trim':
         data.fill(0, offset, offset + length);
         return { errno: null, out: null };
       case 'flush':
         return { errno: null, out: null };
       case 'block-status':
-        return { errno: null, out: allData(length) };
+        return { errno: null, out: extentsOf(data, offset, length) };
     }
   };
 
@@ -92,7 +118,7 @@ export function createMemoryTarget(opts: MemoryTargetOptions = {}): MemoryTarget
     size: () => data.length,
     permissions: () => permissions,
     maxRequest: () => maxRequest,
-    fastZero: () => false,
+    fastZero: () => fastZero,
     hasCapacity: () => outstanding < capacity,
     onCapacity(listener) {
       const l = (): void => listener();
@@ -101,7 +127,7 @@ export function createMemoryTarget(opts: MemoryTargetOptions = {}): MemoryTarget
     },
     submit(req, done) {
       if (outstanding >= capacity) throw new Error('memory target: submit() without capacity');
-      if (req.length > maxRequest) throw new Error(`memory target: request of ${req.length} > maxRequest ${maxRequest}`);
+      if (req.length > maxRequest && req.op !== 'block-status') throw new Error(`memory target: request of ${req.length} > maxRequest ${maxRequest}`);
       submitted.push(req);
       outstanding++;
       maxOutstanding = Math.max(maxOutstanding, outstanding);

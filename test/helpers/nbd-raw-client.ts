@@ -10,7 +10,8 @@ import { startNbdEndpoint, type NbdEndpoint } from '../../src/engine/remote/nbd-
 import { createMemoryTarget, type MemoryTarget, type MemoryTargetOptions } from './memory-target.js';
 import { Info, Opt, Rep } from '../../src/protocol/nbd.js';
 import {
-  decodeGreeting, decodeOptionReplyHeader, encodeClientFlags, encodeInfoRequest, encodeOption,
+  BASE_ALLOCATION, decodeGreeting, decodeOptionReplyHeader, decodeRepMetaContext, encodeClientFlags, encodeInfoRequest,
+  encodeMetaContextRequest, encodeOption,
 } from '../../src/protocol/nbd-options.js';
 import { decodeSimpleReply, decodeStructuredHeader, encodeRequest, type RequestFields } from '../../src/protocol/nbd-replies.js';
 
@@ -95,14 +96,24 @@ export class RawClient {
     }
   }
 
-  /** Handshake + optional STRUCTURED_REPLY + GO; returns the transmission flags and size. */
-  async open(opts: { structured?: boolean; name?: string } = {}): Promise<{ flags: number; size: number }> {
+  /**
+   * Handshake + optional STRUCTURED_REPLY (+ SET_META_CONTEXT base:allocation: `allocation`,
+   * which implies it) + GO; returns the transmission flags, the size and the context id (or null).
+   */
+  async open(opts: { structured?: boolean; allocation?: boolean; name?: string } = {}):
+  Promise<{ flags: number; size: number; contextId: number | null }> {
     await this.handshake();
-    if (opts.structured) assert.equal((await this.option(Opt.STRUCTURED_REPLY))[0]!.type, Rep.ACK);
+    if (opts.structured || opts.allocation) assert.equal((await this.option(Opt.STRUCTURED_REPLY))[0]!.type, Rep.ACK);
+    let contextId: number | null = null;
+    if (opts.allocation) {
+      const set = await this.option(Opt.SET_META_CONTEXT, encodeMetaContextRequest(opts.name ?? '', [BASE_ALLOCATION]));
+      assert.deepEqual(set.map((r) => r.type), [Rep.META_CONTEXT, Rep.ACK]);
+      contextId = decodeRepMetaContext(set[0]!.data).id;
+    }
     const replies = await this.option(Opt.GO, encodeInfoRequest(opts.name ?? '', [Info.BLOCK_SIZE]));
     assert.equal(replies.at(-1)!.type, Rep.ACK, `GO failed: ${replies.at(-1)!.data.toString()}`);
     const ex = replies.find((r) => r.type === Rep.INFO && r.data.readUInt16BE(0) === Info.EXPORT)!;
-    return { size: Number(ex.data.readBigUInt64BE(2)), flags: ex.data.readUInt16BE(10) };
+    return { size: Number(ex.data.readBigUInt64BE(2)), flags: ex.data.readUInt16BE(10), contextId };
   }
 
   send(r: Omit<RequestFields, 'cookie'> & { cookie?: bigint }): bigint {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 
 export const NODE_SHOW_KEYS = [
   'name', 'role', 'state', 'reason', 'size', 'autostart',
-  'disk', 'listen', 'readonly', 'acl',
+  'disk', 'listen', 'readonly', 'acl', 'backend',
   'remote', 'export', 'permissions', 'nbd', 'attachment', 'sessionId',
   'layout', 'chunk', 'region', 'degraded', 'legs', 'verify', 'splitBrain',
   'policy', 'stats', 'crypto', 'latency',

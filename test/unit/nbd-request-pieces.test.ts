@@ -64,6 +64,6 @@ test('abandoning the unsubmitted rest answers once the submitted pieces are done
 
   const flush = new RequestInProgress(req(Cmd.FLUSH, 123, 456, CmdFlag.FUA), 'flush', 4);
   assert.equal(flush.unissued, 1);
-  assert.deepEqual(flush.takePiece(), { op: 'flush', offset: 0, length: 0, payload: null, fua: false });
+  assert.deepEqual(flush.takePiece(), { op: 'flush', offset: 0, length: 0, payload: null, fua: false, zeroFlags: 0 });
   assert.equal(flush.result(), null);
 });

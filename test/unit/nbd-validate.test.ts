@@ -4,10 +4,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Cmd, CmdFlag, MAX_PAYLOAD } from '../../src/protocol/nbd.js';
 import type { RequestMessage } from '../../src/protocol/nbd-decoder.js';
-import { blockOpOf, validateRequest } from '../../src/engine/remote/nbd-validate.js';
+import { blockOpOf, validateRequest, type Agreed } from '../../src/engine/remote/nbd-validate.js';
 
 const SIZE = 1 << 20;
 type Perms = 'r' | 'w' | 'rw';
+const NONE: Agreed = { structured: true, fastZero: false, allocationContext: null };
+const BOTH: Agreed = { structured: true, fastZero: true, allocationContext: 1 };
 const target = (permissions: Perms = 'rw') => ({ size: () => SIZE, permissions: () => permissions });
 
 function req(type: number, offset: number, length: number, flags = 0): RequestMessage {
@@ -45,8 +47,29 @@ const cases: [string, RequestMessage, Perms, string | null][] = [
 
 test('each request gets the errno picked for it, with a reason naming the command', () => {
   for (const [what, r, perms, errno] of cases) {
-    const refusal = validateRequest(r, target(perms));
+    const refusal = validateRequest(r, target(perms), NONE);
     assert.equal(refusal?.errno ?? null, errno, what);
     if (refusal !== null && blockOpOf(r.type) !== undefined) assert.match(refusal.reason, /NBD_CMD_|read-only|write-only|payload/, what);
+  }
+});
+
+const agreedCases: [string, RequestMessage, Perms, Agreed, string | null][] = [
+  ['block status without a context', req(Cmd.BLOCK_STATUS, 0, 512), 'rw', NONE, 'EINVAL'],
+  ['block status with base:allocation', req(Cmd.BLOCK_STATUS, 0, SIZE), 'rw', BOTH, null],
+  ['block status REQ_ONE', req(Cmd.BLOCK_STATUS, 0, 512, CmdFlag.REQ_ONE), 'rw', BOTH, null],
+  ['block status on a read-only target', req(Cmd.BLOCK_STATUS, 0, 512), 'r', BOTH, null],
+  ['block status on a write-only target', req(Cmd.BLOCK_STATUS, 0, 512), 'w', BOTH, 'EPERM'],
+  ['zero-length block status', req(Cmd.BLOCK_STATUS, 0, 0), 'rw', BOTH, 'EINVAL'],
+  ['block status past the end', req(Cmd.BLOCK_STATUS, SIZE - 512, 1024), 'rw', BOTH, 'EINVAL'],
+  ['block status FUA', req(Cmd.BLOCK_STATUS, 0, 512, CmdFlag.FUA), 'rw', BOTH, 'EINVAL'],
+  ['REQ_ONE on read', req(Cmd.READ, 0, 512, CmdFlag.REQ_ONE), 'rw', BOTH, 'EINVAL'],
+  ['FAST_ZERO not advertised', req(Cmd.WRITE_ZEROES, 0, 512, CmdFlag.FAST_ZERO), 'rw', NONE, 'EINVAL'],
+  ['FAST_ZERO|NO_HOLE advertised', req(Cmd.WRITE_ZEROES, 0, 512, CmdFlag.FAST_ZERO | CmdFlag.NO_HOLE), 'rw', BOTH, null],
+  ['FAST_ZERO on trim', req(Cmd.TRIM, 0, 512, CmdFlag.FAST_ZERO), 'rw', BOTH, 'EINVAL'],
+];
+
+test('what negotiation agreed decides BLOCK_STATUS and FAST_ZERO', () => {
+  for (const [what, r, perms, agreed, errno] of agreedCases) {
+    assert.equal(validateRequest(r, target(perms), agreed)?.errno ?? null, errno, what);
   }
 });

@@ -57,7 +57,7 @@ const exportShow: NodeShow = {
   disk: '/srv/vol.img', listen: '127.0.0.1:40123', readonly: false,
   acl: [{ addr: '10.0.0.0/8', perm: 'rw', keyFile: null }, { addr: '192.0.2.7', perm: 'r', keyFile: '/etc/dst/keys/c7' }],
   remote: null, export: null, layout: null, chunk: null, region: null, degraded: null, legs: null, verify: null, splitBrain: null,
-  permissions: null, nbd: null, attachment: null, sessionId: null,
+  permissions: null, nbd: null, attachment: null, sessionId: null, backend: null,
   policy, stats, crypto, latency: null,
 };
 const remoteShow: NodeShow = {
@@ -68,6 +68,7 @@ const remoteShow: NodeShow = {
   attachment: { device: '/dev/nbd0', method: 'nbd', state: 'attached' },
   sessionId: '0123456789abcdef0123456789abcdef',
   policy, stats: { ...stats, oldestInflightMs: null }, crypto: { ...crypto, cipherKeyFile: null },
+  backend: null,
   latency: {
     recent: { read: { p50Ms: 0.128, p99Ms: 2.5, maxMs: 3.017, count: 1200 }, write: { p50Ms: 51.2, p99Ms: 64, maxMs: 70.5, count: 9 }, flush: { p50Ms: 0, p99Ms: 0, maxMs: 0, count: 0 }, trim: { p50Ms: 1, p99Ms: 1, maxMs: 1, count: 1 } },
     sinceStart: { read: { p50Ms: 0.128, p99Ms: 2.5, maxMs: 3.017, count: 2 ** 40 }, write: { p50Ms: 51.2, p99Ms: 64, maxMs: 70.5, count: 90 }, flush: { p50Ms: 0.75, p99Ms: 0.75, maxMs: 0.7, count: 3 }, trim: { p50Ms: 1, p99Ms: 1, maxMs: 1, count: 1 } },

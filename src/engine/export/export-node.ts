@@ -20,6 +20,8 @@ import type {
   EventFields, EventName, ExportConfig, ExportState, Limits, NodeContext, NodeRuntime, RuntimeShow,
 } from '../types.js';
 import { FileBackend, type Backend } from './backend.js';
+import { NbdBackend } from './nbd-backend.js';
+import { isNbdUri } from '../../protocol/nbd-uri.js';
 import { adoptWithUserBuffer } from '../io/adopt.js';
 import { HoldWriteFilter, testSwitchesFromEnv, type TestSwitches } from './filters.js';
 import { AclCache } from './acl.js';
@@ -82,6 +84,10 @@ class ExportNode implements NodeRuntime {
   private _state: ExportState = 'configured';
   private _reason: string | null = null;
   private chain: Backend | null = null;
+  /** the disk when it is an NBD server (its link state for node show; its read-only flag) */
+  private nbd: NbdBackend | null = null;
+  /** the config with readonly set, while the NBD server serves read-only and the config does not say so */
+  private roView: { base: ExportConfig; view: ExportConfig } | null = null;
   private hold: HoldWriteFilter | null = null;
   private effSize: number | null = null;
   private ident: Buffer | null = null;
@@ -173,6 +179,7 @@ class ExportNode implements NodeRuntime {
       sessionId: null,
       permissions: null,
       stats: this.stats.snapshot(),
+      backend: this.nbd?.show() ?? null,
     };
   }
 
@@ -192,7 +199,7 @@ class ExportNode implements NodeRuntime {
     return {
       name: this.name, log: this.log, clock: this.clock, limits: this.limits, cryptoPool: this.ctx.cryptoPool,
       sessions: this.sessions, stats: this.stats,
-      config: () => node.config,
+      config: () => this.servedConfig(),
       serving: () => this._state === 'listening',
       size: () => this.effSize ?? 0,
       instance: () => this.instanceId,
@@ -224,6 +231,21 @@ class ExportNode implements NodeRuntime {
 
   // ---- internals ----
 
+  /** The config connections see: read-only while the NBD server behind the export is (one object per config). */
+  private servedConfig(): ExportConfig {
+    const c = this.node.config;
+    if (c.readonly || this.nbd === null || !this.nbd.readOnly) return c;
+    if (this.roView?.base !== c) this.roView = { base: c, view: Object.freeze({ ...c, readonly: true }) };
+    return this.roView.view;
+  }
+
+  private openNbd(uri: string): Promise<NbdBackend> {
+    return NbdBackend.open(uri, {
+      clock: this.clock, log: this.log, policy: () => this.config().policy,
+      onLink: (up, message) => this.emit(up ? 'connected' : 'disconnected', { op: 'nbd-backend', addr: uri, message }),
+    });
+  }
+
   private emit(event: EventName, fields: EventFields): void {
     this.ctx.events.emit(this.name, event, fields);
   }
@@ -249,10 +271,10 @@ class ExportNode implements NodeRuntime {
     this.effSize = null;
     this.boundAddr = null;
 
-    // 1. the disk
-    let disk: FileBackend;
+    // 1. the disk: a file or block device, or an NBD server
+    let disk: FileBackend | NbdBackend;
     try {
-      disk = await FileBackend.open(cfg.disk, cfg.readonly);
+      disk = isNbdUri(cfg.disk) ? await this.openNbd(cfg.disk) : await FileBackend.open(cfg.disk, cfg.readonly);
     } catch (err) {
       const errno = errnoOf(err);
       const msg = (err as Error).message;
@@ -264,7 +286,7 @@ class ExportNode implements NodeRuntime {
     }
     // one disk, one export across processes: hold the disk's lock while serving (closing the fd drops it)
     try {
-      if (!await lockDisk(disk.fd, cfg.disk, this.name)) this.log.warn(`disk lock ${diskLockText}`, { op: 'start', disk: cfg.disk });
+      if (disk instanceof FileBackend && !await lockDisk(disk.fd, cfg.disk, this.name)) this.log.warn(`disk lock ${diskLockText}`, { op: 'start', disk: cfg.disk });
     } catch (err) {
       await disk.close();
       this.log.error('disk is served elsewhere', { op: 'start', disk: cfg.disk, error: (err as Error).message });
@@ -328,6 +350,7 @@ class ExportNode implements NodeRuntime {
     const addr = server.address() as AddressInfo;
 
     this.chain = chain;
+    this.nbd = disk instanceof NbdBackend ? disk : null;
     this.hold = hold;
     this.effSize = size;
     this.ident = ident;
@@ -459,6 +482,7 @@ class ExportNode implements NodeRuntime {
     const chain = this.chain;
     if (this.hold) this.heldExecutedBefore += this.hold.executed;
     this.chain = null;
+    this.nbd = null;
     this.hold = null;
     if (!chain) return;
     // Never close an fd under a running call (the number could be reused by another open):

@@ -204,8 +204,8 @@ export class NbdConnection implements TransmissionLink {
     this.handshakeTimer?.cancel();
     this.handshakeTimer = null;
     this.decoder.phase = 'transmission';
-    this.tx.structured = this.negotiation.structured;
-    this.log.debug('NBD transmission phase', { structured: this.tx.structured });
+    this.tx.agreed = this.negotiation.agreed();
+    this.log.debug('NBD transmission phase', { ...this.tx.agreed });
   }
 
   private block(reason: Exclude<Blocked, null>): void {

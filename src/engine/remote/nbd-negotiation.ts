@@ -1,14 +1,16 @@
 // NBD option negotiation for one client (fixed newstyle with NO_ZEROES): the greeting, the client
-// flags, and the options GO, INFO, LIST, EXPORT_NAME, ABORT, STRUCTURED_REPLY; every other option
-// (EXTENDED_HEADERS, STARTTLS, meta contexts, …) → NBD_REP_ERR_UNSUP. It only decides and encodes:
-// the connection owns the socket and acts on the outcome of each option.
+// flags, and the options GO, INFO, LIST, EXPORT_NAME, ABORT, STRUCTURED_REPLY, LIST_META_CONTEXT
+// and SET_META_CONTEXT (the one context: base:allocation); every other option (EXTENDED_HEADERS,
+// STARTTLS, …) → NBD_REP_ERR_UNSUP. It only decides and encodes: the connection owns the socket
+// and acts on the outcome of each option, and hands what was agreed to the transmission loop.
 import type { BlockTarget } from './target.js';
+import type { Agreed } from './nbd-validate.js';
 import type { Logger } from '../../util/log.js';
 import { peerText } from '../../util/escape.js';
 import { ClientFlag, HandshakeFlag, Info, MAX_PAYLOAD, Opt, Rep, TxFlag, optName } from '../../protocol/nbd.js';
 import {
-  encodeExportNameReply, encodeGreeting, encodeInfoBlockSize, encodeInfoExport, encodeInfoName, encodeOptionAck,
-  encodeOptionError, encodeRepServer, parseInfoRequest,
+  BASE_ALLOCATION, encodeExportNameReply, encodeGreeting, encodeInfoBlockSize, encodeInfoExport, encodeInfoName, encodeOptionAck,
+  encodeOptionError, encodeRepMetaContext, encodeRepServer, parseInfoRequest, parseMetaContextRequest,
 } from '../../protocol/nbd-options.js';
 
 // Block sizes: minimum 1 (the target is byte-addressed), preferred 4096, maximum 32 MiB; sent
@@ -16,6 +18,8 @@ import {
 export const BLOCK_MIN = 1;
 export const BLOCK_PREFERRED = 4096;
 export const BLOCK_MAX = MAX_PAYLOAD;
+/** The id base:allocation is selected under (any value the connection keeps to itself works). */
+export const ALLOCATION_CONTEXT_ID = 1;
 
 /**
  * What the connection does after an option: keep negotiating, enter transmission, end the
@@ -25,8 +29,12 @@ export type OptionOutcome = 'options' | 'transmission' | 'end' | 'drop';
 
 export class NbdNegotiation {
   /** structured replies agreed (they apply to the whole transmission phase) */
-  structured = false;
+  private structured = false;
   private noZeroes = false;
+  /** the transmission flags sent with the export (GO or EXPORT_NAME): what requests may use */
+  private advertised = 0;
+  /** base:allocation selected by the last SET_META_CONTEXT */
+  private allocation = false;
 
   constructor(
     private readonly target: BlockTarget,
@@ -54,6 +62,10 @@ export class NbdNegotiation {
     return name === '' || name === this.target.name;
   }
 
+  private unknownExport(option: number, name: string): Buffer {
+    return encodeOptionError(option, Rep.ERR_UNKNOWN, `unknown export "${peerText(name)}"; this server has "${this.target.name}"`);
+  }
+
   /**
    * CAN_MULTI_CONN holds: every connection submits to the same target (one transaction table, one
    * export), a WRITE is answered only once the export has it, and the export's FLUSH is one
@@ -62,7 +74,53 @@ export class NbdNegotiation {
   private txFlags(): number {
     let f = TxFlag.HAS_FLAGS | TxFlag.SEND_FLUSH | TxFlag.SEND_FUA | TxFlag.SEND_TRIM | TxFlag.SEND_WRITE_ZEROES | TxFlag.CAN_MULTI_CONN;
     if (!this.target.permissions().includes('w')) f |= TxFlag.READ_ONLY;
+    if (this.target.fastZero()) f |= TxFlag.SEND_FAST_ZERO;
     return f;
+  }
+
+  /** The flags of the export reply, remembered: a request may use only what they offered. */
+  private exportFlags(): number {
+    this.advertised = this.txFlags();
+    return this.advertised;
+  }
+
+  /** What transmission may rely on (read once negotiation is over). */
+  agreed(): Agreed {
+    return {
+      structured: this.structured,
+      fastZero: (this.advertised & TxFlag.SEND_FAST_ZERO) !== 0,
+      allocationContext: this.allocation ? ALLOCATION_CONTEXT_ID : null,
+    };
+  }
+
+  /**
+   * LIST_META_CONTEXT / SET_META_CONTEXT. LIST names base:allocation for no query, "base:" or
+   * itself; SET selects it only by its full name and replaces any earlier selection (even when
+   * refused, so a client never keeps a selection it cannot see). Unknown contexts are left out.
+   */
+  private metaContext(option: number, data: Buffer): void {
+    const set = option === Opt.SET_META_CONTEXT;
+    if (set) this.allocation = false;
+    if (set && !this.structured) {
+      this.send(encodeOptionError(option, Rep.ERR_INVALID, `${optName(option)} needs structured replies negotiated first`));
+      return;
+    }
+    let req;
+    try {
+      req = parseMetaContextRequest(data);
+    } catch (err) {
+      this.send(encodeOptionError(option, Rep.ERR_INVALID, (err as Error).message));
+      return;
+    }
+    if (!this.exportNameOk(req.name)) {
+      this.send(this.unknownExport(option, req.name));
+      return;
+    }
+    const matches = set ? req.queries.includes(BASE_ALLOCATION)
+      : req.queries.length === 0 || req.queries.some((q) => q === BASE_ALLOCATION || q === 'base:');
+    if (matches) this.send(encodeRepMetaContext(option, set ? ALLOCATION_CONTEXT_ID : 0, BASE_ALLOCATION));
+    this.allocation = set && matches;
+    this.send(encodeOptionAck(option));
   }
 
   /** Answer one option. */
@@ -75,7 +133,7 @@ export class NbdNegotiation {
           this.log.warn('NBD client asked for an unknown export, dropping the connection', { export: peerText(name) });
           return 'drop';
         }
-        this.send(encodeExportNameReply(this.target.size(), this.txFlags(), this.noZeroes));
+        this.send(encodeExportNameReply(this.target.size(), this.exportFlags(), this.noZeroes));
         return 'transmission';
       }
       case Opt.ABORT:
@@ -99,10 +157,10 @@ export class NbdNegotiation {
           return 'options';
         }
         if (!this.exportNameOk(info.name)) {
-          this.send(encodeOptionError(option, Rep.ERR_UNKNOWN, `unknown export "${peerText(info.name)}"; this server has "${this.target.name}"`));
+          this.send(this.unknownExport(option, info.name));
           return 'options';
         }
-        this.send(encodeInfoExport(option, this.target.size(), this.txFlags()));
+        this.send(encodeInfoExport(option, this.target.size(), option === Opt.GO ? this.exportFlags() : this.txFlags()));
         this.send(encodeInfoBlockSize(option, BLOCK_MIN, BLOCK_PREFERRED, BLOCK_MAX));
         if (info.infos.includes(Info.NAME)) this.send(encodeInfoName(option, this.target.name));
         // Unknown info requests (and DESCRIPTION, which we do not have) are ignored.
@@ -118,6 +176,10 @@ export class NbdNegotiation {
           this.structured = true;
           this.send(encodeOptionAck(option));
         }
+        return 'options';
+      case Opt.LIST_META_CONTEXT:
+      case Opt.SET_META_CONTEXT:
+        this.metaContext(option, data);
         return 'options';
       default:
         this.send(encodeOptionError(option, Rep.ERR_UNSUP, `${optName(option)} is not supported by this server`));

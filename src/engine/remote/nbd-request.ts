@@ -1,9 +1,11 @@
 // One NBD request in progress: its splitting into pieces of at most the target's maxRequest and
 // the reassembly of their results into one answer. Pure bookkeeping, no I/O: the transmission
-// loop submits the pieces and sends the answer.
+// loop submits the pieces and sends the answer. A FLUSH and a BLOCK_STATUS are one piece each
+// (they move no data; a block status answers a prefix of its range anyway).
 import { dataLength, type BlockData, type BlockOp, type BlockRequest } from './target.js';
 import type { RequestMessage } from '../../protocol/nbd-decoder.js';
 import { CmdFlag } from '../../protocol/nbd.js';
+import { ZeroFlag, checkExtents } from '../../protocol/thin.js';
 
 /**
  * One NBD request being executed: possibly several submits, answered once. While pieces are
@@ -29,20 +31,25 @@ export class RequestInProgress {
   private readonly fua: boolean;
   /** arrival time (the target's recorder clock), for the request's latency */
   startMs = 0;
+  /** ZeroFlag bits of a WRITE_ZEROES (0 for the other ops) */
+  private readonly zeroFlags: number;
 
   constructor(readonly req: RequestMessage, readonly op: BlockOp, private readonly pieceSize: number) {
-    const pieces = op === 'flush' ? 1 : Math.ceil(req.length / pieceSize);
+    const whole = op === 'flush' || op === 'block-status';
+    const pieces = whole ? 1 : Math.ceil(req.length / pieceSize);
     this.pieces = op === 'read' && pieces > 1 ? new Array<BlockData | null>(pieces).fill(null) : null;
     this.unissued = pieces;
     this.next = op === 'flush' ? 0 : req.offset;
     this.end = op === 'flush' ? 0 : req.offset + req.length;
     this.fua = op !== 'read' && op !== 'flush' && (req.flags & CmdFlag.FUA) !== 0;
+    this.zeroFlags = op !== 'write-zeroes' ? 0
+      : ((req.flags & CmdFlag.NO_HOLE) !== 0 ? ZeroFlag.NO_HOLE : 0) | ((req.flags & CmdFlag.FAST_ZERO) !== 0 ? ZeroFlag.FAST_ZERO : 0);
   }
 
   /** The next piece, counted as issued (a WRITE's payload is a view into the request's). */
   takePiece(): BlockRequest {
     const offset = this.next;
-    const length = this.op === 'flush' ? 0 : Math.min(this.pieceSize, this.end - offset);
+    const length = this.op === 'flush' ? 0 : this.op === 'block-status' ? this.req.length : Math.min(this.pieceSize, this.end - offset);
     const whole = this.op === 'write' ? this.req.payload! : null;
     const payload = whole === null ? null
       : length === whole.length ? whole : whole.subarray(offset - this.req.offset, offset - this.req.offset + length);
@@ -50,7 +57,7 @@ export class RequestInProgress {
     this.piece++;
     this.unissued--;
     this.outstanding++;
-    return { op: this.op, offset, length, payload, fua: this.fua };
+    return { op: this.op, offset, length, payload, fua: this.fua, zeroFlags: this.zeroFlags };
   }
 
   /** A piece the target refused to take: no completion will come for it. */
@@ -64,7 +71,10 @@ export class RequestInProgress {
     if (this.errno === null) this.errno = errno;
   }
 
-  /** Piece `index` (of `length` bytes) completed. false when a read came back short (then EIO). */
+  /**
+   * Piece `index` (of `length` bytes) completed. false when a read came back short or a block
+   * status is not one checked answer for its range (then EIO: the client must never see it).
+   */
   pieceDone(index: number, length: number, errno: string | null, data: BlockData | null): boolean {
     this.outstanding--;
     if (errno !== null) {
@@ -76,6 +86,12 @@ export class RequestInProgress {
       }
       if (this.pieces !== null) this.pieces[index] = data;
       else this.data = data;
+    } else if (this.op === 'block-status') {
+      if (!isStatusAnswer(data, length)) {
+        if (this.errno === null) this.errno = 'EIO';
+        return false;
+      }
+      this.data = data;
     }
     return true;
   }
@@ -91,5 +107,15 @@ export class RequestInProgress {
   result(): Buffer | Buffer[] | null {
     if (this.pieces !== null) return (this.pieces as BlockData[]).flat();
     return this.data;
+  }
+}
+
+function isStatusAnswer(data: BlockData | null, length: number): data is Buffer {
+  if (data === null || !Buffer.isBuffer(data)) return false;
+  try {
+    checkExtents(data, length);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -6,10 +6,11 @@ import { dataLength, type BlockTarget } from './target.js';
 import type { Logger } from '../../util/log.js';
 import { errnoOf } from '../../util/errors.js';
 import type { RequestMessage } from '../../protocol/nbd-decoder.js';
-import { Cmd, MAX_PAYLOAD, NbdErr, cmdName, nbdErrName, toNbdError } from '../../protocol/nbd.js';
-import { encodeErrorChunk, encodeOffsetDataChunk, encodeSimpleReply } from '../../protocol/nbd-replies.js';
+import { Cmd, CmdFlag, MAX_PAYLOAD, NbdErr, cmdName, nbdErrName, toNbdError } from '../../protocol/nbd.js';
+import { encodeBlockStatusChunk, encodeErrorChunk, encodeOffsetDataChunk, encodeSimpleReply } from '../../protocol/nbd-replies.js';
+import { MAX_EXTENTS, clipExtents } from '../../protocol/thin.js';
 import { releasePayload } from '../io/payload-pool.js';
-import { blockOpOf, validateRequest } from './nbd-validate.js';
+import { blockOpOf, validateRequest, type Agreed } from './nbd-validate.js';
 import { RequestInProgress } from './nbd-request.js';
 
 /** What the transmission loop needs from its connection. */
@@ -27,8 +28,8 @@ export interface TransmissionLink {
 }
 
 export class NbdTransmission {
-  /** structured replies agreed during negotiation */
-  structured = false;
+  /** what negotiation agreed (set when transmission begins) */
+  agreed: Agreed = { structured: false, fastZero: false, allocationContext: null };
   /** requests accepted and not yet answered */
   inflight = 0;
   /** READ/WRITE bytes of accepted requests not yet answered */
@@ -49,7 +50,7 @@ export class NbdTransmission {
       return;
     }
     if (this.link.stopping) return this.reject(req, 'ESHUTDOWN', 'the NBD endpoint is shutting down');
-    const refusal = validateRequest(req, this.target);
+    const refusal = validateRequest(req, this.target, this.agreed);
     if (refusal !== null) return this.reject(req, refusal.errno, refusal.reason);
     const op = blockOpOf(req.type)!;
     if (op !== 'flush' && req.length === 0) { this.sendReply(req, null, null); return; } // empty trim/zero range
@@ -83,7 +84,8 @@ export class NbdTransmission {
           }
           called = true;
           if (!job.pieceDone(index, length, errno, data)) {
-            this.log.error('BlockTarget returned a short read', { expected: length, got: data === null ? null : dataLength(data) });
+            this.log.error('BlockTarget returned a short read or a bad block status',
+              { cmd: cmdName(job.req.type), expected: length, got: data === null ? null : dataLength(data) });
           }
           this.maybeAnswer(job);
         });
@@ -136,20 +138,28 @@ export class NbdTransmission {
   }
 
   private sendReply(req: RequestMessage, errno: string | null, message: string | null, data: Buffer | Buffer[] | null = null): void {
-    const isRead = req.type === Cmd.READ;
+    // READ and BLOCK_STATUS answer in chunks once structured replies are on (BLOCK_STATUS only can)
+    const chunked = this.agreed.structured && (req.type === Cmd.READ || req.type === Cmd.BLOCK_STATUS);
     if (errno !== null) {
       const err = toNbdError(errno);
-      if (isRead && this.structured) this.link.send(encodeErrorChunk(req.cookie, err, message ?? '', true));
+      if (chunked) this.link.send(encodeErrorChunk(req.cookie, err, message ?? '', true));
       else this.link.send(encodeSimpleReply(req.cookie, err));
       return;
     }
-    if (isRead && data !== null) {
-      const parts = this.structured ? encodeOffsetDataChunk(req.cookie, req.offset, data, true)
-        : Buffer.isBuffer(data) ? [encodeSimpleReply(req.cookie, NbdErr.OK), data] : [encodeSimpleReply(req.cookie, NbdErr.OK), ...data];
-      // Read data goes back to the payload pool once the socket is done with it.
-      this.link.send(parts, Buffer.isBuffer(data) ? () => releasePayload(data) : () => { for (const d of data) releasePayload(d); });
+    if (data === null) {
+      this.link.send(encodeSimpleReply(req.cookie, NbdErr.OK));
       return;
     }
-    this.link.send(encodeSimpleReply(req.cookie, NbdErr.OK));
+    let parts: Buffer[];
+    if (req.type === Cmd.BLOCK_STATUS) {
+      // the target answers within the range; REQ_ONE asks for its first extent only
+      const count = (req.flags & CmdFlag.REQ_ONE) !== 0 ? 1 : MAX_EXTENTS;
+      parts = encodeBlockStatusChunk(req.cookie, this.agreed.allocationContext!, clipExtents(data as Buffer, req.length, count));
+    } else {
+      parts = this.agreed.structured ? encodeOffsetDataChunk(req.cookie, req.offset, data, true)
+        : [encodeSimpleReply(req.cookie, NbdErr.OK), ...(Buffer.isBuffer(data) ? [data] : data)];
+    }
+    // The target's data goes back to the payload pool once the socket is done with it.
+    this.link.send(parts, () => releasePayload(data));
   }
 }

@@ -4,7 +4,7 @@ import type { RequestRecorder } from '../metrics/request-metrics.js';
 
 /**
  * 'block-status' asks which parts of [offset, offset + length) are holes or read zeroes; it completes
- * with encoded extents (protocol/extents.ts) covering a prefix of the range, from `offset` on.
+ * with encoded extents (protocol/thin.ts) covering a prefix of the range, from `offset` on.
  */
 export type BlockOp = 'read' | 'write' | 'flush' | 'trim' | 'write-zeroes' | 'block-status';
 
@@ -64,7 +64,7 @@ export interface BlockTarget {
   /** listener runs when capacity returns; returns an unsubscribe function */
   onCapacity(listener: () => void): () => void;
   /**
-   * Execute one request (length ≤ maxRequest(), in range). done runs exactly once. Throws if !hasCapacity().
+   * Execute one request (in range; length ≤ maxRequest() unless a 'block-status', which moves no data). done runs exactly once. Throws if !hasCapacity().
    * Buffers are recycled through the payload pool (engine/io/payload-pool.ts), so ownership is strict: the target
    * must not touch req.payload after a successful done() (the endpoint gives it back to the pool),
    * and the endpoint owns `data` from done() on (it gives it back once the socket wrote it).
