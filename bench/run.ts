@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { benchResync, resyncRatioText, RESYNC_SYSTEM, type MirrorSetup } from './resync.js';
 import { medianRows, parseRepeat, type Row } from './stats.js';
 import { measureStartup, startupText, type Startup } from './startup.js';
+import { METRICS_ARGS, SCRAPED_SYSTEM, scrapeRatioLines, startScraper } from './scrape.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DST = join(ROOT, 'bin', 'dst');
@@ -97,13 +98,26 @@ async function stopChild(c: ChildProcess): Promise<void> {
   await Promise.race([gone, sleep(5000).then(() => c.kill('SIGKILL'))]);
 }
 
-async function setupDst(work: string, file: string, cipher: boolean): Promise<Setup> {
+/** `scraped`: the remote engine serves /metrics and a scraper reads it every second (bench/scrape.ts). */
+async function setupDst(work: string, file: string, cipher: boolean, scraped = false): Promise<Setup> {
   const dirA = mkdtempSync(join(work, 'r')), dirB = mkdtempSync(join(work, 'e'));
   const sockA = join(dirA, 'dst.sock'), sockB = join(dirB, 'dst.sock');
-  const engA = start(process.execPath, [...ENGINE_NODE_ARGS, DST, 'engine', '--socket', sockA, '--state-dir', join(dirA, 'state'), '--no-config', '--log-level', 'warn']);
+  const engA = start(process.execPath, [...ENGINE_NODE_ARGS, DST, 'engine', '--socket', sockA, '--state-dir', join(dirA, 'state'), '--no-config', '--log-level', 'warn',
+    ...(scraped ? METRICS_ARGS : [])]);
   const engB = start(process.execPath, [...ENGINE_NODE_ARGS, DST, 'engine', '--socket', sockB, '--state-dir', join(dirB, 'state'), '--no-config', '--log-level', 'warn']);
   try {
-    return await configureDst(work, file, cipher, engA, engB, sockA, sockB);
+    const setup = await configureDst(work, file, cipher, engA, engB, sockA, sockB);
+    if (!scraped) return setup;
+    const scraper = startScraper(`http://${(dst(sockA, 'status') as { metrics: string }).metrics}/metrics`);
+    children.push(scraper);
+    return {
+      ...setup,
+      async stop() {
+        if (scraper.exitCode !== null) process.stderr.write(`${SCRAPED_SYSTEM}: the scraper stopped early (exit ${scraper.exitCode}): a scrape failed\n`);
+        await stopChild(scraper);
+        await setup.stop();
+      },
+    };
   } catch (err) {
     await stopChild(engA);
     await stopChild(engB);
@@ -261,6 +275,7 @@ async function main(): Promise<void> {
   if (needLegs) execFileSync('cp', [file, second]);
   const systems: { name: string; setup: () => Promise<Setup> }[] = [
     { name: 'dst', setup: () => setupDst(work, file, false) },
+    { name: SCRAPED_SYSTEM, setup: () => setupDst(work, file, false, true) },
     { name: 'nbdkit', setup: () => setupNbdkit(work, file, 'plain') },
     { name: 'dst-aes-gcm', setup: () => setupDst(work, file, true) },
     { name: 'nbdkit-retry', setup: () => setupNbdkit(work, file, 'retry') },
@@ -274,7 +289,7 @@ async function main(): Promise<void> {
     for (const w of WORKLOADS) {
       if (ONLY_WL !== null && !ONLY_WL.has(w.name)) continue;
       for (let round = 1; round <= repeat; round++) for (const s of systems) {
-        if (s.name.includes('tls') || s.name.startsWith('dst-')) if (!w.name.includes('1M')) continue;
+        if (s.name.includes('tls') || (s.name.startsWith('dst-') && s.name !== SCRAPED_SYSTEM)) if (!w.name.includes('1M')) continue;
         process.stderr.write(`${s.name} ${w.name}${repeat > 1 ? ` (run ${round}/${repeat})` : ''} ...\n`);
         let setup: Setup;
         try {
@@ -337,6 +352,7 @@ function printTable(rows: Row[], repeat: number, startup: Startup): void {
       if (l && d) console.log(`  ${pad(w.name, 20)} ${legs} / dst = ${(l.iops / d.iops).toFixed(2)}`);
     }
   }
+  for (const line of scrapeRatioLines(rows)) console.log(`  ${line}`);
   const resync = resyncRatioText(rows);
   if (resync) console.log(`  ${resync}`);
   console.log(`\n${startupText(startup)}`);

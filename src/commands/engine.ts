@@ -1,6 +1,7 @@
 // `dst engine`: run the engine in the foreground until SIGINT/SIGTERM (no daemonizing).
 import { defaultConfigPath, defaultStateDir, checkSocketPath } from '../engine/paths.js';
 import { DstError } from '../util/errors.js';
+import { parseHostPort } from '../util/parse.js';
 import { defineCommand, engineError, makeContext, usage, type DstCommand, type EngineOptions } from './context.js';
 
 interface EngineOpts {
@@ -10,6 +11,7 @@ interface EngineOpts {
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
   logFormat: 'text' | 'json';
   autosave?: boolean;
+  metricsListen?: string;
 }
 
 export function engineArgs(o: EngineOpts, socket: string, abs: (p: string) => string): EngineOptions {
@@ -23,6 +25,13 @@ export function engineArgs(o: EngineOpts, socket: string, abs: (p: string) => st
   if (o.group !== undefined && !/^(\d+|[A-Za-z_][A-Za-z0-9_.-]*\$?)$/.test(o.group)) {
     throw usage(`invalid group ${JSON.stringify(o.group)} for --group: expected a group name or a numeric GID`, { code: 'DST_ERR_INVALID' });
   }
+  if (o.metricsListen !== undefined) {
+    try {
+      parseHostPort(o.metricsListen, '--metrics-listen');
+    } catch (err) {
+      throw usage((err as Error).message, { code: 'DST_ERR_USAGE', errno: 'EINVAL' });
+    }
+  }
   return {
     socket,
     stateDir: o.stateDir === undefined ? defaultStateDir() : abs(o.stateDir),
@@ -34,6 +43,7 @@ export function engineArgs(o: EngineOpts, socket: string, abs: (p: string) => st
     logFormat: o.logFormat,
     handleSignals: true,
     ...(o.autosave === undefined ? {} : { autosave: o.autosave }),
+    ...(o.metricsListen === undefined ? {} : { metricsListen: o.metricsListen }),
   };
 }
 
@@ -47,6 +57,7 @@ export const engineCommand: DstCommand = defineCommand<EngineOpts>({
     group: { type: 'string', describe: 'group NAME|GID that may use the control socket (0660)' },
     'log-level': { choices: ['error', 'warn', 'info', 'debug'] as const, describe: 'log level (default: the config\'s [engine] log-level, else info)' },
     'log-format': { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'log line format (stderr)' },
+    'metrics-listen': { type: 'string', describe: 'serve Prometheus metrics at http://ADDR:PORT/metrics (default: the config\'s [engine] metrics-listen, else off)' },
   }),
   handler: async (argv) => {
     const ctx = makeContext(argv);

@@ -10,6 +10,7 @@ import { eventsCommand } from './events.js';
 import { configCommand } from './config.js';
 import { faultProxyCommand } from './fault-proxy.js';
 import { attachCommand, detachCommand } from './attach.js';
+import { topCommand } from './top.js';
 
 export const commands: readonly DstCommand[] = [
   engineCommand,
@@ -18,6 +19,7 @@ export const commands: readonly DstCommand[] = [
   securityCommand,
   cryptoCommand,
   statusCommand,
+  topCommand,
   attachCommand,
   detachCommand,
   eventsCommand,

@@ -3,6 +3,7 @@ import type { ChalkInstance } from 'chalk';
 import { formatDuration, formatLegSpec, formatSize } from '../util/parse.js';
 import { POLICY_TABLE, policyText } from '../engine/policy.js';
 import type { AclEntry, CryptoShow, EventRecord, LegShow, NodeShow, Policy, StatusShow, VerifyShow } from '../engine/types.js';
+import { LATENCY_OPS, type OpLatency, type Rates } from '../engine/metrics/request-metrics.js';
 
 /** Columns padded to the widest cell; the header in bold. Colour never affects alignment. */
 export function table(chalk: ChalkInstance, header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -87,6 +88,19 @@ function legLine(l: LegShow, mirror: boolean): string {
   return `${l.index}: ${formatLegSpec(l)} ${l.state}${behind}${sync}${gen}; reads ${st.reads}, writes ${st.writes}, resynced ${formatSize(st.resyncedBytes)}, failed ${st.failed}, reconnects ${st.reconnects}`;
 }
 
+/** "0.13", "51.2", "1024": a latency in ms with about three significant digits. */
+export function msText(ms: number): string {
+  return ms >= 100 ? String(Math.round(ms)) : String(Number(ms.toPrecision(3)));
+}
+
+/** "read 0.13/2.5/3.02 (1200), write -, ...": p50/p99/max in ms per op and how many; - when none. */
+export function opLatencyText(l: OpLatency): string {
+  return LATENCY_OPS.map((op) => {
+    const s = l[op];
+    return s.count === 0 ? `${op} -` : `${op} ${msText(s.p50Ms)}/${msText(s.p99Ms)}/${msText(s.maxMs)} (${s.count})`;
+  }).join(', ');
+}
+
 /** The running or last verify pass: "running 1.5M/6M, 1 mismatching, 0 repaired". */
 function verifyText(v: VerifyShow | null): string {
   if (!v) return 'no pass yet (dst node verify, or policy verify-interval)';
@@ -153,7 +167,7 @@ export function nodeBlock(chalk: ChalkInstance, n: NodeShow): string {
     if (n.legs) {
       const unit = n.layout === 'stripe' && n.chunk !== null ? `, chunk ${formatSize(n.chunk)}` : n.layout === 'mirror' && n.region !== null ? `, region ${formatSize(n.region)}` : '';
       rows.push(['layout', `${n.layout}${unit}`]);
-      rows.push(['legs', n.legs.map((l) => legLine(l, n.layout === 'mirror'))]);
+      rows.push(['legs', n.legs.flatMap((l) => [legLine(l, n.layout === 'mirror'), `   latency p50/p99/max ms, last 10 s: ${opLatencyText(l.latency.recent)}`])]);
       if (n.layout === 'mirror') rows.push(['verify', verifyText(n.verify)]);
     } else {
       rows.push(['remote', (n.remote ?? '-') + (n.export ? ` (export "${n.export}")` : '')]);
@@ -162,6 +176,8 @@ export function nodeBlock(chalk: ChalkInstance, n: NodeShow): string {
     rows.push(['session', n.sessionId ?? '-']);
     rows.push(['nbd', n.nbd ? [n.nbd.socket, n.nbd.uri, ...(n.nbd.listen ? [`tcp ${n.nbd.listen}`] : [])] : 'not serving yet']);
     rows.push(['attachment', n.attachment ? `${n.attachment.device} (${n.attachment.method}, ${n.attachment.state})` : 'none']);
+    // p50/p99/max: what a reader of the NBD device waits, from request to reply
+    if (n.latency) rows.push(['latency', ['p50/p99/max ms (requests)', `last 10 s    ${opLatencyText(n.latency.recent)}`, `since start  ${opLatencyText(n.latency.sinceStart)}`]]);
   }
   rows.push(['autostart', n.autostart ? 'yes' : 'no']);
   rows.push(['crypto', cryptoSummary(n.crypto)]);
@@ -209,6 +225,12 @@ export function aclTable(chalk: ChalkInstance, name: string, acl: readonly AclEn
   return table(chalk, ['ADDRESS', 'PERM', 'KEY-FILE'], acl.map((e) => [e.addr, e.perm, e.keyFile ?? '-']));
 }
 
+/** "read 120 IOPS 4.5M/s, write 0 IOPS 0/s" */
+export function ratesText(r: Rates): string {
+  const one = (iops: number, bps: number): string => `${iops < 10 ? iops.toFixed(1) : Math.round(iops)} IOPS ${roughSize(Math.round(bps))}/s`;
+  return `read ${one(r.readIops, r.readBytesPerSecond)}, write ${one(r.writeIops, r.writeBytesPerSecond)}`;
+}
+
 /** `status`: a short summary plus one row per node. */
 export function statusText(chalk: ChalkInstance, s: StatusShow): string {
   const exports = s.nodes.filter((n) => n.role === 'export').length;
@@ -222,6 +244,8 @@ export function statusText(chalk: ChalkInstance, s: StatusShow): string {
     `memory ${s.heap}`,
     `socket reads ${s.socketReads}`,
     `config ${s.config.file ?? '(none)'}, ${s.config.autosave ? 'autosave' : 'no autosave'}${s.config.unsaved ? `, ${chalk.yellow('unsaved changes')}` : ''}`,
+    `metrics ${s.metrics ? `http://${s.metrics}/metrics` : 'off (dst engine --metrics-listen ADDR:PORT)'}`,
+    `rates (last 10 s) ${ratesText(s.rates)}`,
     `nodes ${s.nodes.length} (${exports} export, ${s.nodes.length - exports} remote)`,
   ].join('\n');
   if (s.nodes.length === 0) return head;

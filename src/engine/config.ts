@@ -32,13 +32,15 @@ export interface EngineKeys {
   logLevel: LogLevel | null;
   /** `autosave = false` keeps explicit `dst config save` (default true) */
   autosave?: boolean | null;
+  /** `metrics-listen = "ADDR:PORT"`: serve Prometheus metrics there (default off) */
+  metricsListen?: string | null;
 }
 
 export interface ConfigSnapshot extends EngineKeys {
   nodes: NodeConfig[];
 }
 
-const noEngineKeys = (): EngineKeys => ({ logLevel: null, autosave: null });
+const noEngineKeys = (): EngineKeys => ({ logLevel: null, autosave: null, metricsListen: null });
 
 const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
 
@@ -46,7 +48,7 @@ const COMMON_KEYS = ['role', 'size', 'autostart', 'cipher', 'hash', 'cipher-key-
   ...POLICY_TABLE.map((k) => k.key)] as const;
 const EXPORT_KEYS = ['disk', 'listen', 'readonly', 'allow'] as const;
 const REMOTE_KEYS = ['remote', 'export', 'nbd-listen', 'layout', 'chunk', 'region'] as const;
-const ENGINE_KEYS = ['log-level', 'autosave'] as const;
+const ENGINE_KEYS = ['log-level', 'autosave', 'metrics-listen'] as const;
 
 /** ini's own section/key line pattern (ini/lib/ini.js decode). */
 const INI_LINE = /^\[([^\]]*)\]\s*$|^([^=]+)(=(.*))?$/i;
@@ -332,6 +334,9 @@ export function parseConfigText(text: string, file: string, limits: Limits = DEF
         out.engine.logLevel = lvl as LogLevel;
       }
       out.engine.autosave = r.bool('autosave') ?? null;
+      const ml = r.str('metrics-listen');
+      if (ml !== undefined) r.check('metrics-listen', (w) => parseHostPort(ml, w));
+      out.engine.metricsListen = ml ?? null;
       continue;
     }
     const m = /^node\s+"([^"]*)"$/.exec(section);
@@ -375,6 +380,7 @@ export function formatConfig(snap: ConfigSnapshot): string {
   lines.push('[engine]');
   if (snap.logLevel) lines.push(`log-level = ${q(snap.logLevel)}`);
   if (snap.autosave === true || snap.autosave === false) lines.push(`autosave = ${snap.autosave}`);
+  if (snap.metricsListen) lines.push(`metrics-listen = ${q(snap.metricsListen)}`);
   for (const c of snap.nodes) {
     lines.push('', `[node "${c.name}"]`);
     lines.push(`role = ${q(c.role)}`);

@@ -12,6 +12,7 @@ import type { ConfigStore } from './config-store.js';
 import type { EventBus } from './events.js';
 import type { Registry } from './registry.js';
 import type { ControlApi, ControlCommand, CryptoSetArgs, NodeAddArgs, Policy } from './types.js';
+import { engineRates } from './metrics/collect.js';
 
 export interface ControlDeps {
   registry: Registry;
@@ -19,6 +20,10 @@ export interface ControlDeps {
   log: Logger;
   version: string;
   socket: string;
+  /** where /metrics is served now (null: off) */
+  metricsAddress?: () => string | null;
+  /** the config file's [engine] metrics-listen (config show writes it back) */
+  metricsListen?: string | null;
   /** the config file the engine was started with (null = --no-config): the default of config save */
   configFile: string | null;
   /** the [engine] log-level as the config file had it (null: none), written back by config show/save */
@@ -54,7 +59,7 @@ export function checkTable(registry: Registry, cmd: ControlCommand, name: string
 export function createControlHandler(deps: ControlDeps): ControlHandlerFn {
   const { registry, log } = deps;
 
-  const configShow = (): string => formatConfig({ logLevel: deps.logLevel(), autosave: deps.autosave ?? null, nodes: registry.snapshot() });
+  const configShow = (): string => formatConfig({ logLevel: deps.logLevel(), autosave: deps.autosave ?? null, metricsListen: deps.metricsListen ?? null, nodes: registry.snapshot() });
   const store = deps.store ?? null;
 
   async function dispatch(cmd: ControlCommand, a: Record<string, unknown>): Promise<object | object[]> {
@@ -117,6 +122,8 @@ export function createControlHandler(deps: ControlDeps): ControlHandlerFn {
       case 'status':
         return {
           ...registry.status({ socket: deps.socket, version: deps.version }),
+          metrics: deps.metricsAddress?.() ?? null,
+          rates: engineRates(registry),
           // without a file, whatever runs is unsaved
           config: store?.status() ?? { file: null, autosave: false, unsaved: registry.names().length > 0 },
         } satisfies ControlApi['status']['result'];

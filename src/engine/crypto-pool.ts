@@ -148,6 +148,13 @@ export class CryptoPool {
     return output === null ? payload : output.subarray(0, result.length);
   }
 
+  /** Seconds the workers have been busy (their event-loop active time), for the metrics endpoint. */
+  busySeconds(): number {
+    let ms = 0;
+    for (const w of this.workers) ms += w.performance.eventLoopUtilization().active;
+    return ms / 1000;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const [id] of this.pending) this.settle({ id, length: 0, tag: null, error: { code: 'DST_ERR_CLOSED', message: 'crypto pool closed' } });

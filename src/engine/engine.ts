@@ -28,6 +28,7 @@ import { Registry, type ExportFactory, type RemoteFactory } from './registry.js'
 import { clearStaleSocket, prepareRuntimeDir, prepareStateDir, resolveGroup } from './runtime-dir.js';
 import { DEFAULT_LIMITS, type ControlApi, type ControlCommand, type Limits } from './types.js';
 import { cipherImplementationText } from '../protocol/native-cipher.js';
+import { startEngineMetrics, type MetricsServer } from './metrics/server.js';
 
 export interface EngineOptions {
   socket: string;
@@ -59,6 +60,8 @@ export interface EngineOptions {
   createRemote?: RemoteFactory;
   /** default crypto threads (default: cores) */
   cores?: number;
+  /** --metrics-listen ADDR:PORT (port 0: any free one); null/undefined: the config's [engine] metrics-listen, else off */
+  metricsListen?: string | null;
 }
 
 export interface Engine {
@@ -68,6 +71,8 @@ export interface Engine {
   readonly version: string;
   readonly registry: Registry;
   readonly events: EventBus;
+  /** where /metrics is served (ADDR:PORT), null when off */
+  readonly metricsAddress: string | null;
   readonly log: Logger;
   /** the control handler (the same one the socket uses): run a command in-process */
   readonly handler: ControlHandlerFn;
@@ -152,11 +157,14 @@ export async function runEngine(opts: EngineOptions): Promise<Engine> {
     elog.info(`config ${configFile}: ${store.status().autosave ? 'every change is saved to it' : 'autosave off: save changes with dst config save'}`);
   }
 
+  let metrics: MetricsServer | null = null;
   const handler = createControlHandler({
     registry, events, log, version, socket,
     configFile, store,
     logLevel: () => parsed.engine.logLevel,
     autosave: parsed.engine.autosave ?? null,
+    metricsListen: parsed.engine.metricsListen ?? null,
+    metricsAddress: () => metrics?.address ?? null,
   });
   const server = await createControlServer({
     path: socket,
@@ -165,11 +173,19 @@ export async function runEngine(opts: EngineOptions): Promise<Engine> {
     onSubscribe: (node, push) => events.subscribe(node, push),
     limits, clock, log, version,
   });
+  // An engine that cannot serve its metrics does not start (the error names the address).
+  try {
+    metrics = await startEngineMetrics(opts.metricsListen ?? parsed.engine.metricsListen ?? null, registry, cryptoPool, elog);
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
   if (gid !== null) {
     try {
       await chown(socket, process.getuid?.() ?? 0, gid);
     } catch (err) {
       await server.close();
+      await metrics?.close();
       throw new DstError('DST_ERR_INVALID', `control socket ${socket}: cannot give it to group ${gid}: ${(err as Error).message}`, { errno: errnoOf(err) });
     }
   }
@@ -192,6 +208,7 @@ export async function runEngine(opts: EngineOptions): Promise<Engine> {
     shutting = (async () => {
       elog.info(force ? 'shutting down (forced)' : 'shutting down: draining nodes');
       await registry.stopAll(force);
+      await metrics?.close();
       await cryptoPool.close();
       try {
         await server.close();
@@ -221,7 +238,7 @@ export async function runEngine(opts: EngineOptions): Promise<Engine> {
   await store?.settle('engine start');
 
   return {
-    socket, runtimeDir, stateDir, version, registry, events, log, handler, closed, shutdown,
+    socket, runtimeDir, stateDir, version, registry, events, log, handler, closed, shutdown, metricsAddress: metrics?.address ?? null,
     request: (cmd, args) => handler(cmd, args as object, {}) as never,
   };
 }

@@ -8,7 +8,7 @@ import { heapText } from './heap.js';
 import { socketReadsText } from './io/adopt.js';
 import { fileOpsText } from './io/file-ops.js';
 import {
-  deadlineMs, emptyStats, type AttachmentShow, type NodeConfig, type NodeRuntime, type NodeShow, type StatusShow,
+  deadlineMs, emptyStats, type AttachmentShow, type EngineStatusKeys, type NodeConfig, type NodeRuntime, type NodeShow, type StatusShow,
 } from './types.js';
 import { aclCopy } from './node-edits.js';
 import { cryptoShow } from './validate.js';
@@ -53,6 +53,7 @@ export function nodeShow({ config: c, runtime, diskSize, attachment, cores }: Sh
     policy: { ...c.policy, deadlineMs: deadlineMs(c.policy) },
     stats: { ...emptyStats(), ...r.stats },
     crypto: cryptoShow(c.crypto, cores),
+    latency: exp ? null : (r.latency ?? null),
     backend: exp ? (r.backend ?? null) : null,
   };
 }
@@ -65,7 +66,7 @@ export function attachView(c: NodeConfig, runtime: NodeRuntime): AttachNodeInfo 
 
 /** `status` without its config part (the engine adds that): this process, its paths and limits, the nodes. */
 export function statusShow(p: Pick<StatusShow, 'version' | 'uptimeMs' | 'socket' | 'stateDir' | 'limits' | 'cryptoThreads' | 'nodes'>):
-Omit<StatusShow, 'config'> {
+Omit<StatusShow, EngineStatusKeys> {
   return {
     version: p.version,
     pid: process.pid,

@@ -19,7 +19,7 @@ import { aclCopy, clearedCrypto, configOfAdd, deepFreeze, policyPatch, withAclEn
 import { attachView, nodeShow, statusShow } from './node-show.js';
 import type {
   AclEntry, AttachmentShow, CryptoSetArgs, CryptoShow, EventSink, ExportConfig, LegEdit, NodeAddArgs, NodeConfig, NodeContext,
-  NodeRuntime, NodeShow, NodeState, Policy, RemoteConfig, RemoteRuntime, Role, StartOptions, StatusShow,
+  NodeRuntime, NodeShow, NodeState, Policy, RemoteConfig, RemoteRuntime, Role, StartOptions, StatusShow, EngineStatusKeys,
 } from './types.js';
 
 export type ExportFactory = (node: { readonly config: ExportConfig }, ctx: NodeContext) => NodeRuntime;
@@ -140,7 +140,7 @@ export class Registry {
     return n || this.cores;
   }
 
-  status(extra: { socket?: string; version?: string } = {}): Omit<StatusShow, 'config'> {
+  status(extra: { socket?: string; version?: string } = {}): Omit<StatusShow, EngineStatusKeys> {
     return statusShow({
       version: extra.version ?? this.opts.version ?? '0.0.0',
       uptimeMs: this.opts.clock.now() - this.startedAt,

@@ -1,6 +1,7 @@
 // Shared contracts of the engine: what a node is (config), what it shows (DESIGN §5), what it
 // announces (events, DESIGN §6), and the control API between the CLI and the engine.
 // The netlink layer encodes these objects; handlers and commands only see them as typed objects.
+import type { LatencyShow, Rates } from './metrics/request-metrics.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import type { CryptoPool } from './crypto-pool.js';
@@ -180,6 +181,8 @@ export interface NodeShow {
   policy: Policy & { deadlineMs: number };
   stats: Stats;
   crypto: CryptoShow;
+  /** remote nodes: per op, NBD arrival to reply, the last 10 s and since start; null for exports */
+  latency: LatencyShow | null;
   /** an export whose disk is an NBD server: the link to it; null otherwise */
   backend: BackendShow | null;
 }
@@ -248,6 +251,8 @@ export interface LegShow {
   /** `rate`: the bytes/s the resync pace allows now (resync-min-rate ≤ rate ≤ resync-rate) */
   resync: { doneBytes: number; totalBytes: number; bytesPerSecond: number; etaMs: number | null; rate: number } | null;
   stats: LegStats;
+  /** per op, what the device sent this leg to its answer */
+  latency: LatencyShow;
 }
 
 export interface Limits {
@@ -292,7 +297,14 @@ export interface StatusShow {
   nodes: { name: string; role: Role; state: NodeState; attachment: AttachmentShow | null }[];
   /** the config file (null: --no-config), whether changes are saved to it, whether what runs differs from it */
   config: { file: string | null; autosave: boolean; unsaved: boolean };
+  /** where /metrics is served (ADDR:PORT), null when off */
+  metrics: string | null;
+  /** the remote nodes' NBD requests, added up, over the last 10 s */
+  rates: Rates;
 }
+
+/** The parts of `status` the engine adds to the registry's. */
+export type EngineStatusKeys = 'config' | 'metrics' | 'rates';
 
 // ---- events (DESIGN §6) ----
 
@@ -378,7 +390,7 @@ export interface NodeRuntime {
 
 /** What a runtime reports for NodeShow (multi-leg remote nodes add degraded and legs). */
 export type RuntimeShow = Pick<NodeShow, 'state' | 'reason' | 'size' | 'listen' | 'nbd' | 'sessionId' | 'permissions' | 'stats'>
-  & Partial<Pick<NodeShow, 'degraded' | 'legs' | 'verify' | 'splitBrain' | 'backend'>>;
+  & Partial<Pick<NodeShow, 'degraded' | 'legs' | 'verify' | 'splitBrain' | 'latency' | 'backend'>>;
 
 /** A change of a running mirror's legs. */
 export type LegEdit =

@@ -7,6 +7,8 @@ import type {
   BackendShow, EventRecord, Limits, NodeShow, NodeState, Policy, Role, SplitBrainShow, Stats, StatusShow, VerifyShow,
 } from '../engine/types.js';
 import { POLICY_TABLE } from '../engine/policy.js';
+import type { LatencySummary } from '../engine/metrics/histogram.js';
+import type { LatencyShow, OpLatency, Rates } from '../engine/metrics/request-metrics.js';
 import { CIPHER_NAMES, HASH_NAMES } from '../protocol/suite-names.js';
 import { byAttr, objectSchema, t } from './schema.js';
 
@@ -102,6 +104,25 @@ export const splitBrainSchema = objectSchema<SplitBrainShow>('split-brain', {
   generations: { attr: 2, type: t.array(t.string), doc: 'each leg\'s generation (hex), in the order of legs' },
 });
 
+export const latencySummarySchema = objectSchema<LatencySummary>('latency-summary', {
+  p50Ms: { attr: 1, type: t.f64 },
+  p99Ms: { attr: 2, type: t.f64 },
+  maxMs: { attr: 3, type: t.f64 },
+  count: { attr: 4, type: t.u64, doc: 'requests the figures come from' },
+});
+
+export const opLatencySchema = objectSchema<OpLatency>('op-latency', {
+  read: { attr: 1, type: t.object(latencySummarySchema) },
+  write: { attr: 2, type: t.object(latencySummarySchema) },
+  flush: { attr: 3, type: t.object(latencySummarySchema) },
+  trim: { attr: 4, type: t.object(latencySummarySchema), doc: 'TRIM and WRITE_ZEROES' },
+});
+
+export const latencyShowSchema = objectSchema<LatencyShow>('latency', {
+  recent: { attr: 1, type: t.object(opLatencySchema), doc: 'the last 10 s' },
+  sinceStart: { attr: 2, type: t.object(opLatencySchema) },
+});
+
 type ResyncShow = NonNullable<LegShow['resync']>;
 export const resyncShowSchema = objectSchema<ResyncShow>('resync', {
   doneBytes: { attr: 1, type: t.u64 },
@@ -122,6 +143,7 @@ export const legShowSchema = objectSchema<LegShow>('leg', {
   resync: { attr: 8, type: t.object(resyncShowSchema), presence: 'nullable' },
   stats: { attr: 9, type: t.object(legStatsSchema) },
   generation: { attr: 10, type: t.string, presence: 'nullable' },
+  latency: { attr: 11, type: t.object(latencyShowSchema) },
 });
 
 export const backendShowSchema = objectSchema<BackendShow>('backend', {
@@ -159,6 +181,7 @@ export const nodeShowSchema = objectSchema<NodeShow>('node', {
   verify: { attr: 25, type: t.object(verifyShowSchema), presence: 'nullable' },
   splitBrain: { attr: 26, type: t.object(splitBrainSchema), presence: 'nullable' },
   backend: { attr: 27, type: t.object(backendShowSchema), presence: 'nullable' },
+  latency: { attr: 28, type: t.object(latencyShowSchema), presence: 'nullable' },
 });
 
 export const limitsSchema = objectSchema<Limits>('limits', {
@@ -184,6 +207,13 @@ export const configStatusSchema = objectSchema<StatusShow['config']>('config-sta
   unsaved: { attr: 3, type: t.bool },
 });
 
+export const ratesSchema = objectSchema<Rates>('rates', {
+  readIops: { attr: 1, type: t.f64 },
+  writeIops: { attr: 2, type: t.f64 },
+  readBytesPerSecond: { attr: 3, type: t.f64 },
+  writeBytesPerSecond: { attr: 4, type: t.f64 },
+});
+
 export const statusShowSchema = objectSchema<StatusShow>('status', {
   version: { attr: 1, type: t.string },
   pid: { attr: 2, type: t.u32 },
@@ -199,6 +229,8 @@ export const statusShowSchema = objectSchema<StatusShow>('status', {
   heap: { attr: 12, type: t.string },
   socketReads: { attr: 13, type: t.string },
   fileOps: { attr: 14, type: t.string },
+  metrics: { attr: 15, type: t.string, presence: 'nullable', doc: 'ADDR:PORT of /metrics; absent when off' },
+  rates: { attr: 16, type: t.object(ratesSchema) },
 });
 
 export const eventRecordSchema = objectSchema<EventRecord>('event', {

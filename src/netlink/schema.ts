@@ -7,6 +7,7 @@
 //
 // Wire types:
 //   u8, u32, u64, s64   host-order integers of 1/4/8/8 bytes; JS numbers (u64/s64 ≤ 2^53)
+//   f64                 host-order IEEE 754 double (finite): measured values such as latencies in ms
 //   bool                u8 0 or 1 (so false is distinct from "absent")
 //   string              NUL-terminated UTF-8, one attribute (≤ 65530 bytes); optional closed set (oneOf)
 //   text                UTF-8 without NUL, split over as many repeated attributes of the same type
@@ -38,7 +39,7 @@ import {
 import { DstError } from '../util/errors.js';
 import { type Attr, NLA_HDRLEN, NLA_MAX_LEN, NLA_TYPE_MASK, formatAttr, getCString, parseAttrs, putCString } from './codec.js';
 
-export type ScalarKind = 'u8' | 'u32' | 'u64' | 's64' | 'bool' | 'string' | 'text' | 'bytes';
+export type ScalarKind = 'u8' | 'u32' | 'u64' | 's64' | 'f64' | 'bool' | 'string' | 'text' | 'bytes';
 export type Presence = 'required' | 'nullable' | 'optional' | 'optional-nullable';
 
 export interface ScalarType<K extends ScalarKind = ScalarKind> {
@@ -59,7 +60,7 @@ type Base<V> = Exclude<V, null | undefined>;
 /** The wire types allowed for a value of type V. */
 export type TypeFor<V> =
   [Base<V>] extends [string] ? ScalarType<'string' | 'text'>
-  : [Base<V>] extends [number] ? ScalarType<'u8' | 'u32' | 'u64' | 's64'>
+  : [Base<V>] extends [number] ? ScalarType<'u8' | 'u32' | 'u64' | 's64' | 'f64'>
   : [Base<V>] extends [boolean] ? ScalarType<'bool'>
   : [Base<V>] extends [Buffer] ? ScalarType<'bytes'>
   : [Base<V>] extends [readonly (infer I)[]] ? ArrayType<I>
@@ -117,6 +118,7 @@ export const t = {
   u32: { kind: 'u32' } as ScalarType<'u32'>,
   u64: { kind: 'u64' } as ScalarType<'u64'>,
   s64: { kind: 's64' } as ScalarType<'s64'>,
+  f64: { kind: 'f64' } as ScalarType<'f64'>,
   bool: { kind: 'bool' } as ScalarType<'bool'>,
   string: { kind: 'string' } as ScalarType<'string'>,
   text: { kind: 'text' } as ScalarType<'text'>,
@@ -142,7 +144,7 @@ function compile(s: AnySchema): Compiled {
     const dup = byAttr.get(f.attr);
     if (dup) throw new DstError('DST_ERR_INTERNAL', `schema ${s.name}: ${key} and ${dup[0]} share attribute number ${f.attr}`);
     if (f.presence === 'optional-nullable' && !isScalarWithoutEmpty(f.type)) {
-      throw new DstError('DST_ERR_INTERNAL', `schema ${s.name}: ${key} is optional-nullable but of type ${f.type.kind} (only u8/u32/u64/s64/bool/string may be)`);
+      throw new DstError('DST_ERR_INTERNAL', `schema ${s.name}: ${key} is optional-nullable but of type ${f.type.kind} (only u8/u32/u64/s64/f64/bool/string may be)`);
     }
     byAttr.set(f.attr, [key, f]);
   }
@@ -152,7 +154,7 @@ function compile(s: AnySchema): Compiled {
 }
 
 function isScalarWithoutEmpty(type: AnyType): boolean {
-  return ['u8', 'u32', 'u64', 's64', 'bool', 'string'].includes(type.kind);
+  return ['u8', 'u32', 'u64', 's64', 'f64', 'bool', 'string'].includes(type.kind);
 }
 
 /** Check a schema (and every schema nested in it) for bad or duplicate attribute numbers. */
@@ -228,6 +230,10 @@ function encodeValue(path: string, attr: number, type: AnyType, v: unknown): Buf
   switch (type.kind) {
     case 'u8': case 'u32': case 'u64': case 's64':
       return [formatAttr(attr, encodeInt(path, type.kind, v))];
+    case 'f64': {
+      if (typeof v !== 'number' || !Number.isFinite(v)) throw invalid(path, `expected a finite number, got ${describe(v)}`);
+      return [formatAttr(attr, Buffer.from(new Float64Array([v]).buffer))];
+    }
     case 'bool': {
       if (typeof v !== 'boolean') throw invalid(path, `expected a boolean, got ${describe(v)}`);
       return [formatAttr(attr, Buffer.from([v ? 1 : 0]))];
@@ -331,6 +337,12 @@ function decodeScalar(path: string, type: ScalarType, a: Attr): unknown {
       const v = readS64.call(d, 0);
       if (v > BigInt(MAX_SAFE) || v < -BigInt(MAX_SAFE)) throw bad(path, `s64 ${v} is not a safe integer`);
       return Number(v);
+    }
+    case 'f64': {
+      needLen(path, 'f64', d, 8);
+      const v = new Float64Array(Uint8Array.from(d).buffer)[0]!;
+      if (!Number.isFinite(v)) throw bad(path, `f64 ${v} is not finite`);
+      return v;
     }
     case 'bool': {
       needLen(path, 'bool', d, 1);

@@ -74,7 +74,7 @@ export function exportNode(over: Partial<NodeShow> = {}): NodeShow {
     disk: '/srv/vol.img', listen: '127.0.0.1:10825', readonly: false, acl: [{ addr: '10.0.0.0/8', perm: 'rw', keyFile: null }],
     remote: null, export: null, layout: null, chunk: null, region: null, degraded: null, legs: null, verify: null, splitBrain: null,
     permissions: null, nbd: null, attachment: null, sessionId: null, backend: null,
-    policy: { ...DEFAULT_POLICY, deadlineMs: deadlineMs(DEFAULT_POLICY) }, stats: emptyStats(), crypto: CRYPTO_NONE,
+    policy: { ...DEFAULT_POLICY, deadlineMs: deadlineMs(DEFAULT_POLICY) }, stats: emptyStats(), crypto: CRYPTO_NONE, latency: null,
     ...over,
   };
 }
@@ -108,5 +108,6 @@ export function statusFixture(): StatusShow {
     socketReads: 'user buffers (onread adoption): no connection yet',
     nodes: [{ name: 'vol', role: 'export', state: 'listening', attachment: null }],
     config: { file: '/etc/dst/dst.conf', autosave: true, unsaved: false },
+    metrics: null, rates: { readIops: 0, writeIops: 0, readBytesPerSecond: 0, writeBytesPerSecond: 0 },
   };
 }

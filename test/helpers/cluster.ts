@@ -58,6 +58,8 @@ export interface PairOptions {
   waitReady?: boolean;
   /** both engines run with their own config file (`ownConfig`): every change is autosaved, no config save */
   autosave?: boolean;
+  /** extra arguments for the remote engine, e.g. ['--metrics-listen', '127.0.0.1:0'] */
+  remoteEngineArgs?: string[];
   /** called once both engines run, before any node is added (e.g. to subscribe to events) */
   beforeNodes?: (exp: Engine, rem: Engine) => Promise<void>;
 }
@@ -96,7 +98,7 @@ export async function startPair(t: TestContext, opts: PairOptions = {}): Promise
   const remoteName = opts.remoteName ?? 'vol';
   const own = opts.autosave === true;
   const exp = await startEngine(t, { ownConfig: own, ...(opts.exportEnv ? { env: opts.exportEnv } : {}) });
-  const rem = await startEngine(t, { ownConfig: own });
+  const rem = await startEngine(t, { ownConfig: own, ...(opts.remoteEngineArgs ? { args: opts.remoteEngineArgs } : {}) });
   if (opts.beforeNodes) await opts.beforeNodes(exp, rem);
   const disk = opts.disk ?? join(exp.dir, 'disk.img');
   if (opts.disk === undefined) {

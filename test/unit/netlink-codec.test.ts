@@ -58,7 +58,7 @@ const exportShow: NodeShow = {
   acl: [{ addr: '10.0.0.0/8', perm: 'rw', keyFile: null }, { addr: '192.0.2.7', perm: 'r', keyFile: '/etc/dst/keys/c7' }],
   remote: null, export: null, layout: null, chunk: null, region: null, degraded: null, legs: null, verify: null, splitBrain: null,
   permissions: null, nbd: null, attachment: null, sessionId: null, backend: null,
-  policy, stats, crypto,
+  policy, stats, crypto, latency: null,
 };
 const remoteShow: NodeShow = {
   name: 'vol-r', role: 'remote', state: 'backoff', reason: 'auth-failed', size: null, autostart: false,
@@ -67,7 +67,12 @@ const remoteShow: NodeShow = {
   nbd: { socket: '/run/dst/nbd/vol-r.sock', uri: 'nbd+unix:///?socket=/run/dst/nbd/vol-r.sock', listen: null },
   attachment: { device: '/dev/nbd0', method: 'nbd', state: 'attached' },
   sessionId: '0123456789abcdef0123456789abcdef',
-  policy, stats: { ...stats, oldestInflightMs: null }, crypto: { ...crypto, cipherKeyFile: null }, backend: null,
+  policy, stats: { ...stats, oldestInflightMs: null }, crypto: { ...crypto, cipherKeyFile: null },
+  backend: null,
+  latency: {
+    recent: { read: { p50Ms: 0.128, p99Ms: 2.5, maxMs: 3.017, count: 1200 }, write: { p50Ms: 51.2, p99Ms: 64, maxMs: 70.5, count: 9 }, flush: { p50Ms: 0, p99Ms: 0, maxMs: 0, count: 0 }, trim: { p50Ms: 1, p99Ms: 1, maxMs: 1, count: 1 } },
+    sinceStart: { read: { p50Ms: 0.128, p99Ms: 2.5, maxMs: 3.017, count: 2 ** 40 }, write: { p50Ms: 51.2, p99Ms: 64, maxMs: 70.5, count: 90 }, flush: { p50Ms: 0.75, p99Ms: 0.75, maxMs: 0.7, count: 3 }, trim: { p50Ms: 1, p99Ms: 1, maxMs: 1, count: 1 } },
+  },
 };
 const status: StatusShow = {
   version: '0.1.0', pid: 4242, uptimeMs: 86_400_000, socket: '/run/dst/dst.sock', stateDir: '/var/lib/dst',
@@ -79,6 +84,7 @@ const status: StatusShow = {
     { name: 'vol-r', role: 'remote', state: 'ready', attachment: { device: '/dev/loop3', method: 'fuse', state: 'attaching' } },
   ],
   config: { file: null, autosave: false, unsaved: true },
+  metrics: '127.0.0.1:9469', rates: { readIops: 1234.5, writeIops: 0.1, readBytesPerSecond: 52428800, writeBytesPerSecond: 0 },
 };
 const events: EventRecord[] = [
   { seq: 1, ts: 1_700_000_000_000, node: null, event: 'subscribed' },

@@ -40,7 +40,7 @@ const show = (name: string): NodeShow => ({
   permissions: null, nbd: null, attachment: null, sessionId: null, backend: null,
   policy: { resendTimeoutMs: 5000, maxResends: 12, pingIntervalMs: 1000, reconnectDelayMs: 1000, maxInflight: 64, maxRequest: 1 << 20, maxHandshakesPerAddr: 8, maxConnsPerAddr: 32, legTimeoutMs: 0, resyncRate: 0, resyncMinRate: 10485760, verifyIntervalMs: 0, deadlineMs: 65000 },
   stats: { inflight: 0, inflightPeak: 0, completed: 0, resends: 0, replayed: 0, failed: 0, reconnects: 0, bytesRead: 0, bytesWritten: 0, oldestInflightMs: null },
-  crypto: { cipher: 'none', hash: 'none', suite: 'none', threads: 1, cipherKeyFile: null, hashKeyFile: null },
+  crypto: { cipher: 'none', hash: 'none', suite: 'none', threads: 1, cipherKeyFile: null, hashKeyFile: null }, latency: null,
 });
 
 interface Harness {

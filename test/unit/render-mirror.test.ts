@@ -7,6 +7,7 @@ import { Chalk } from 'chalk';
 import { nodeBlock, nodeLine, nodeTable, roughSize } from '../../src/commands/render.js';
 import type { LegShow, NodeShow } from '../../src/engine/types.js';
 import { remoteNode } from '../helpers/cli-harness.js';
+import { emptyLatencyShow } from '../../src/engine/metrics/request-metrics.js';
 
 const chalk = new Chalk({ level: 0 });
 const K = 1024;
@@ -17,6 +18,7 @@ function leg(index: number, over: Partial<LegShow> = {}): LegShow {
     index, remote: `192.0.2.${10 + index}:10825`, export: `leg${index}`, state: 'in-sync', size: 64 * M, identity: null,
     outOfSyncBytes: 0, generation: null, resync: null,
     stats: { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0, resyncedBytes: 0, comparedBytes: 0, failed: 0, reconnects: 0 },
+    latency: emptyLatencyShow(),
     ...over,
   };
 }

@@ -60,7 +60,7 @@ export class ExportStats {
 
   snapshot(): Stats {
     let oldest: number | null = null;
-    for (const c of this.calls) { oldest = Math.max(0, this.clock.now() - c.start); break; }
+    for (const c of this.calls) { oldest = Math.max(0, Math.round(this.clock.now() - c.start)); break; } // whole ms: the netlink field is an integer
     return {
       inflight: this.calls.size,
       inflightPeak: this.inflightPeak,

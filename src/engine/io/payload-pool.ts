@@ -121,7 +121,7 @@ export function dropPooledPayloads(keepMax: number): number {
   return dropped;
 }
 
-/** Bytes of free buffers held by the pool (tests). */
+/** Bytes of free buffers held by the pool (tests, the metrics endpoint). */
 export function pooledBytes(): number {
   return poolFreeBytes;
 }

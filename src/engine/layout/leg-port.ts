@@ -6,6 +6,7 @@ import type { Leg } from '../remote/leg.js';
 import type { BlockData, BlockDone, LegRequest } from '../remote/target.js';
 import { dataLength } from '../remote/target.js';
 import type { LegStats } from '../types.js';
+import { RequestMetrics } from '../metrics/request-metrics.js';
 
 interface Waiting {
   req: LegRequest;
@@ -18,10 +19,13 @@ export class LegPort {
   /** requests submitted to the leg or waiting here, not yet done */
   outstanding = 0;
   readonly counters: Omit<LegStats, 'reconnects' | 'resyncedBytes' | 'comparedBytes'> = { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0, failed: 0 };
+  /** latency from send to done, per op (node show's legs[i].latency, the metrics endpoint) */
+  readonly metrics: RequestMetrics;
   private readonly unsubscribe: () => void;
 
   /** `limit`: most requests waiting here (the device bounds what it has in flight, so this is never reached) */
   constructor(readonly index: number, readonly leg: Leg, private readonly limit: () => number) {
+    this.metrics = new RequestMetrics(leg.clock);
     this.unsubscribe = leg.onCapacity(() => this.drain());
   }
 
@@ -32,9 +36,11 @@ export class LegPort {
   /** Send one request to the leg (now, or when it has room). done runs exactly once. */
   send(req: LegRequest, done: BlockDone): void {
     this.outstanding++;
+    const start = this.metrics.now();
     const finish: BlockDone = (errno, data) => {
       this.outstanding--;
       this.count(req, errno, data);
+      this.metrics.done(req.op, start, errno, req.length);
       done(errno, data);
     };
     if (this.leg.phase === 'failed' || this.leg.table === null) {

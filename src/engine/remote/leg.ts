@@ -9,7 +9,7 @@
 // taken-over: the leg's mirror claim was overtaken by a newer session of the mirror).
 // Backoff: reconnect-delay × 2^failures, capped at 30 s; failures reset by a successful HELLO.
 import { randomBytes } from 'node:crypto';
-import type { TimerHandle } from '../../util/clock.js';
+import type { Clock, TimerHandle } from '../../util/clock.js';
 import type { Logger } from '../../util/log.js';
 import { parseHostPort } from '../../util/parse.js';
 import { errnoName, errnoNumber } from '../../util/errors.js';
@@ -93,6 +93,10 @@ export class Leg {
   private readonly capacityListeners = new Set<() => void>();
 
   constructor(private readonly o: LegOptions) {}
+
+  get clock(): Clock {
+    return this.o.ctx.clock;
+  }
 
   /**
    * The mirror claim sent in every HELLO from the next one on (null: none); reconnect() presents

@@ -7,6 +7,7 @@ import { formatHostPort } from '../../util/parse.js';
 import type { NodeShow } from '../types.js';
 import type { Leg } from './leg.js';
 import type { NbdEndpoint } from './nbd-endpoint.js';
+import { emptyLatencyShow } from '../metrics/request-metrics.js';
 
 /** Where the node serves NBD (null: not yet). */
 export function endpointShow(ep: NbdEndpoint | null): NodeShow['nbd'] {
@@ -32,6 +33,7 @@ export function legShows(legs: readonly Leg[], cfg: RemoteConfig, ports: readonl
       outOfSyncBytes: sync.outOfSyncBytes,
       generation: sync.generation,
       resync: sync.resync,
+      latency: ports[i]?.metrics.show() ?? emptyLatencyShow(),
       stats: {
         reads: c?.reads ?? 0, writes: c?.writes ?? 0, bytesRead: c?.bytesRead ?? 0, bytesWritten: c?.bytesWritten ?? 0,
         resyncedBytes: sync.resyncedBytes, comparedBytes: sync.comparedBytes, failed: c?.failed ?? 0, reconnects: legStats[i]!.reconnects,

@@ -29,6 +29,8 @@ export class RequestInProgress {
   /** index of the next piece */
   piece = 0;
   private readonly fua: boolean;
+  /** arrival time (the target's recorder clock), for the request's latency */
+  startMs = 0;
   /** ZeroFlag bits of a WRITE_ZEROES (0 for the other ops) */
   private readonly zeroFlags: number;
 

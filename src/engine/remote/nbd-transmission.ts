@@ -59,6 +59,7 @@ export class NbdTransmission {
     this.inflight++;
     if (op === 'read' || op === 'write') this.inflightBytes += req.length;
     this.job = new RequestInProgress(req, op, maxReq);
+    this.job.startMs = this.target.recorder?.now() ?? 0;
     // continueJob runs from the connection's pump; when there is no capacity it blocks on it.
   }
 
@@ -104,6 +105,7 @@ export class NbdTransmission {
   private maybeAnswer(job: RequestInProgress): void {
     if (!job.settle()) return;
     const req = job.req;
+    this.target.recorder?.done(job.op, job.startMs, job.errno, req.length);
     this.inflight--;
     if (job.op === 'read' || job.op === 'write') this.inflightBytes -= req.length;
     if (this.link.closed) {
@@ -129,6 +131,9 @@ export class NbdTransmission {
   /** Refuse a request at the edge; the connection is kept. */
   private reject(req: RequestMessage, errno: string, message: string): void {
     this.log.debug('NBD request refused', { cmd: cmdName(req.type), offset: req.offset, length: req.length, errno });
+    const op = blockOpOf(req.type);
+    const rec = this.target.recorder;
+    if (op !== undefined && rec) rec.done(op, rec.now(), errno, req.length);
     this.sendReply(req, errno, message);
   }
 

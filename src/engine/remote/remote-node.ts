@@ -40,6 +40,8 @@ import { endpointShow, legShows, legStateOf, permissionsOf, reportLegStates, sam
 import { startNbdEndpoint, type NbdEndpoint, type NbdEndpointOptions } from './nbd-endpoint.js';
 import type { BlockDone, BlockRequest, BlockTarget } from './target.js';
 import { STOP_GRACE_MS } from './transactions.js';
+import { RequestMetrics } from '../metrics/request-metrics.js';
+import type { MetricsSource, NodeMetricsView } from '../metrics/collect.js';
 
 /** Injection points (tests); the engine passes none. */
 export interface RemoteNodeDeps {
@@ -54,7 +56,7 @@ export function createRemoteNode(node: { readonly config: RemoteConfig }, ctx: N
   return new RemoteNode(node, ctx, deps);
 }
 
-class RemoteNode implements RemoteRuntime, BlockTarget {
+class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
   private readonly log: Logger;
 
   /** start() ran and stop() has not finished */
@@ -88,6 +90,8 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
 
   private endpoint: NbdEndpoint | null = null;
   private readonly waiters: StateWaiters<RemoteState>;
+  /** what the NBD endpoint measures (BlockTarget.recorder): latency and errors per op */
+  readonly recorder: RequestMetrics;
 
   constructor(private readonly node: { readonly config: RemoteConfig }, private readonly ctx: NodeContext,
     private readonly deps: RemoteNodeDeps) {
@@ -97,16 +101,13 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     this.legs = this.makeLegs();
     this.legsReported = this.legs.map(() => 'connecting');
     this.waiters = new StateWaiters(ctx.clock, () => this.state);
+    this.recorder = new RequestMetrics(ctx.clock);
   }
 
-  private get device(): Device | null {
-    return this.slot.device;
-  }
+  private get device(): Device | null { return this.slot.device; }
 
   /** the first leg: what a single node is */
-  private get leg(): Leg {
-    return this.legs[0]!;
-  }
+  private get leg(): Leg { return this.legs[0]!; }
 
   /** One Leg per configured leg; a leg replaced by `node leg add/del` reports nothing more. */
   private makeLegs(): Leg[] {
@@ -129,13 +130,9 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
     return { ctx: this.ctx, policy: () => this.policy, crypto: () => this.node.config.crypto, ...(sf ? { socketFactory: sf } : {}) };
   }
 
-  get name(): string {
-    return this.node.config.name;
-  }
+  get name(): string { return this.node.config.name; }
 
-  private get policy(): Policy {
-    return this.node.config.policy;
-  }
+  private get policy(): Policy { return this.node.config.policy; }
 
   // ---- state ----
 
@@ -472,17 +469,11 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
 
   // ---- BlockTarget ----
 
-  size(): number {
-    return this.multi ? this.slot.size() : this.leg.sizeBytes ?? 0;
-  }
+  size(): number { return this.multi ? this.slot.size() : this.leg.sizeBytes ?? 0; }
 
-  permissions(): 'r' | 'w' | 'rw' {
-    return permissionsOf(this.legs);
-  }
+  permissions(): 'r' | 'w' | 'rw' { return permissionsOf(this.legs); }
 
-  maxRequest(): number {
-    return this.multi ? this.slot.maxRequest() : this.leg.maxRequest();
-  }
+  maxRequest(): number { return this.multi ? this.slot.maxRequest() : this.leg.maxRequest(); }
 
   fastZero(): boolean {
     return this.multi ? this.slot.fastZero() : this.leg.fastZero();
@@ -529,7 +520,8 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
 
   show(): RuntimeShow {
     const legStats = this.legs.map((l) => l.stats());
-    const base = { state: this.state, reason: this.reason, nbd: endpointShow(this.endpoint), sessionId: this.leg.sessionId?.toString('hex') ?? null };
+    const base = { state: this.state, reason: this.reason, nbd: endpointShow(this.endpoint), sessionId: this.leg.sessionId?.toString('hex') ?? null,
+      latency: this.recorder.show() };
     if (!this.multi) return { ...base, size: this.leg.sizeBytes, listen: null, permissions: this.leg.perms, stats: legStats[0]! };
     const d = this.device;
     return {
@@ -538,6 +530,11 @@ class RemoteNode implements RemoteRuntime, BlockTarget {
       legs: legShows(this.legs, this.node.config, this.ports, d, (i) => this.legState(i), legStats),
       splitBrain: this.splitBrain ? { legs: this.splitBrain.legs, generations: this.splitBrain.generations } : null,
     };
+  }
+
+  /** for the metrics endpoint: the request histograms (per leg too) and the NBD clients */
+  metrics(): NodeMetricsView {
+    return { requests: this.recorder, legs: this.ports.map((p) => ({ index: p.index, metrics: p.metrics })), nbdConnections: this.endpoint?.connections ?? 0 };
   }
 
   private legState(i: number): LegState { return legStateOf(this.device, this.legs[i]!, i); }

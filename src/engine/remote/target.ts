@@ -1,5 +1,6 @@
 // The seam between the local NBD endpoint and whatever executes requests (the remote node's
 // transaction table in the product; an in-memory disk in endpoint tests).
+import type { RequestRecorder } from '../metrics/request-metrics.js';
 
 /**
  * 'block-status' asks which parts of [offset, offset + length) are holes or read zeroes; it completes
@@ -69,4 +70,6 @@ export interface BlockTarget {
    * and the endpoint owns `data` from done() on (it gives it back once the socket wrote it).
    */
   submit(req: BlockRequest, done: BlockDone): void;
+  /** where the NBD side reports each request's arrival and answer (latency, errors); none: not measured */
+  readonly recorder?: RequestRecorder;
 }
