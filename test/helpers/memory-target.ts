@@ -12,6 +12,8 @@ export interface MemoryTargetOptions {
   data?: Buffer;
   permissions?: 'r' | 'w' | 'rw';
   maxRequest?: number;
+  /** largest TRIM/WRITE_ZEROES (default: maxRequest) */
+  maxZeroRequest?: number;
   /** most submits outstanding at once (default: unbounded) */
   capacity?: number;
   /** completion delay in ms (number or per request); 0 = next setImmediate; 'sync' = inside submit() */
@@ -118,6 +120,7 @@ export function createMemoryTarget(opts: MemoryTargetOptions = {}): MemoryTarget
     size: () => data.length,
     permissions: () => permissions,
     maxRequest: () => maxRequest,
+    maxZeroRequest: () => opts.maxZeroRequest ?? maxRequest,
     fastZero: () => fastZero,
     hasCapacity: () => outstanding < capacity,
     onCapacity(listener) {
@@ -127,7 +130,9 @@ export function createMemoryTarget(opts: MemoryTargetOptions = {}): MemoryTarget
     },
     submit(req, done) {
       if (outstanding >= capacity) throw new Error('memory target: submit() without capacity');
-      if (req.length > maxRequest && req.op !== 'block-status') throw new Error(`memory target: request of ${req.length} > maxRequest ${maxRequest}`);
+      const zeroes = req.op === 'trim' || req.op === 'write-zeroes';
+      const limit = zeroes ? opts.maxZeroRequest ?? maxRequest : maxRequest;
+      if (req.length > limit && req.op !== 'block-status') throw new Error(`memory target: ${req.op} of ${req.length} > its limit ${limit}`);
       submitted.push(req);
       outstanding++;
       maxOutstanding = Math.max(maxOutstanding, outstanding);

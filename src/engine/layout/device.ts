@@ -16,6 +16,8 @@ export interface Device {
   /** bytes the device serves */
   readonly size: number;
   maxRequest(): number;
+  /** largest TRIM/WRITE_ZEROES a request may be */
+  maxZeroRequest(): number;
   /** WRITE_ZEROES with FAST_ZERO is honoured: every leg it would go to honours it */
   fastZero(): boolean;
   /** false while the device has as many requests in flight as the policy allows */

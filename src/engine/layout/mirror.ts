@@ -258,6 +258,11 @@ export class Mirror implements Device {
     return Math.min(...(live.length > 0 ? live : this.o.ports).map((p) => p.leg.maxRequest()));
   }
 
+  maxZeroRequest(): number {
+    // as for writes: the activity log marks every region of a request before it goes out
+    return this.maxRequest();
+  }
+
   fastZero(): boolean {
     return this.o.ports.every((p) => p.leg.fastZero());
   }

@@ -5,7 +5,7 @@
 // goes to every leg. A leg that is away holds only its own pieces (its transaction table resends,
 // reconnects and applies the deadline); the other legs keep serving their ranges.
 import type { Policy } from '../types.js';
-import type { BlockData, BlockDone, BlockRequest } from '../remote/target.js';
+import { MAX_ZERO_REQUEST, type BlockData, type BlockDone, type BlockRequest } from '../remote/target.js';
 import { mapRange, splitSize, type SplitMap } from './map.js';
 import { joinExtents } from '../../protocol/thin.js';
 import { InflightGate, type Device, type DeviceHealth, type LegSync } from './device.js';
@@ -56,6 +56,11 @@ export class SplitDevice implements Device {
     // a stripe request of at most one chunk spans at most two legs
     const legMax = Math.min(...this.ports.map((p) => p.leg.maxRequest()));
     return this.map.kind === 'stripe' ? Math.min(legMax, this.map.chunk) : legMax;
+  }
+
+  maxZeroRequest(): number {
+    // a linear request spans at most every leg; a stripe's keeps to one chunk, as for data
+    return this.map.kind === 'stripe' ? this.maxRequest() : MAX_ZERO_REQUEST;
   }
 
   fastZero(): boolean {

@@ -15,6 +15,7 @@ export class DeviceSlot {
   private pausedMaxRequest = 0;
   private pausedSize = 0;
   private pausedFastZero = false;
+  private pausedMaxZeroRequest = 0;
   private readonly listeners = new Set<() => void>();
   private deviceOff: (() => void) | null = null;
   /** waiting for the pause to end */
@@ -44,6 +45,7 @@ export class DeviceSlot {
     this.pausedMaxRequest = device.maxRequest();
     this.pausedSize = device.size;
     this.pausedFastZero = device.fastZero();
+    this.pausedMaxZeroRequest = device.maxZeroRequest();
     this.paused = true;
     changed();
     const drained = await new Promise<boolean>((resolve) => {
@@ -84,6 +86,10 @@ export class DeviceSlot {
 
   maxRequest(): number {
     return this.paused ? this.pausedMaxRequest : this.device?.maxRequest() ?? 0;
+  }
+
+  maxZeroRequest(): number {
+    return this.paused ? this.pausedMaxZeroRequest : this.device?.maxZeroRequest() ?? 0;
   }
 
   fastZero(): boolean {

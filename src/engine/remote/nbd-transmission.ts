@@ -55,7 +55,8 @@ export class NbdTransmission {
     const op = blockOpOf(req.type)!;
     if (op !== 'flush' && req.length === 0) { this.sendReply(req, null, null); return; } // empty trim/zero range
 
-    const maxReq = Math.max(1, Math.floor(Math.min(this.target.maxRequest(), MAX_PAYLOAD)));
+    const zeroes = op === 'trim' || op === 'write-zeroes';
+    const maxReq = Math.max(1, Math.floor(zeroes ? this.target.maxZeroRequest() : Math.min(this.target.maxRequest(), MAX_PAYLOAD)));
     this.inflight++;
     if (op === 'read' || op === 'write') this.inflightBytes += req.length;
     this.job = new RequestInProgress(req, op, maxReq);

@@ -38,7 +38,7 @@ import { checkResolve, checkVerify } from './mirror-checks.js';
 import { StateWaiters } from './state-waiters.js';
 import { endpointShow, legShows, legStateOf, permissionsOf, reportLegStates, sameExportAs, sumStats } from './multi-show.js';
 import { startNbdEndpoint, type NbdEndpoint, type NbdEndpointOptions } from './nbd-endpoint.js';
-import type { BlockDone, BlockRequest, BlockTarget } from './target.js';
+import { MAX_ZERO_REQUEST, type BlockDone, type BlockRequest, type BlockTarget } from './target.js';
 import { STOP_GRACE_MS } from './transactions.js';
 import { RequestMetrics } from '../metrics/request-metrics.js';
 import type { MetricsSource, NodeMetricsView } from '../metrics/collect.js';
@@ -474,6 +474,8 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
   permissions(): 'r' | 'w' | 'rw' { return permissionsOf(this.legs); }
 
   maxRequest(): number { return this.multi ? this.slot.maxRequest() : this.leg.maxRequest(); }
+
+  maxZeroRequest(): number { return this.multi ? this.slot.maxZeroRequest() : MAX_ZERO_REQUEST; }
 
   fastZero(): boolean {
     return this.multi ? this.slot.fastZero() : this.leg.fastZero();

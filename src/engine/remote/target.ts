@@ -48,6 +48,14 @@ export function dataLength(d: BlockData): number {
   return n;
 }
 
+/**
+ * The largest TRIM or WRITE_ZEROES sent to one export: one fallocate frees or zeroes 64 MiB in
+ * about the time of a few small writes, where cutting at max-request (1 MiB by default) would make
+ * a 256 MiB zeroing 256 calls; a block device's BLKZEROOUT may write the zeroes itself, so the
+ * piece stays small enough to finish well within the resend timeout.
+ */
+export const MAX_ZERO_REQUEST = 64 * 1024 * 1024;
+
 export interface BlockTarget {
   /** the node's name: NBD export names "" and this are accepted */
   readonly name: string;
@@ -57,6 +65,8 @@ export interface BlockTarget {
   permissions(): 'r' | 'w' | 'rw';
   /** largest request submit() accepts; bigger NBD requests are split by the endpoint */
   maxRequest(): number;
+  /** largest TRIM or WRITE_ZEROES submit() accepts (they move no data: often more than maxRequest) */
+  maxZeroRequest(): number;
   /** WRITE_ZEROES with ZeroFlag.FAST_ZERO is honoured (fails at once with ENOTSUP rather than write zeroes) */
   fastZero(): boolean;
   /** false when the transaction pool is full: stop reading NBD sockets until onCapacity fires */
