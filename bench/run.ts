@@ -178,7 +178,10 @@ async function setupDstLegs(work: string, files: string[], layout: 'mirror' | 's
     dst(sockA, 'node', 'add', 'vol', '--layout', layout, ...remotes.flat());
     if (policy.length > 0) dst(sockA, 'node', 'set', 'vol', ...policy);
     const t0 = performance.now();
-    const ready = dst(sockA, 'node', 'start', 'vol', '--wait', '10s') as { state: string; size: number; nbd: { uri: string } };
+    // the legs' files are shared with the other systems, which overwrite the mirror metadata in leg
+    // 0's tail: a mirror here is always a new one
+    const init = layout === 'mirror' ? ['--force-init'] : [];
+    const ready = dst(sockA, 'node', 'start', 'vol', '--wait', '10s', ...init) as { state: string; size: number; nbd: { uri: string } };
     if (ready.state !== 'ready') throw new Error(`dst ${layout} node not ready: ${JSON.stringify(ready)}`);
     if (layout === 'mirror') {
       await waitFor('the initial sync', () => (dst(sockA, 'node', 'show', 'vol') as { degraded: boolean }).degraded === false, 300_000);
