@@ -24,6 +24,7 @@
 // can always be skipped whole, and semantic checks (a WRITE carries `length` bytes) happen once,
 // in the export's validator.
 import { DstError } from '../util/errors.js';
+import { ZeroFlag } from './thin.js';
 
 export const WIRE_MAGIC = 0x44535432;
 export const WIRE_VERSION = 2;
@@ -78,6 +79,15 @@ export const Flag = {
 export const KNOWN_FLAGS = Flag.FUA | Flag.REPLAY | Flag.NO_HOLE | Flag.FAST_ZERO;
 /** Flags only WRITE_ZEROES may carry. */
 export const ZERO_FLAGS = Flag.NO_HOLE | Flag.FAST_ZERO;
+
+/** ZeroFlag bits (protocol/thin.ts) as the wire's flags, and back: the one mapping of both sides. */
+export function zeroFlagsToWire(zero: number): number {
+  return ((zero & ZeroFlag.NO_HOLE) !== 0 ? Flag.NO_HOLE : 0) | ((zero & ZeroFlag.FAST_ZERO) !== 0 ? Flag.FAST_ZERO : 0);
+}
+
+export function zeroFlagsFromWire(wire: number): number {
+  return ((wire & Flag.NO_HOLE) !== 0 ? ZeroFlag.NO_HOLE : 0) | ((wire & Flag.FAST_ZERO) !== 0 ? ZeroFlag.FAST_ZERO : 0);
+}
 
 export interface FrameHeader {
   cmd: Cmd;

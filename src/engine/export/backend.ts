@@ -80,12 +80,14 @@ const RAMFS_MAGIC = 0x858458f6;
 /** Bounded chunk for WRITE_ZEROES: one shared, never-written zero buffer. */
 export const ZERO_CHUNK = 1024 * 1024;
 let zeroBuffer: Buffer | null = null;
-function zeros(): Buffer {
+/** The shared read-only buffer of ZERO_CHUNK zeroes that zeroing writes come from. */
+export function zeros(): Buffer {
   zeroBuffer ??= Buffer.alloc(ZERO_CHUNK);
   return zeroBuffer;
 }
 
-function sysError(code: string, message: string): NodeJS.ErrnoException {
+/** An error as Node's system errors are (err.code = 'EIO', ...): what backend calls reject with. */
+export function sysError(code: string, message: string): NodeJS.ErrnoException {
   const err = new Error(`${code}: ${message}`) as NodeJS.ErrnoException;
   err.code = code;
   return err;

@@ -24,7 +24,7 @@ import { allocPayload, releasePayload } from '../io/payload-pool.js';
 import { backoffDelay } from '../remote/leg.js';
 import type { Policy } from '../policy.js';
 import { deadlineMs, type BackendShow } from '../types.js';
-import { ZERO_CHUNK, type Backend, type DiskInfo, type Extent } from './backend.js';
+import { ZERO_CHUNK, sysError, zeros, type Backend, type DiskInfo, type Extent } from './backend.js';
 import { NbdLink, txFlagsText } from './nbd-link.js';
 
 /** Requests on the wire at once. */
@@ -35,7 +35,6 @@ export const MAX_QUEUED = 4096;
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Largest TRIM/WRITE_ZEROES/BLOCK_STATUS length in one request (NBD lengths are u32). */
 const MAX_RANGE = 2 ** 31;
-const ZERO_BUFFER = Buffer.alloc(ZERO_CHUNK);
 
 
 export interface NbdBackendOptions {
@@ -61,10 +60,6 @@ interface Req {
   cookie: number;
   resolve: () => void;
   reject: (err: Error) => void;
-}
-
-function sysError(code: string, message: string): NodeJS.ErrnoException {
-  return Object.assign(new Error(`${code}: ${message}`), { code }) as NodeJS.ErrnoException;
 }
 
 export class NbdBackend implements Backend {
@@ -168,7 +163,7 @@ export class NbdBackend implements Backend {
     // in order, one bounded chunk at a time: the shared zero buffer is never written to
     for (let at = 0; at < length; at += ZERO_CHUNK) {
       const n = Math.min(ZERO_CHUNK, length - at);
-      await this.request(Cmd.WRITE, 0, offset + at, n, ZERO_BUFFER.subarray(0, n), null);
+      await this.request(Cmd.WRITE, 0, offset + at, n, zeros().subarray(0, n), null);
     }
     if (fua) await this.flush();
   }

@@ -4,9 +4,9 @@
 // The connection owns the socket, the phases and the sending; this owns what is in flight.
 import type { Logger } from '../../util/log.js';
 import { errnoNumber, errnoOf } from '../../util/errors.js';
-import { Flag, Op, opName, type Frame } from '../../protocol/wire.js';
+import { Flag, Op, opName, zeroFlagsFromWire, type Frame } from '../../protocol/wire.js';
 import type { Backend, Extent } from './backend.js';
-import { ExtentFlag, ZeroFlag, encodeExtents } from '../../protocol/thin.js';
+import { ExtentFlag, encodeExtents } from '../../protocol/thin.js';
 import type { Session } from './dedup.js';
 import type { SessionLayer, SessionMember } from './session.js';
 import type { CallToken, ExportStats } from './stats.js';
@@ -159,7 +159,7 @@ export class Requests<C extends SessionMember> {
       case Op.WRITE: return b.write(frame.offset, frame.payload, fua).then(() => null);
       case Op.FLUSH: return b.flush().then(() => null);
       case Op.TRIM: return b.trim(frame.offset, frame.length).then(() => null);
-      case Op.WRITE_ZEROES: return b.writeZeroes(frame.offset, frame.length, fua, zeroFlagsOf(frame.flags)).then(() => null);
+      case Op.WRITE_ZEROES: return b.writeZeroes(frame.offset, frame.length, fua, zeroFlagsFromWire(frame.flags)).then(() => null);
       case Op.BLOCK_STATUS: return b.extents(frame.offset, frame.length).then(encodeBackendExtents);
       case Op.DIGEST: return digestRange(b, frame.offset, frame.length);
       default: return Promise.reject(Object.assign(new Error('EINVAL: unknown op'), { code: 'EINVAL' }));
@@ -182,10 +182,6 @@ export class Requests<C extends SessionMember> {
     }
     this.conn.callDone(idle);
   }
-}
-
-function zeroFlagsOf(wire: number): number {
-  return ((wire & Flag.NO_HOLE) !== 0 ? ZeroFlag.NO_HOLE : 0) | ((wire & Flag.FAST_ZERO) !== 0 ? ZeroFlag.FAST_ZERO : 0);
 }
 
 /** The backend's extents (a prefix of the range) as the wire's descriptors: a hole reads zeroes. */

@@ -7,15 +7,24 @@ import type { Clock } from '../../util/clock.js';
 import type { Device } from '../layout/device.js';
 import type { BlockDone, BlockRequest } from './target.js';
 
+/** What the NBD side checks requests against (kept while the device is paused). */
+interface Limits {
+  size: number;
+  maxRequest: number;
+  maxZeroRequest: number;
+  fastZero: boolean;
+}
+
+function limitsOf(d: Device): Limits {
+  return { size: d.size, maxRequest: d.maxRequest(), maxZeroRequest: d.maxZeroRequest(), fastZero: d.fastZero() };
+}
+
 export class DeviceSlot {
   device: Device | null = null;
   /** the device is closed while the legs change */
   paused = false;
-  /** what the device took per request, its size and FAST_ZERO, before the pause (the NBD side checks requests against them) */
-  private pausedMaxRequest = 0;
-  private pausedSize = 0;
-  private pausedFastZero = false;
-  private pausedMaxZeroRequest = 0;
+  /** the limits the device had before the pause */
+  private pausedAs: Limits = { size: 0, maxRequest: 0, maxZeroRequest: 0, fastZero: false };
   private readonly listeners = new Set<() => void>();
   private deviceOff: (() => void) | null = null;
   /** waiting for the pause to end */
@@ -42,10 +51,7 @@ export class DeviceSlot {
   async pause(name: string, changed: () => void): Promise<void> {
     const device = this.device;
     if (!device || this.paused) throw new DstError('DST_ERR_BUSY', `${name} is not serving a device to change`, { errno: 'EAGAIN' });
-    this.pausedMaxRequest = device.maxRequest();
-    this.pausedSize = device.size;
-    this.pausedFastZero = device.fastZero();
-    this.pausedMaxZeroRequest = device.maxZeroRequest();
+    this.pausedAs = limitsOf(device);
     this.paused = true;
     changed();
     const drained = await new Promise<boolean>((resolve) => {
@@ -81,19 +87,19 @@ export class DeviceSlot {
   }
 
   size(): number {
-    return this.paused ? this.pausedSize : this.device?.size ?? 0;
+    return this.paused ? this.pausedAs.size : this.device?.size ?? 0;
   }
 
   maxRequest(): number {
-    return this.paused ? this.pausedMaxRequest : this.device?.maxRequest() ?? 0;
+    return this.paused ? this.pausedAs.maxRequest : this.device?.maxRequest() ?? 0;
   }
 
   maxZeroRequest(): number {
-    return this.paused ? this.pausedMaxZeroRequest : this.device?.maxZeroRequest() ?? 0;
+    return this.paused ? this.pausedAs.maxZeroRequest : this.device?.maxZeroRequest() ?? 0;
   }
 
   fastZero(): boolean {
-    return this.paused ? this.pausedFastZero : this.device?.fastZero() ?? false;
+    return this.paused ? this.pausedAs.fastZero : this.device?.fastZero() ?? false;
   }
 
   hasCapacity(): boolean {

@@ -23,8 +23,8 @@
 import type { Clock, TimerHandle } from '../../util/clock.js';
 import { DstError, errnoName, errnoNumber } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
-import { DIGEST_SIZE, Flag } from '../../protocol/wire.js';
-import { ZeroFlag, checkExtents } from '../../protocol/thin.js';
+import { DIGEST_SIZE, Flag, zeroFlagsToWire } from '../../protocol/wire.js';
+import { checkExtents } from '../../protocol/thin.js';
 import { deadlineMs, emptyStats, type EventFields, type EventName, type Policy, type Stats } from '../types.js';
 import type { LegOp, LegRequest, TxnDone } from './target.js';
 
@@ -536,6 +536,5 @@ export class TransactionTable {
 
 /** A request's wire flags (the export checks which op may carry which). */
 function requestFlags(req: LegRequest): number {
-  const zero = req.zeroFlags ?? 0;
-  return (req.fua ? Flag.FUA : 0) | ((zero & ZeroFlag.NO_HOLE) !== 0 ? Flag.NO_HOLE : 0) | ((zero & ZeroFlag.FAST_ZERO) !== 0 ? Flag.FAST_ZERO : 0);
+  return (req.fua ? Flag.FUA : 0) | zeroFlagsToWire(req.zeroFlags ?? 0);
 }
