@@ -3,7 +3,8 @@
 //   client (fio --ioengine=nbd) → unix socket → local hop → TCP loopback → export hop → 1 GiB file on tmpfs
 // dst: two engine processes (remote node, export node). Peers: nbdkit file server + nbdkit nbd
 // client-side hop; the same with --filter=retry; and TLS-PSK on the TCP hop. Cases alternate:
-// for each workload, N rounds (--repeat N, default 1) of every system; each row is the median of its N runs.
+// for each workload, N rounds (--repeat N, default 1) of every system, the order rotated by one
+// system per round; each row is the median of its N runs.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -11,7 +12,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { benchResync, resyncRatioText, RESYNC_SYSTEM, type MirrorSetup } from './resync.js';
-import { medianRows, parseRepeat, type Row } from './stats.js';
+import { medianRows, parseRepeat, roundOrder, type Row } from './stats.js';
 import { measureStartup, startupText, type Startup } from './startup.js';
 import { METRICS_ARGS, SCRAPED_SYSTEM, scrapeRatioLines, startScraper } from './scrape.js';
 
@@ -109,12 +110,13 @@ async function setupDst(work: string, file: string, cipher: boolean, scraped = f
     const setup = await configureDst(work, file, cipher, engA, engB, sockA, sockB);
     if (!scraped) return setup;
     const scraper = startScraper(`http://${(dst(sockA, 'status') as { metrics: string }).metrics}/metrics`);
-    children.push(scraper);
+    children.push(scraper.child);
     return {
       ...setup,
       async stop() {
-        if (scraper.exitCode !== null) process.stderr.write(`${SCRAPED_SYSTEM}: the scraper stopped early (exit ${scraper.exitCode}): a scrape failed\n`);
-        await stopChild(scraper);
+        const report = await scraper.stop();
+        if (report === null) process.stderr.write(`${SCRAPED_SYSTEM}: the scraper stopped early (exit ${scraper.child.exitCode}): a scrape failed\n`);
+        else process.stderr.write(`${SCRAPED_SYSTEM}: ${report.scrapes} scrapes, median ${report.medianMs.toFixed(1)} ms, max ${report.maxMs.toFixed(1)} ms\n`);
         await setup.stop();
       },
     };
@@ -291,7 +293,7 @@ async function main(): Promise<void> {
   try {
     for (const w of WORKLOADS) {
       if (ONLY_WL !== null && !ONLY_WL.has(w.name)) continue;
-      for (let round = 1; round <= repeat; round++) for (const s of systems) {
+      for (let round = 1; round <= repeat; round++) for (const s of roundOrder(systems, round)) {
         if (s.name.includes('tls') || (s.name.startsWith('dst-') && s.name !== SCRAPED_SYSTEM)) if (!w.name.includes('1M')) continue;
         process.stderr.write(`${s.name} ${w.name}${repeat > 1 ? ` (run ${round}/${repeat})` : ''} ...\n`);
         let setup: Setup;
@@ -328,11 +330,11 @@ async function main(): Promise<void> {
     rmSync(work, { recursive: true, force: true });
   }
   const rows = medianRows(runs);
-  printTable(rows, repeat, startup);
+  printTable(rows, runs, repeat, startup);
   if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ repeat, rows, runs, startup }, null, 2));
 }
 
-function printTable(rows: Row[], repeat: number, startup: Startup): void {
+function printTable(rows: Row[], runs: readonly Row[], repeat: number, startup: Startup): void {
   const pad = (s: string, n: number): string => s.padEnd(n);
   const num = (n: number, d = 0): string => (Number.isNaN(n) ? '-' : n.toFixed(d)).padStart(10);
   if (repeat > 1) console.log(`median of ${repeat} interleaved runs per row`);
@@ -355,7 +357,7 @@ function printTable(rows: Row[], repeat: number, startup: Startup): void {
       if (l && d) console.log(`  ${pad(w.name, 20)} ${legs} / dst = ${(l.iops / d.iops).toFixed(2)}`);
     }
   }
-  for (const line of scrapeRatioLines(rows)) console.log(`  ${line}`);
+  for (const line of scrapeRatioLines(rows, runs)) console.log(`  ${line}`);
   const resync = resyncRatioText(rows);
   if (resync) console.log(`  ${resync}`);
   console.log(`\n${startupText(startup)}`);

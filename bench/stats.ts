@@ -46,3 +46,23 @@ export function parseRepeat(args: readonly string[]): number {
   if (!/^[1-9]\d*$/.test(v)) throw new Error(`invalid value ${JSON.stringify(v)} for --repeat: expected a positive integer`);
   return Number(v);
 }
+
+/**
+ * The systems of round `round` (1-based), rotated by one place per round: a system that runs right
+ * after a heavy one (or first, on a cold machine) does so in one round only, so position effects
+ * spread over every system instead of always penalising the same one.
+ */
+export function roundOrder<T>(systems: readonly T[], round: number): T[] {
+  const k = systems.length === 0 ? 0 : (round - 1) % systems.length;
+  return [...systems.slice(k), ...systems.slice(0, k)];
+}
+
+/**
+ * Per round, `a`'s IOPS over `b`'s on `workload` (runs of one case pair up in the order they ran);
+ * the median of those is the paired ratio: each pair ran minutes apart at most, so drift cancels.
+ */
+export function pairedRatios(runs: readonly Row[], a: string, b: string, workload: string): number[] {
+  const of = (s: string): Row[] => runs.filter((r) => r.system === s && r.workload === workload);
+  const as = of(a), bs = of(b);
+  return as.slice(0, bs.length).map((r, i) => r.iops / bs[i]!.iops);
+}

@@ -1,8 +1,9 @@
 // The bench's --repeat: each row is the per-column median of its case's runs, cases in first-seen
-// order, and --repeat takes only a positive integer.
+// order, and --repeat takes only a positive integer; rounds rotate the systems' order; paired ratios
+// pair a case's runs in the order they ran.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { median, medianRows, parseRepeat, type Row } from '../../bench/stats.js';
+import { median, medianRows, pairedRatios, parseRepeat, roundOrder, type Row } from '../../bench/stats.js';
 
 const row = (system: string, workload: string, iops: number, p99us: number, rss: number | null): Row => ({
   system, workload, mibps: iops / 256, iops, p50us: p99us / 2, p99us, rssMiB: rss === null ? null : { remote: rss, export: rss + 1 },
@@ -40,4 +41,20 @@ test('--repeat: default 1, positive integers only, naming the option', () => {
   for (const bad of [['--repeat'], ['--repeat', '0'], ['--repeat', '-2'], ['--repeat', '2x']]) {
     assert.throws(() => parseRepeat(bad), /for --repeat: expected a positive integer/);
   }
+});
+
+test('roundOrder: one place further each round, every system first once per cycle', () => {
+  const s = ['a', 'b', 'c'];
+  assert.deepEqual([1, 2, 3, 4].map((r) => roundOrder(s, r).join('')), ['abc', 'bca', 'cab', 'abc']);
+  assert.deepEqual(roundOrder([], 2), []);
+});
+
+test('pairedRatios: run i of one system over run i of the other, same workload only', () => {
+  const runs = [
+    row('dst', 'w', 100, 1, null), row('x', 'w', 90, 1, null), row('x', 'v', 1, 1, null),
+    row('x', 'w', 210, 1, null), row('dst', 'w', 200, 1, null),
+    row('dst', 'w', 50, 1, null),
+  ];
+  assert.deepEqual(pairedRatios(runs, 'x', 'dst', 'w'), [0.9, 1.05]);
+  assert.deepEqual(pairedRatios(runs, 'x', 'dst', 'none'), []);
 });
