@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { benchResync, resyncRatioText, RESYNC_SYSTEM, type MirrorSetup } from './resync.js';
 import { medianRows, parseRepeat, roundOrder, type Row } from './stats.js';
 import { measureStartup, startupText, type Startup } from './startup.js';
-import { METRICS_ARGS, SCRAPED_SYSTEM, scrapeRatioLines, startScraper } from './scrape.js';
+import { METRICS_ARGS, SCRAPED_SYSTEM, scrapeRatioLines, scrapeRound } from './scrape.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DST = join(ROOT, 'bin', 'dst');
@@ -80,7 +80,8 @@ function peakRssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-interface Setup { uri: string; stop(): Promise<void>; rss(): { remote: number; export: number } | null }
+/** metricsUrl: the remote engine's /metrics (system dst-scraped) */
+interface Setup { uri: string; stop(): Promise<void>; rss(): { remote: number; export: number } | null; metricsUrl?: string }
 
 const children: ChildProcess[] = [];
 function start(cmd: string, argv: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
@@ -99,7 +100,7 @@ async function stopChild(c: ChildProcess): Promise<void> {
   await Promise.race([gone, sleep(5000).then(() => c.kill('SIGKILL'))]);
 }
 
-/** `scraped`: the remote engine serves /metrics and a scraper reads it every second (bench/scrape.ts). */
+/** `scraped`: the remote engine serves /metrics (bench/scrape.ts runs the scraper). */
 async function setupDst(work: string, file: string, cipher: boolean, scraped = false): Promise<Setup> {
   const dirA = mkdtempSync(join(work, 'r')), dirB = mkdtempSync(join(work, 'e'));
   const sockA = join(dirA, 'dst.sock'), sockB = join(dirB, 'dst.sock');
@@ -108,18 +109,7 @@ async function setupDst(work: string, file: string, cipher: boolean, scraped = f
   const engB = start(process.execPath, [...ENGINE_NODE_ARGS, DST, 'engine', '--socket', sockB, '--state-dir', join(dirB, 'state'), '--no-config', '--log-level', 'warn']);
   try {
     const setup = await configureDst(work, file, cipher, engA, engB, sockA, sockB);
-    if (!scraped) return setup;
-    const scraper = startScraper(`http://${(dst(sockA, 'status') as { metrics: string }).metrics}/metrics`);
-    children.push(scraper.child);
-    return {
-      ...setup,
-      async stop() {
-        const report = await scraper.stop();
-        if (report === null) process.stderr.write(`${SCRAPED_SYSTEM}: the scraper stopped early (exit ${scraper.child.exitCode}): a scrape failed\n`);
-        else process.stderr.write(`${SCRAPED_SYSTEM}: ${report.scrapes} scrapes, median ${report.medianMs.toFixed(1)} ms, max ${report.maxMs.toFixed(1)} ms\n`);
-        await setup.stop();
-      },
-    };
+    return scraped ? { ...setup, metricsUrl: `http://${(dst(sockA, 'status') as { metrics: string }).metrics}/metrics` } : setup;
   } catch (err) {
     await stopChild(engA);
     await stopChild(engB);
@@ -304,8 +294,10 @@ async function main(): Promise<void> {
           continue;
         }
         try {
-          const r = fio(setup.uri, w);
-          runs.push({ system: s.name, ...r, rssMiB: setup.rss() });
+          if (setup.metricsUrl !== undefined) {
+            runs.push(...await scrapeRound(setup.metricsUrl, round, () => fio(setup.uri, w), () => setup.rss(), (c) => children.push(c),
+              (line) => process.stderr.write(`${SCRAPED_SYSTEM}: ${line}\n`)));
+          } else runs.push({ system: s.name, ...fio(setup.uri, w), rssMiB: setup.rss() });
         } catch (err) {
           process.stderr.write(`${s.name} ${w.name} failed: ${(err as Error).message}\n`);
         } finally {
