@@ -20,7 +20,7 @@ const { join } = require('node:path');
 const root = join(__dirname, '..');
 
 function skip(why) {
-  process.stderr.write(`dst: native addon not built (${why}); dst will use node:crypto for encrypted frames, not lock disks across processes, and not free space on TRIM or WRITE_ZEROES\n`);
+  process.stderr.write(`dst: native addon not built (${why}); dst will use node:crypto for encrypted frames, not lock disks across processes, drop TRIM, write WRITE_ZEROES as zeroes and report every extent as data (no holes)\n`);
   process.exit(0);
 }
 
