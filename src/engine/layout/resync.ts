@@ -113,7 +113,11 @@ export class Resync {
       const now = h.clock.now();
       if (now - p.lastEventAt >= PROGRESS_EVERY_MS) {
         p.lastEventAt = now;
-        h.emit('resync-progress', { leg: i, doneBytes: p.done, totalBytes: p.total });
+        const { bytesPerSecond, etaMs } = this.show(i).resync!;
+        h.emit('resync-progress', {
+          leg: i, doneBytes: p.done, totalBytes: p.total, bytesPerSecond, etaMs,
+          outOfSyncBytes: h.rs.outOfSyncBytes(i), generation: h.rs.generationOf(i),
+        });
       }
       r = h.rs.nextOutOfSync(i, r + 1);
     }
