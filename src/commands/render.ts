@@ -62,9 +62,9 @@ export function conditions(n: NodeShow): string[] {
   ];
 }
 
-/** " (leg, degraded)": the reason and the conditions after a state, "" when there are none. */
+/** " (leg, degraded)": the reason and the conditions after a state (each once), "" when there are none. */
 function notes(reason: string | null, n: NodeShow): string {
-  const all = [...(reason ? [reason] : []), ...conditions(n)];
+  const all = [...new Set([...(reason ? [reason] : []), ...conditions(n)])];
   return all.length ? ` (${all.join(', ')})` : '';
 }
 
@@ -79,13 +79,14 @@ function resyncText(r: NonNullable<LegShow['resync']>): string {
   return `resync ${roughSize(r.doneBytes)}/${roughSize(r.totalBytes)} (${pct}%), ${roughSize(r.bytesPerSecond)}/s (paced at ${roughSize(r.rate)}/s), eta ${r.etaMs !== null ? uptimeText(r.etaMs) : 'unknown'}`;
 }
 
-/** One leg: its state and, for a mirror, what it misses (always, so 0 is said) and its resync. */
+/** One leg: its state (and why), and, for a mirror, what it misses (always, so 0 is said) and its resync. */
 function legLine(l: LegShow, mirror: boolean): string {
+  const why = l.reason ? ` (${l.reason})` : '';
   const behind = mirror ? `, out of sync ${roughSize(l.outOfSyncBytes)}` : '';
   const sync = l.resync ? `, ${resyncText(l.resync)}` : '';
   const gen = l.generation ? `, generation ${l.generation}` : '';
   const st = l.stats;
-  return `${l.index}: ${formatLegSpec(l)} ${l.state}${behind}${sync}${gen}; reads ${st.reads}, writes ${st.writes}, resynced ${formatSize(st.resyncedBytes)}, failed ${st.failed}, reconnects ${st.reconnects}`;
+  return `${l.index}: ${formatLegSpec(l)} ${l.state}${why}${behind}${sync}${gen}; reads ${st.reads}, writes ${st.writes}, resynced ${formatSize(st.resyncedBytes)}, failed ${st.failed}, reconnects ${st.reconnects}`;
 }
 
 /** "0.13", "51.2", "1024": a latency in ms with about three significant digits. */
@@ -101,12 +102,23 @@ export function opLatencyText(l: OpLatency): string {
   }).join(', ');
 }
 
-/** The running or last verify pass: "running 1.5M/6M, 1 mismatching, 0 repaired". */
+/** mismatching regions node show's text names (JSON has all of mismatchList) */
+const SHOWN_REGIONS = 4;
+
+/** "; at 3328K (256K, leg 0, 1), at 7M (256K, leg 1) and 3 more": where a pass found mismatches (exact sizes). */
+function mismatchText(v: VerifyShow): string {
+  const named = v.mismatchList.slice(0, SHOWN_REGIONS).map((m) => `at ${formatSize(m.offset)} (${formatSize(m.length)}, leg ${m.legs.join(', ')})`);
+  const more = v.mismatches - named.length;
+  return named.length ? `; ${named.join(', ')}${more > 0 ? ` and ${more} more` : ''}` : '';
+}
+
+/** The running or last verify pass: "running 1.5M/6M, 2M/s, eta 2s, 1 mismatching, 0 repaired so far; at 1M (256K, leg 0, 1)". */
 function verifyText(v: VerifyShow | null): string {
   if (!v) return 'no pass yet (dst node verify, or policy verify-interval)';
   const counts = `${v.mismatches} mismatching, ${v.repaired} repaired`;
-  return v.running ? `running ${roughSize(v.doneBytes)}/${roughSize(v.totalBytes)}, ${counts} so far`
-    : `last pass ${v.doneBytes === v.totalBytes ? 'complete' : `stopped at ${roughSize(v.doneBytes)}/${roughSize(v.totalBytes)}`}: ${counts}`;
+  const pace = `${roughSize(v.bytesPerSecond)}/s, eta ${v.etaMs !== null ? uptimeText(v.etaMs) : 'unknown'}`;
+  return (v.running ? `running ${roughSize(v.doneBytes)}/${roughSize(v.totalBytes)}, ${pace}, ${counts} so far`
+    : `last pass ${v.doneBytes === v.totalBytes ? 'complete' : `stopped at ${roughSize(v.doneBytes)}/${roughSize(v.totalBytes)}`}: ${counts}`) + mismatchText(v);
 }
 
 /** The loud line of a split brain: which legs, and the generation each one holds. */

@@ -203,6 +203,14 @@ export interface VerifyShow {
   totalBytes: number;
   mismatches: number;
   repaired: number;
+  /** bytes compared per second over the pass so far */
+  bytesPerSecond: number;
+  /** what is left at that rate; null when the pass is not running or no rate is known yet */
+  etaMs: number | null;
+  /** the pass's first mismatching regions (at most MAX_SHOWN_MISMATCHES, verify.ts); all are counted in mismatches */
+  mismatchList: VerifyMismatch[];
+  /** more regions mismatched than mismatchList holds */
+  truncated: boolean;
 }
 
 /** A mirror's split brain as `node show` has it: the legs that diverged and each one's generation (hex), in the same order. */
@@ -241,6 +249,8 @@ export interface LegShow {
   remote: string;
   export: string | null;
   state: LegState;
+  /** why the leg is not in sync (e.g. unknown-data, leg-timeout, foreign-metadata, split-brain, taken-over); null when in sync */
+  reason: string | null;
   /** the leg's usable size in bytes once its first HELLO told it */
   size: number | null;
   /** the export identity (hex) once known */
@@ -344,6 +354,12 @@ export interface EventFields {
   /** split-brain: the legs written apart and the generation each holds */
   legs?: number[];
   generations?: string[];
+  /** mirror leg-state, resync-progress: the leg's generation (hex; null: not known, it compares) and what it misses */
+  generation?: string | null;
+  outOfSyncBytes?: number;
+  /** resync-progress, verify-progress: the rate so far and what is left at it (null: no rate yet) */
+  bytesPerSecond?: number;
+  etaMs?: number | null;
 }
 
 export interface EventRecord extends EventFields {

@@ -11,12 +11,12 @@
 // Attribute numbering follows the kernel: each object has its own enum, UNSPEC = 0 unused, fields
 // from 1; lists nest as [LIST][ITEM = 1][FIELD]. The enums can be listed with attrEnum(schema).
 import { LAYOUTS } from '../engine/types.js';
-import type { AclEntry, ControlApi, ControlCommand, CryptoSetArgs, NodeAddArgs, NodeState, Role, VerifyMismatch, VerifyReport } from '../engine/types.js';
+import type { AclEntry, ControlApi, ControlCommand, CryptoSetArgs, NodeAddArgs, NodeState, Role, VerifyReport } from '../engine/types.js';
 import { DstError } from '../util/errors.js';
 import { POLICY_TABLE } from '../engine/policy.js';
 import {
   NODE_STATES, PERMS, ROLES, aclEntrySchema, attachmentSchema, cryptoShowSchema, eventRecordSchema, legConfigSchema,
-  nodeShowSchema, statusShowSchema,
+  nodeShowSchema, statusShowSchema, verifyMismatchSchema,
 } from './objects.js';
 import { type AnySchema, type ObjectSchema, byAttr, objectSchema, t, validateSchema } from './schema.js';
 
@@ -120,11 +120,6 @@ const nodeVerifyArgs = objectSchema<ControlApi['node-verify']['args']>('node-ver
   name: { attr: 1, type: t.string },
   repair: { attr: 2, type: t.bool },
   from: { attr: 3, type: t.u32, presence: 'nullable' },
-});
-const verifyMismatchSchema = objectSchema<VerifyMismatch>('verify-mismatch', {
-  offset: { attr: 1, type: t.u64, doc: 'device offset in bytes' },
-  length: { attr: 2, type: t.u64 },
-  legs: { attr: 3, type: t.array(t.u32), doc: 'the legs that differ from the majority (all compared legs when none has one)' },
 });
 export const verifyReportSchema = objectSchema<VerifyReport>('verify-report', {
   regions: { attr: 1, type: t.u64 },

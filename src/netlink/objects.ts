@@ -4,7 +4,7 @@
 import { LAYOUTS, LEG_STATES } from '../engine/types.js';
 import type {
   LegConfig, LegShow, LegState, LegStats, AclEntry, AttachmentShow, CryptoShow, EventName,
-  BackendShow, EventRecord, Limits, NodeShow, NodeState, Policy, Role, SplitBrainShow, Stats, StatusShow, VerifyShow,
+  BackendShow, EventRecord, Limits, NodeShow, NodeState, Policy, Role, SplitBrainShow, Stats, StatusShow, VerifyMismatch, VerifyShow,
 } from '../engine/types.js';
 import { POLICY_TABLE } from '../engine/policy.js';
 import type { LatencySummary } from '../engine/metrics/histogram.js';
@@ -91,12 +91,22 @@ export const legStatsSchema = objectSchema<LegStats>('leg-stats', {
   comparedBytes: { attr: 8, type: t.u64 },
 });
 
+export const verifyMismatchSchema = objectSchema<VerifyMismatch>('verify-mismatch', {
+  offset: { attr: 1, type: t.u64, doc: 'device offset in bytes' },
+  length: { attr: 2, type: t.u64 },
+  legs: { attr: 3, type: t.array(t.u32), doc: 'the legs that differ from the majority (all compared legs when none has one)' },
+});
+
 export const verifyShowSchema = objectSchema<VerifyShow>('verify', {
   running: { attr: 1, type: t.bool },
   doneBytes: { attr: 2, type: t.u64 },
   totalBytes: { attr: 3, type: t.u64 },
   mismatches: { attr: 4, type: t.u64 },
   repaired: { attr: 5, type: t.u64 },
+  bytesPerSecond: { attr: 6, type: t.u64 },
+  etaMs: { attr: 7, type: t.u64, presence: 'nullable' },
+  mismatchList: { attr: 8, type: t.array(t.object(verifyMismatchSchema)), doc: 'the first mismatching regions of the pass' },
+  truncated: { attr: 9, type: t.bool, doc: 'more regions mismatched than mismatchList holds' },
 });
 
 export const splitBrainSchema = objectSchema<SplitBrainShow>('split-brain', {
@@ -144,6 +154,7 @@ export const legShowSchema = objectSchema<LegShow>('leg', {
   stats: { attr: 9, type: t.object(legStatsSchema) },
   generation: { attr: 10, type: t.string, presence: 'nullable' },
   latency: { attr: 11, type: t.object(latencyShowSchema) },
+  reason: { attr: 12, type: t.string, presence: 'nullable', doc: 'why the leg is not in sync' },
 });
 
 export const backendShowSchema = objectSchema<BackendShow>('backend', {
@@ -261,4 +272,8 @@ export const eventRecordSchema = objectSchema<EventRecord>('event', {
   repaired: { attr: 25, type: t.u64, presence: 'optional' },
   legs: { attr: 26, type: t.array(t.u32), presence: 'optional' },
   generations: { attr: 27, type: t.array(t.string), presence: 'optional' },
+  generation: { attr: 28, type: t.string, presence: 'optional-nullable' },
+  outOfSyncBytes: { attr: 29, type: t.u64, presence: 'optional' },
+  bytesPerSecond: { attr: 30, type: t.u64, presence: 'optional' },
+  etaMs: { attr: 31, type: t.u64, presence: 'optional-nullable' },
 });

@@ -23,7 +23,7 @@ test('collect: families always present; node and leg series; errors by op and er
   req.done('write', clock.now(), null, 4096);
   req.done('write-zeroes', clock.now(), 'EIO', 4096);
   leg.done('read', clock.now(), null, 512);
-  const legShow = { index: 0, remote: '192.0.2.1:10825', export: null, state: 'resyncing' as const, size: 1 << 20, identity: null,
+  const legShow = { index: 0, remote: '192.0.2.1:10825', export: null, state: 'resyncing' as const, reason: null, size: 1 << 20, identity: null,
     outOfSyncBytes: 65536, generation: null, resync: null, latency: emptyLatencyShow(),
     stats: { reads: 1, writes: 0, bytesRead: 512, bytesWritten: 0, resyncedBytes: 0, comparedBytes: 0, failed: 0, reconnects: 2 } };
   const show = remoteNode({ name: 'm', state: 'ready', layout: 'mirror', legs: [legShow], stats: { ...emptyStats(), bytesWritten: 4096 } });

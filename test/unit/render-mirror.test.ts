@@ -1,11 +1,12 @@
 // The text of a mirror tells the truth at a glance: `node list` says degraded, resyncing and
-// split-brain in its STATE column; `node show` gives each leg's state, out-of-sync bytes and resync
-// progress with its ETA, the verify pass, and a loud split-brain line naming legs and generations.
+// split-brain in its STATE column; `node show` gives each leg's state and why, out-of-sync bytes
+// and resync progress with its ETA, the verify pass with its ETA and where it found mismatches, and
+// a loud split-brain line naming legs and generations.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Chalk } from 'chalk';
 import { nodeBlock, nodeLine, nodeTable, roughSize } from '../../src/commands/render.js';
-import type { LegShow, NodeShow } from '../../src/engine/types.js';
+import type { LegShow, NodeShow, VerifyShow } from '../../src/engine/types.js';
 import { remoteNode } from '../helpers/cli-harness.js';
 import { emptyLatencyShow } from '../../src/engine/metrics/request-metrics.js';
 
@@ -15,7 +16,7 @@ const M = 1024 * K;
 
 function leg(index: number, over: Partial<LegShow> = {}): LegShow {
   return {
-    index, remote: `192.0.2.${10 + index}:10825`, export: `leg${index}`, state: 'in-sync', size: 64 * M, identity: null,
+    index, remote: `192.0.2.${10 + index}:10825`, export: `leg${index}`, state: 'in-sync', reason: null, size: 64 * M, identity: null,
     outOfSyncBytes: 0, generation: null, resync: null,
     stats: { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0, resyncedBytes: 0, comparedBytes: 0, failed: 0, reconnects: 0 },
     latency: emptyLatencyShow(),
@@ -40,19 +41,23 @@ function stateColumn(nodes: NodeShow[]): string[] {
 
 const resyncing = mirror({
   degraded: true,
-  legs: [leg(0), leg(1, { state: 'resyncing', outOfSyncBytes: 24 * M, resync: { doneBytes: 8 * M, totalBytes: 32 * M, bytesPerSecond: 4 * M, etaMs: 6000, rate: 5 * M } })],
+  legs: [leg(0), leg(1, { state: 'resyncing', reason: 'leg-timeout', outOfSyncBytes: 24 * M, resync: { doneBytes: 8 * M, totalBytes: 32 * M, bytesPerSecond: 4 * M, etaMs: 6000, rate: 5 * M } })],
 });
 
 test('node list: a mirror\'s condition in the STATE column', () => {
   const behind = mirror({ degraded: true, legs: [leg(0), leg(1, { state: 'behind', outOfSyncBytes: 3 * M, generation: '00000000000000aa' })] });
   const away = mirror({ state: 'backoff', reason: 'leg', degraded: true, legs: [leg(0), leg(1, { state: 'connecting' })] });
-  const split = mirror({ degraded: true, splitBrain: { legs: [0, 1], generations: ['00000000000000a1', '00000000000000b7'] } });
+  // what a split brain is: the node failed (reason split-brain, so said once), every leg failed with it
+  const split = mirror({
+    state: 'failed', reason: 'split-brain', degraded: true, splitBrain: { legs: [0, 1], generations: ['00000000000000a1', '00000000000000b7'] },
+    legs: [leg(0, { state: 'failed', reason: 'split-brain' }), leg(1, { state: 'failed', reason: 'split-brain' })],
+  });
   assert.deepEqual(stateColumn([mirror(), behind, resyncing, away, split, remoteNode()]), [
     'ready',
     'ready (degraded)',
     'ready (degraded, resyncing)',
     'backoff (leg, degraded)',
-    'ready (split-brain, degraded)',
+    'failed (split-brain, degraded)',
     'ready',
   ]);
   assert.match(nodeLine(chalk, resyncing), /^vol: remote ready \(degraded, resyncing\) mirror of 192\.0\.2\.10:10825, 192\.0\.2\.11:10825$/);
@@ -62,7 +67,7 @@ test('node show: each mirror leg has its state, out-of-sync bytes and resync pro
   const text = nodeBlock(chalk, resyncing);
   assert.match(text, /^ {2}state +ready \(degraded, resyncing\)$/m);
   assert.match(text, /^ {2}legs +0: 192\.0\.2\.10:10825\/leg0 in-sync, out of sync 0; reads 0/m);
-  assert.match(text, /^ +1: 192\.0\.2\.11:10825\/leg1 resyncing, out of sync 24M, resync 8M\/32M \(25%\), 4M\/s \(paced at 5M\/s\), eta 6s; reads 0/m);
+  assert.match(text, /^ +1: 192\.0\.2\.11:10825\/leg1 resyncing \(leg-timeout\), out of sync 24M, resync 8M\/32M \(25%\), 4M\/s \(paced at 5M\/s\), eta 6s; reads 0/m);
   assert.doesNotMatch(text, /SPLIT BRAIN/);
 
   const unknown = mirror({ legs: [leg(0), leg(1, { state: 'resyncing', outOfSyncBytes: 1536 * K, resync: { doneBytes: 0, totalBytes: 1536 * K, bytesPerSecond: 0, etaMs: null, rate: 10 * M } })] });
@@ -73,13 +78,20 @@ test('node show: each mirror leg has its state, out-of-sync bytes and resync pro
   assert.doesNotMatch(stripe, /out of sync|^ {2}verify /m);
 });
 
-test('node show: the verify pass, running or done', () => {
+test('node show: the verify pass, running or done, with its ETA and where it found mismatches', () => {
+  const pass = (over: Partial<VerifyShow>): VerifyShow => ({
+    running: false, doneBytes: 60 * M, totalBytes: 60 * M, mismatches: 0, repaired: 0, bytesPerSecond: 0, etaMs: null, mismatchList: [], truncated: false, ...over,
+  });
   assert.match(nodeBlock(chalk, mirror()), /^ {2}verify +no pass yet \(dst node verify, or policy verify-interval\)$/m);
-  const running = mirror({ verify: { running: true, doneBytes: 15 * M, totalBytes: 60 * M, mismatches: 1, repaired: 0 } });
-  assert.match(nodeBlock(chalk, running), /^ {2}verify +running 15M\/60M, 1 mismatching, 0 repaired so far$/m);
-  const done = mirror({ verify: { running: false, doneBytes: 60 * M, totalBytes: 60 * M, mismatches: 2, repaired: 2 } });
-  assert.match(nodeBlock(chalk, done), /^ {2}verify +last pass complete: 2 mismatching, 2 repaired$/m);
-  const stopped = mirror({ verify: { running: false, doneBytes: 20 * M, totalBytes: 60 * M, mismatches: 0, repaired: 0 } });
+  const at = { offset: 3 * M + 256 * K, length: 256 * K, legs: [0, 1] };
+  const running = mirror({ verify: pass({ running: true, doneBytes: 15 * M, bytesPerSecond: 5 * M, etaMs: 9000, mismatches: 1, mismatchList: [at] }) });
+  assert.match(nodeBlock(chalk, running), /^ {2}verify +running 15M\/60M, 5M\/s, eta 9s, 1 mismatching, 0 repaired so far; at 3328K \(256K, leg 0, 1\)$/m);
+  const early = mirror({ verify: pass({ running: true, doneBytes: 0 }) });
+  assert.match(nodeBlock(chalk, early), /^ {2}verify +running 0\/60M, 0\/s, eta unknown, 0 mismatching, 0 repaired so far$/m);
+  const many = Array.from({ length: 6 }, (_, k) => ({ offset: k * M, length: 256 * K, legs: [1] }));
+  const done = mirror({ verify: pass({ mismatches: 70, repaired: 2, mismatchList: many, truncated: true }) });
+  assert.match(nodeBlock(chalk, done), /^ {2}verify +last pass complete: 70 mismatching, 2 repaired; at 0 \(256K, leg 1\), at 1M \(256K, leg 1\), at 2M \(256K, leg 1\), at 3M \(256K, leg 1\) and 66 more$/m);
+  const stopped = mirror({ verify: pass({ doneBytes: 20 * M }) });
   assert.match(nodeBlock(chalk, stopped), /^ {2}verify +last pass stopped at 20M\/60M: 0 mismatching, 0 repaired$/m);
 });
 

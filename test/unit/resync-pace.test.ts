@@ -60,6 +60,39 @@ describe('resync pace', () => {
     assert.equal(pace.rate(), 1000 * MiB, 'idle: back to the cap');
   });
 
+  it('a slow creep of the p99 during a long resync backs off: the baseline is the device without resync', () => {
+    const { clock, pace } = make({ min: 10 * MiB, cap: 0 });
+    for (let k = 0; k < 10; k++) windowOf(clock, pace, 50, 1); // the device alone: p99 ~1 ms
+    const alone = pace.baseline()!;
+    pace.start();
+    // 60 s of resync while the p99 creeps up 0.02 ms per window: each window looks like the last
+    const decisions: string[] = [];
+    for (let k = 0; k < 300; k++) {
+      windowOf(clock, pace, 50, 1 + 0.02 * k, 100 * MiB);
+      decisions.push(pace.decision());
+    }
+    assert.equal(pace.baseline(), alone, 'the resync\'s windows never become the baseline');
+    const first = decisions.indexOf('backoff');
+    assert.ok(first > 0, 'it backed off');
+    assert.ok(decisions.slice(0, first).every((d) => d === 'baseline'), 'and sped up until the creep passed the margin');
+    assert.equal(pace.rate(), 10 * MiB, 'at 7 ms against 1 ms it sits at the floor');
+
+    // the resync over, windows measure the device alone again (the last 25 of them)
+    pace.stop();
+    for (let k = 0; k < 30; k++) windowOf(clock, pace, 50, 5);
+    assert.ok(pace.baseline()! > 4, `baseline ${pace.baseline()} follows the device alone`);
+  });
+
+  it('a resync that starts before any idle window keeps the lowest p99 since it started', () => {
+    const { clock, pace } = make({ min: 10 * MiB, cap: 0 });
+    pace.start();
+    windowOf(clock, pace, 50, 1, 100 * MiB);
+    const low = pace.baseline()!;
+    for (let k = 0; k < 100; k++) windowOf(clock, pace, 50, 1 + 0.05 * k, 100 * MiB);
+    assert.equal(pace.baseline(), low, 'it never rises with the resync\'s latency');
+    assert.equal(pace.decision(), 'backoff');
+  });
+
   it('a window with a handful of samples changes nothing', () => {
     const { clock, pace } = make();
     for (let k = 0; k < 3; k++) windowOf(clock, pace, 50, 0.5);

@@ -8,7 +8,7 @@ import { emptyStats, type LegShow } from '../../src/engine/types.js';
 import { exportNode, remoteNode } from '../helpers/cli-harness.js';
 
 const leg = (index: number, writes: number, resync: LegShow['resync'] = null): LegShow => ({
-  index, remote: `192.0.2.${index}:10825`, export: null, state: resync ? 'resyncing' : 'in-sync', size: 1 << 30, identity: null,
+  index, remote: `192.0.2.${index}:10825`, export: null, state: resync ? 'resyncing' : 'in-sync', reason: null, size: 1 << 30, identity: null,
   outOfSyncBytes: 0, generation: null, resync, latency: emptyLatencyShow(),
   stats: { reads: 0, writes, bytesRead: 0, bytesWritten: writes * 4096, resyncedBytes: 0, comparedBytes: 0, failed: 0, reconnects: 0 },
 });

@@ -4,61 +4,11 @@
 // mirror that cannot compare (one in-sync leg) is tried again an interval later.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { FakeClock } from '../../src/util/clock.js';
-import { createLogger } from '../../src/util/log.js';
-import { DEFAULT_POLICY, type EventFields, type EventName, type Policy } from '../../src/engine/types.js';
-import { Verifier, type VerifyHost } from '../../src/engine/layout/verify.js';
-import { RangeLock } from '../../src/engine/layout/range-lock.js';
-import type { LegPort } from '../../src/engine/layout/leg-port.js';
-import type { LegRequest, BlockDone } from '../../src/engine/remote/target.js';
+import { VERIFY_REGION, VERIFY_SIZE, verifyFixture as fixture, settle } from '../helpers/verify-legs.js';
 
-const K = 1024;
-const REGION = 64 * K;
-const SIZE = 8 * REGION;
+const REGION = VERIFY_REGION;
+const SIZE = VERIFY_SIZE;
 const MINUTE = 60_000;
-
-/** Two (or more) in-memory legs answering DIGEST and READ/WRITE at once, behind a Verifier. */
-function fixture(legCount = 2, intervalMs = MINUTE) {
-  const clock = new FakeClock();
-  const disks = Array.from({ length: legCount }, () => Buffer.alloc(SIZE));
-  const events: { event: EventName; fields: EventFields }[] = [];
-  const logs: string[] = [];
-  let policy: Policy = { ...DEFAULT_POLICY, verifyIntervalMs: intervalMs };
-  let inSync = disks.map((_, i) => i);
-  let closed = false;
-  const ports = disks.map((disk) => ({
-    leg: { digests: true, maxRequest: () => 16 * K },
-    send(req: LegRequest, done: BlockDone): void {
-      const at = req.offset;
-      if (req.op === 'digest') done(null, createHash('sha256').update(disk.subarray(at, at + req.length)).digest());
-      else if (req.op === 'read') done(null, Buffer.from(disk.subarray(at, at + req.length)));
-      else { req.payload!.copy(disk, at); done(null, null); }
-    },
-  })) as unknown as LegPort[];
-  const host: VerifyHost = {
-    ports, clock, lock: new RangeLock(), size: SIZE, regionSize: REGION,
-    log: createLogger('debug', 'text', (l) => logs.push(l)),
-    policy: () => policy,
-    legTimedOut: () => assert.fail('no leg times out here'),
-    emit: (event, fields) => events.push({ event, fields }),
-    inSyncReady: () => inSync,
-    isClosed: () => closed,
-  };
-  const verifier = new Verifier(host);
-  return {
-    clock, disks, events, logs, verifier,
-    setPolicy(p: Partial<Policy>) { policy = { ...policy, ...p }; verifier.policyChanged(); },
-    setInSync(legs: number[]) { inSync = legs; },
-    close() { closed = true; verifier.close(); },
-    passes: () => events.filter((e) => e.event === 'verify-done'),
-  };
-}
-
-/** Let a pass that the clock started run to its end (the fake legs answer at once). */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
-}
 
 test('verify-interval: a scheduled pass finds a corrupted region, reports it, never repairs it', async () => {
   const f = fixture();
@@ -73,7 +23,10 @@ test('verify-interval: a scheduled pass finds a corrupted region, reports it, ne
   f.clock.advance(1);
   await settle();
   assert.deepEqual(f.passes().map((e) => e.fields), [{ regions: 8, mismatches: 1, repaired: 0, ms: 0 }]);
-  assert.deepEqual(f.verifier.show(), { running: false, doneBytes: SIZE, totalBytes: SIZE, mismatches: 1, repaired: 0 });
+  assert.deepEqual(f.verifier.show(), {
+    running: false, doneBytes: SIZE, totalBytes: SIZE, mismatches: 1, repaired: 0, bytesPerSecond: SIZE * 1000, etaMs: null,
+    mismatchList: [{ offset: 3 * REGION, length: REGION, legs: [0, 1] }], truncated: false,
+  });
   assert.ok(f.logs.some((l) => /warn verify: verify: region at offset 196608 \(65536 bytes\) differs on leg 0, 1/.test(l)), f.logs.join('\n'));
   assert.ok(f.logs.some((l) => /scheduled verify done: 8 regions, 1 mismatching, 0 repaired/.test(l)), f.logs.join('\n'));
   assert.ok(f.disks[1]!.equals(corrupt), 'a scheduled pass only reports');

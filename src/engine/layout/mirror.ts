@@ -34,7 +34,7 @@ import type { LegPort } from './leg-port.js';
 import { RangeLock } from './range-lock.js';
 import type { AssembleOptions, SplitBrain } from './assemble.js';
 import type { MetaSync } from './meta-sync.js';
-import { genHex, type Lineage } from './lineage.js';
+import type { Lineage } from './lineage.js';
 import { type RegionState, regionRange } from './region-state.js';
 import { Resync, type LegMode as Mode } from './resync.js';
 import { Verifier } from './verify.js';
@@ -189,8 +189,7 @@ export class Mirror implements Device {
   }
 
   legSync(i: number): LegSync {
-    const g = this.rs.lineage.legGen[i] ?? 0n;
-    return { outOfSyncBytes: this.rs.outOfSyncBytes(i), generation: g === 0n ? null : genHex(g), ...this.resync.show(i) };
+    return { outOfSyncBytes: this.rs.outOfSyncBytes(i), generation: this.rs.generationOf(i), ...this.resync.show(i) };
   }
 
   verify(o: VerifyOptions): Promise<VerifyReport> {

@@ -19,7 +19,7 @@ import type { Clock, TimerHandle } from '../../util/clock.js';
 import { DstError, errnoOf } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { writeFileAtomic } from '../atomic-file.js';
-import { advance, cloneLineage, type Lineage, type Random } from './lineage.js';
+import { advance, cloneLineage, genHex, type Lineage, type Random } from './lineage.js';
 import { bitmapBytes, decodeState, encodeState, regionCount, type MirrorSnapshot } from './state-codec.js';
 
 /** cleared bits are saved at most this long after the clear (a crash before only repeats a copy) */
@@ -145,6 +145,12 @@ export class RegionState {
 
   get lineage(): Readonly<Lineage> {
     return this.lineageNow;
+  }
+
+  /** The generation (hex) leg's data is complete to; null when not known (it compares). */
+  generationOf(leg: number): string | null {
+    const g = this.lineageNow.legGen[leg] ?? 0n;
+    return g === 0n ? null : genHex(g);
   }
 
   /** A leg went behind: the legs in `inSync` start a new generation (durable with the next save). */

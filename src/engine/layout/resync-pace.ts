@@ -1,8 +1,11 @@
 // How fast a mirror resyncs (issue 15): a controller that keeps the applications' latency close to
 // what it is without resync. Per window it takes the p99 of application request latency (a bounded
-// log histogram, metrics/histogram.ts, reset each window) and compares it with the baseline, the
-// lowest p99 of recent windows (windows while no resync runs count too, so the baseline is what the
-// device does alone):
+// log histogram, metrics/histogram.ts, reset each window) and compares it with the baseline: the
+// lowest p99 of the recent windows *without* resync traffic (what the device does alone). While a
+// resync runs its windows never enter the baseline — were they to, a latency that creeps up
+// slowly would become its own baseline and never cause a back-off — so the last idle baseline is
+// kept; a resync that started before any idle window was measured uses the lowest p99 seen since
+// it started (which only ever goes down):
 // above baseline × (1 + margin) + slack it halves the rate (multiplicative decrease), at baseline it
 // adds resync-min-rate, and with no application request in the window it doubles. resync-min-rate
 // is the floor, resync-rate (when not 0) the cap; the rate never exceeds twice what the copies
@@ -24,7 +27,7 @@ export interface PaceTuning {
   /** p99 above baseline × (1 + margin) + slackMs is "latency rose" */
   margin: number;
   slackMs: number;
-  /** how many recent windows the baseline (their lowest p99) is taken from */
+  /** how many recent windows without resync the baseline (their lowest p99) is taken from */
   baselineWindows: number;
   /** a window with fewer samples says nothing about the p99 (neither idle nor loaded) */
   minSamples: number;
@@ -44,8 +47,12 @@ export class ResyncPace {
   private readonly tune: PaceTuning;
   private readonly window = new LatencyHistogram();
   private windowStart: number;
-  /** p99 of recent windows with enough samples, newest last */
+  /** p99 of recent windows with enough samples and no resync traffic, newest last */
   private readonly recent: number[] = [];
+  /** a resync runs (between start() and stop()) */
+  private running = false;
+  /** the lowest p99 of windows since the resync started (the baseline while no idle one is known) */
+  private lowSinceStart: number | null = null;
   private current: number;
   private copiedInWindow = 0;
   private activeInWindow = false;
@@ -59,7 +66,17 @@ export class ResyncPace {
 
   /** A resync starts: from the floor, doubling while the device is idle (a slow start). */
   start(): void {
+    this.roll();
     this.current = this.clamp(this.limits().min);
+    this.running = true;
+    this.lowSinceStart = null;
+  }
+
+  /** No resync runs any more: the windows from now on measure the device alone. */
+  stop(): void {
+    this.roll();
+    this.running = false;
+    this.lowSinceStart = null;
   }
 
   /** An application request took `ms` (submit → done). */
@@ -81,9 +98,9 @@ export class ResyncPace {
     return this.clamp(this.current);
   }
 
-  /** The lowest p99 of recent windows (ms), or null before any window had enough samples. */
+  /** The lowest p99 of recent windows without resync (ms); while none is known, of this resync's windows; null before any. */
   baseline(): number | null {
-    return this.recent.length > 0 ? Math.min(...this.recent) : null;
+    return this.recent.length > 0 ? Math.min(...this.recent) : this.lowSinceStart;
   }
 
   decision(): PaceDecision {
@@ -118,8 +135,10 @@ export class ResyncPace {
       this.current += min;
     }
     if (n >= this.tune.minSamples) {
-      this.recent.push(p99);
-      if (this.recent.length > this.tune.baselineWindows) this.recent.shift();
+      if (!this.running && !this.activeInWindow) {
+        this.recent.push(p99);
+        if (this.recent.length > this.tune.baselineWindows) this.recent.shift();
+      } else this.lowSinceStart = Math.min(this.lowSinceStart ?? p99, p99);
     }
     if (this.activeInWindow) {
       // never run far ahead of what the copies did (they were not held back by the pacing)

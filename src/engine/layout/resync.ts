@@ -65,6 +65,8 @@ export class Resync {
   /** Leg i went behind: a resync of it is over (run() notices at its next copy). */
   stopped(i: number): void {
     this.progress[i] = null;
+    // the last resync ended: the pace's windows measure the device alone again
+    if (this.progress.every((q) => q === null)) this.pacer.stop();
   }
 
   show(i: number): Pick<LegShow, 'resync'> & { resyncedBytes: number; comparedBytes: number } {
@@ -111,12 +113,16 @@ export class Resync {
       const now = h.clock.now();
       if (now - p.lastEventAt >= PROGRESS_EVERY_MS) {
         p.lastEventAt = now;
-        h.emit('resync-progress', { leg: i, doneBytes: p.done, totalBytes: p.total });
+        const { bytesPerSecond, etaMs } = this.show(i).resync!;
+        h.emit('resync-progress', {
+          leg: i, doneBytes: p.done, totalBytes: p.total, bytesPerSecond, etaMs,
+          outOfSyncBytes: h.rs.outOfSyncBytes(i), generation: h.rs.generationOf(i),
+        });
       }
       r = h.rs.nextOutOfSync(i, r + 1);
     }
     if (h.modeOf(i) !== 'resyncing') return;
-    this.progress[i] = null;
+    this.stopped(i);
     if (h.rs.nextOutOfSync(i, 0) < 0) {
       const ms = Math.round(h.clock.now() - p.startedAt);
       h.setMode(i, 'in-sync', null);

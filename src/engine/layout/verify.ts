@@ -6,6 +6,8 @@
 // never guessed: two legs that differ without `from` are reported, not repaired.
 // verify-interval schedules report-only passes: the next one an interval after the last pass
 // (scheduled or not) ended, so passes never overlap and a long pass does not make them back up.
+// node show keeps the last pass's first mismatching regions, so a scheduled pass's findings are not
+// only in the log.
 import type { TimerHandle } from '../../util/clock.js';
 import { DstError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
@@ -17,6 +19,8 @@ import type { RangeLock } from './range-lock.js';
 const PROGRESS_EVERY_MS = 1000;
 /** mismatches listed in a report (all are counted, repaired and logged) */
 export const MAX_LISTED_MISMATCHES = 10_000;
+/** mismatches node show keeps of a pass (its `truncated` says when there were more) */
+export const MAX_SHOWN_MISMATCHES = 64;
 
 export interface VerifyHost extends LegIoHost {
   readonly lock: RangeLock;
@@ -52,7 +56,7 @@ export class Verifier {
 
   /** The running pass, or the last one (null before the first). */
   show(): VerifyShow | null {
-    return this.current ? { ...this.current } : null;
+    return this.current ? { ...this.current, mismatchList: [...this.current.mismatchList] } : null;
   }
 
   /** One pass over the device; refuses to start when it could not compare or repair as asked. */
@@ -74,7 +78,9 @@ export class Verifier {
       throw new DstError('DST_ERR_INVALID', 'node verify: with two legs, --repair needs --from LEG: which leg is right is not guessed', { errno: 'EINVAL' });
     }
     const started = h.clock.now();
-    const cur: VerifyShow = { running: true, doneBytes: 0, totalBytes: h.size, mismatches: 0, repaired: 0 };
+    const cur: VerifyShow = {
+      running: true, doneBytes: 0, totalBytes: h.size, mismatches: 0, repaired: 0, bytesPerSecond: 0, etaMs: null, mismatchList: [], truncated: false,
+    };
     this.current = cur;
     const mismatches: VerifyMismatch[] = [];
     let lastEvent = started;
@@ -89,16 +95,21 @@ export class Verifier {
           cur.mismatches++;
           if (found.repaired) cur.repaired++;
           if (mismatches.length < MAX_LISTED_MISMATCHES) mismatches.push(found.mismatch);
+          if (cur.mismatchList.length < MAX_SHOWN_MISMATCHES) cur.mismatchList.push(found.mismatch);
+          else cur.truncated = true;
         }
         cur.doneBytes += length;
         const now = h.clock.now();
+        cur.bytesPerSecond = Math.round((cur.doneBytes * 1000) / Math.max(1, now - started));
+        cur.etaMs = cur.bytesPerSecond > 0 ? Math.round(((cur.totalBytes - cur.doneBytes) * 1000) / cur.bytesPerSecond) : null;
         if (now - lastEvent >= PROGRESS_EVERY_MS) {
           lastEvent = now;
-          h.emit('verify-progress', { doneBytes: cur.doneBytes, totalBytes: cur.totalBytes });
+          h.emit('verify-progress', { doneBytes: cur.doneBytes, totalBytes: cur.totalBytes, bytesPerSecond: cur.bytesPerSecond, etaMs: cur.etaMs });
         }
       }
     } finally {
       cur.running = false;
+      cur.etaMs = null;
       this.schedule();
     }
     const ms = Math.round(h.clock.now() - started);

@@ -23,11 +23,13 @@ export function legShows(legs: readonly Leg[], cfg: RemoteConfig, ports: readonl
     const leg = cfg.legs[i]!;
     const sync = device?.legSync(i) ?? { outOfSyncBytes: 0, resync: null, resyncedBytes: 0, comparedBytes: 0, generation: null };
     const c = ports[i]?.counters;
+    const state = stateOf(i);
     return {
       index: i,
       remote: leg.remote,
       export: leg.export,
-      state: stateOf(i),
+      state,
+      reason: legReasonOf(device, l, i, state),
       size: l.sizeBytes,
       identity: l.identity ? l.identity.toString('hex') : null,
       outOfSyncBytes: sync.outOfSyncBytes,
@@ -71,7 +73,13 @@ export function legStateOf(device: Device | null, leg: Leg, i: number): LegState
   return leg.phase === 'failed' ? 'failed' : 'connecting';
 }
 
-/** Report (leg-state) every leg whose state moved since `reported`, which is updated. */
+/** Why a leg is in its state (the device's word once it exists); null when in sync. */
+function legReasonOf(device: Device | null, leg: Leg, i: number, state: LegState): string | null {
+  if (state === 'in-sync') return null;
+  return device ? device.legReason(i) : leg.reason;
+}
+
+/** Report (leg-state) every leg whose state moved since `reported`, which is updated; a mirror's with the leg's generation and what it misses. */
 export function reportLegStates(legs: readonly Leg[], reported: LegState[], stateOf: (i: number) => LegState, device: Device | null,
   emit: (f: EventFields) => void): void {
   for (let i = 0; i < legs.length; i++) {
@@ -79,8 +87,9 @@ export function reportLegStates(legs: readonly Leg[], reported: LegState[], stat
     const from = reported[i]!;
     if (to === from) continue;
     reported[i] = to;
-    const reason = to === 'in-sync' ? null : device ? device.legReason(i) : legs[i]!.reason;
-    emit({ leg: i, from, to, reason });
+    const reason = legReasonOf(device, legs[i]!, i, to);
+    const sync = device?.lineage ? device.legSync(i) : null;
+    emit({ leg: i, from, to, reason, ...(sync ? { generation: sync.generation, outOfSyncBytes: sync.outOfSyncBytes } : {}) });
   }
 }
 
