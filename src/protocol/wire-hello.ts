@@ -16,6 +16,12 @@ export const Feature = {
   BLOCK_STATUS: 0x04,
   /** WRITE_ZEROES takes Flag.NO_HOLE and Flag.FAST_ZERO */
   ZERO_FLAGS: 0x08,
+  /**
+   * A WRITE_ZEROES with Flag.FAST_ZERO is honoured: the disk zeroes without writing zeroes (native
+   * file ops loaded and working on it, or an NBD server advertising SEND_FAST_ZERO); without it,
+   * FAST_ZERO fails with ENOTSUP every time
+   */
+  FAST_ZERO: 0x10,
 } as const;
 
 /** A mirror's claim on a leg: the remote engine that assembled mirror `uuid` last holds the highest session. */

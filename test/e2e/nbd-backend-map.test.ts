@@ -1,6 +1,8 @@
 // An export in front of `nbdkit file` (issue 17): extents and zeroes pass through — `nbdinfo --map`
 // through the remote node equals `nbdinfo --map` of the server itself, before and after a
-// WRITE_ZEROES sent through dst punches a hole in the server's file.
+// WRITE_ZEROES sent through dst punches a hole in the server's file. And in front of `qemu-nbd` on
+// a qcow2 image with preallocated metadata, whose unwritten clusters are allocated zeroes (flags
+// 2, not a hole): the flags reach the NBD client as the server gave them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -8,6 +10,7 @@ import { startPair } from '../helpers/cluster.js';
 import { startNbdServer } from '../helpers/nbd-server.js';
 import { NbdClient } from '../helpers/nbd-client.js';
 import { M, requirePunchHole, thinFile } from '../helpers/thin.js';
+import { blocksContent } from '../helpers/blocks.js';
 import { requireTools, runOk } from '../helpers/tools.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -34,4 +37,23 @@ test('an export in front of nbdkit file: nbdinfo --map through dst equals the se
   const after = await map(sock);
   assert.doesNotMatch(after, /20971520\s+1048576\s+0\s+data/, 'the zeroed range is no longer data at the server');
   assert.equal(await map(pair.socket), after);
+});
+
+test('an export in front of qemu-nbd on a preallocated qcow2: allocated zeroes (flags 2) pass through as they are', async (t) => {
+  if (!requireTools(t, [['qemu-nbd', 'qemu-utils'], ['qemu-img', 'qemu-utils'], ['nbdinfo', 'libnbd-bin']])) return;
+  const dir = tmpDir(t);
+  const img = join(dir, 'disk.qcow2');
+  await runOk('qemu-img', ['create', '-f', 'qcow2', '-o', 'preallocation=metadata', img, '32M']);
+  const sock = join(dir, 'qemu.sock');
+  const server = await startNbdServer(t, 'qemu-nbd', ['--format=qcow2', '--persistent', '--shared=8', '--socket', sock, img], sock);
+  const pair = await startPair(t, { disk: server.uri });
+  const c = await NbdClient.connect(pair.socket);
+  t.after(() => c.close());
+  await c.write(8 * M, blocksContent(8 * M / 4096, 1, M / 4096));
+  await c.flush();
+
+  const direct = await map(sock);
+  assert.match(direct, /\s2\s+zero/, `the server reports allocated zeroes: ${direct}`);
+  assert.match(direct, /8388608\s+1048576\s+0\s+data/, direct);
+  assert.equal(await map(pair.socket), direct, 'the map through dst equals the server\'s');
 });

@@ -5,7 +5,7 @@
 // FAST_ZERO is honoured too (the kernel's no-fallback zeroing); the data around is untouched.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FileBackend } from '../../src/engine/export/backend.js';
+import { FileBackend, HOLE_FLAGS } from '../../src/engine/export/backend.js';
 import { ZeroFlag } from '../../src/protocol/thin.js';
 import { M, dataAt, loopDevice, requirePunchHole, thinFile } from '../helpers/thin.js';
 
@@ -24,12 +24,12 @@ test('a loop device: WRITE_ZEROES is BLKZEROOUT (no zeroes written), FAST_ZERO w
   const backing = await FileBackend.open(file, true);
   t.after(() => backing.close());
   assert.deepEqual(await backing.extents(0, 64 * M), [
-    { offset: 0, length: 2 * M, hole: false },
-    { offset: 2 * M, length: 2 * M, hole: true },
-    { offset: 4 * M, length: M, hole: false },
-    { offset: 5 * M, length: M, hole: true },
-    { offset: 6 * M, length: 2 * M, hole: false },
-    { offset: 8 * M, length: 56 * M, hole: true },
+    { offset: 0, length: 2 * M, flags: 0 },
+    { offset: 2 * M, length: 2 * M, flags: HOLE_FLAGS },
+    { offset: 4 * M, length: M, flags: 0 },
+    { offset: 5 * M, length: M, flags: HOLE_FLAGS },
+    { offset: 6 * M, length: 2 * M, flags: 0 },
+    { offset: 8 * M, length: 56 * M, flags: HOLE_FLAGS },
   ], 'no zero was written to the backing file');
 
   // only now: reading through the loop device caches the backing file's pages, which SEEK_DATA counts as data

@@ -43,7 +43,8 @@ test('a 1 GiB thin export: nbdinfo and qemu-img map its three data extents, nbdc
   t.diagnostic(msg);
   console.log(`thin-map-copy: ${msg}`);
   assert.ok(read >= OFFSETS.length * M, `nbdcopy read the data (${read} bytes)`);
-  assert.ok(read < 8 * M, `nbdcopy read ${read} bytes at the export, not about the data's 3 MiB`);
+  // the unaligned extent costs nbdcopy's request rounding at its two ends; 512 KiB covers that, not a hole read
+  assert.ok(read <= OFFSETS.length * M + 512 * K, `nbdcopy read ${read} bytes at the export, more than the data's 3 MiB + 512 KiB`);
   assert.equal(statSync(copy).size, G);
   assert.ok(sameBytes(disk, copy, G), 'the copy is byte-identical to the export file');
 });

@@ -24,9 +24,10 @@ for (const inline of [true, false]) {
       read: (offset, length) => { reads.push([offset, length]); return file.read(offset, length); },
       write: (o, d, f) => file.write(o, d, f),
       flush: () => file.flush(),
-      trim: (o, l) => file.trim(o, l),
+      trim: (o, l, f) => file.trim(o, l, f),
       writeZeroes: (o, l, f, z) => file.writeZeroes(o, l, f, z),
       extents: (o, l) => file.extents(o, l),
+      fastZero: () => file.fastZero(),
       close: () => file.close(),
     };
 

@@ -15,7 +15,7 @@ test('TRIM of a data range on a file: allocated blocks drop by that range and it
   const before = allocated(path);
   assert.ok(before >= 4 * M, `the data is allocated (${before} bytes)`);
 
-  await b.trim(3 * M, M);
+  await b.trim(3 * M, M, false);
   await b.flush();
 
   assert.equal(before - allocated(path), M, 'exactly the trimmed MiB was freed');

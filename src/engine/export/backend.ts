@@ -22,14 +22,17 @@ import { readFile } from 'node:fs/promises';
 import { DstError, errnoOf } from '../../util/errors.js';
 import { POOL_MIN, allocPayload, releasePayload } from '../io/payload-pool.js';
 import { fileOps, unsupported, type FileOps } from '../io/file-ops.js';
-import { MAX_EXTENTS, ZeroFlag } from '../../protocol/thin.js';
+import { ExtentFlag, MAX_EXTENTS, ZeroFlag } from '../../protocol/thin.js';
 
-/** A piece of the disk: data, or a hole (which reads zeroes). */
+/** A piece of the disk and its NBD base:allocation flags (ExtentFlag bits: a hole 1, reads zeroes 2). */
 export interface Extent {
   offset: number;
   length: number;
-  hole: boolean;
+  flags: number;
 }
+
+/** A file's hole: not allocated, reads zeroes. */
+export const HOLE_FLAGS = ExtentFlag.HOLE | ExtentFlag.ZERO;
 
 /** One backend layer. Promises reject with the real system error (err.code = 'EIO', ...). */
 export interface Backend {
@@ -38,12 +41,17 @@ export interface Backend {
   write(offset: number, data: Buffer, fua: boolean): Promise<void>;
   /** fdatasync; concurrent flushes are merged (a flush requested while one runs waits for the next) */
   flush(): Promise<void>;
-  /** Frees the range where the disk can (it may then read zeroes), else an accepted hint (no-op). */
-  trim(offset: number, length: number): Promise<void>;
+  /** Frees the range where the disk can (it may then read zeroes), else an accepted hint (no-op); fua: what it freed is durable before the promise resolves. */
+  trim(offset: number, length: number, fua: boolean): Promise<void>;
   /** The range reads zeroes; flags: ZeroFlag bits. */
   writeZeroes(offset: number, length: number, fua: boolean, flags: number): Promise<void>;
   /** The range as data and holes, in order, from `offset`: all of it, or a prefix of at most MAX_EXTENTS pieces. */
   extents(offset: number, length: number): Promise<Extent[]>;
+  /**
+   * WRITE_ZEROES with FAST_ZERO is honoured here (zeroing without writing zeroes works on this
+   * disk): what HELLO_REPLY's FAST_ZERO feature says.
+   */
+  fastZero(): boolean;
   /** Close after the calls already issued finish. Safe to call more than once. */
   close(): Promise<void>;
 }
@@ -210,7 +218,7 @@ function fileExtents(ops: FileOps, fd: number, offset: number, length: number): 
   const end = offset + length;
   const out: Extent[] = [];
   const add = (from: number, to: number, hole: boolean): void => {
-    if (to > from) out.push({ offset: from, length: to - from, hole });
+    if (to > from) out.push({ offset: from, length: to - from, flags: hole ? HOLE_FLAGS : 0 });
   };
   for (let at = offset; at < end && out.length < MAX_EXTENTS - 1;) {
     const data = ops.seekData(fd, at);
@@ -227,6 +235,23 @@ function fileExtents(ops: FileOps, fd: number, offset: number, length: number): 
   return out;
 }
 
+/**
+ * Can this disk zero without writing zeroes (so FAST_ZERO is honoured)? A file: a hole punched
+ * past its end (changes nothing) succeeds; a block device: the kernel zeroes without writing
+ * (queue/write_zeroes_max_bytes > 0, what fallocate PUNCH_HOLE on it needs).
+ */
+async function canZeroFast(ops: FileOps, fd: number, info: DiskInfo): Promise<boolean> {
+  if (info.blockDevice) {
+    const st = await new Promise<fs.BigIntStats | null>((resolve) => fs.fstat(fd, { bigint: true }, (err, s) => resolve(err ? null : s)));
+    if (st === null) return false;
+    const { major, minor } = devMajorMinor(st.rdev);
+    const text = await readFile(`/sys/dev/block/${major}:${minor}/queue/write_zeroes_max_bytes`, 'utf8').catch(() => '0');
+    return Number(text.trim()) > 0;
+  }
+  // any failure only means FAST_ZERO is not offered: a real disk error shows on real I/O
+  return ops.punchHole(fd, info.size, 1).then(() => true, () => false);
+}
+
 /** The file/block-device backend: one fd for ordinary I/O, a second O_DSYNC fd for FUA writes. */
 export class FileBackend implements Backend {
   private inflight = 0;
@@ -238,7 +263,7 @@ export class FileBackend implements Backend {
   syncCount = 0;
 
   private constructor(readonly path: string, /** the serving descriptor (the disk lock is taken on it) */ readonly fd: number, private readonly dsyncFd: number | null,
-    readonly info: DiskInfo, readonly inline: boolean, private readonly ops: FileOps | null) {}
+    readonly info: DiskInfo, readonly inline: boolean, private readonly ops: FileOps | null, private readonly zeroesFast: boolean) {}
 
   /**
    * Open the disk (read-only: no write fds). Throws the system error or a DstError.
@@ -252,7 +277,9 @@ export class FileBackend implements Backend {
       const info = await statFd(fd, path);
       if (!readonly) dsyncFd = await openFd(path, fs.constants.O_WRONLY | fs.constants.O_DSYNC);
       const inline = opts.inline ?? await inMemory(path, info);
-      return new FileBackend(path, fd, dsyncFd, info, inline, opts.fileOps === undefined ? fileOps : opts.fileOps);
+      const ops = opts.fileOps === undefined ? fileOps : opts.fileOps;
+      const fast = ops !== null && !readonly && await canZeroFast(ops, fd, info);
+      return new FileBackend(path, fd, dsyncFd, info, inline, ops, fast);
     } catch (err) {
       await closeFd(fd);
       if (dsyncFd !== null) await closeFd(dsyncFd);
@@ -380,8 +407,11 @@ export class FileBackend implements Backend {
     return this.run<void>((cb) => { call().then(() => cb(null), cb); });
   }
 
-  /** A file: punch a hole; a block device: BLKDISCARD. Where neither can be done, the hint is dropped. */
-  async trim(offset: number, length: number): Promise<void> {
+  /**
+   * A file: punch a hole; a block device: BLKDISCARD. Where neither can be done, the hint is
+   * dropped (nothing changed: nothing to make durable). FUA: fdatasync after the punch or discard.
+   */
+  async trim(offset: number, length: number, fua: boolean): Promise<void> {
     const fd = this.writeFd(false);
     const ops = this.ops;
     if (ops === null || length === 0) return;
@@ -389,7 +419,9 @@ export class FileBackend implements Backend {
       await this.native(() => this.info.blockDevice ? ops.discard(fd, offset, length) : ops.punchHole(fd, offset, length));
     } catch (err) {
       if (!unsupported(err)) throw err;
+      return;
     }
+    if (fua) await this.flush();
   }
 
   /**
@@ -445,7 +477,7 @@ export class FileBackend implements Backend {
     // for the inode's lock while a write or fallocate on the same file holds it.
     return this.runInline(() => {
       if (length === 0) return [];
-      if (ops === null || this.info.blockDevice) return [{ offset, length, hole: false }];
+      if (ops === null || this.info.blockDevice) return [{ offset, length, flags: 0 }];
       return fileExtents(ops, this.fd, offset, length);
     });
   }
@@ -477,6 +509,10 @@ export class FileBackend implements Backend {
       };
       step();
     });
+  }
+
+  fastZero(): boolean {
+    return this.zeroesFast;
   }
 
   close(): Promise<void> {

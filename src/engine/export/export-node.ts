@@ -202,6 +202,7 @@ class ExportNode implements NodeRuntime {
       config: () => this.servedConfig(),
       serving: () => this._state === 'listening',
       size: () => this.effSize ?? 0,
+      fastZero: () => this.chain?.fastZero() ?? false,
       instance: () => this.instanceId,
       identity: () => {
         if (!this.ident) throw new DstError('DST_ERR_INTERNAL', `node ${this.name}: no identity before start`);

@@ -18,9 +18,10 @@ export class PassFilter implements Backend {
   read(offset: number, length: number): Promise<Buffer> { return this.next.read(offset, length); }
   write(offset: number, data: Buffer, fua: boolean): Promise<void> { return this.next.write(offset, data, fua); }
   flush(): Promise<void> { return this.next.flush(); }
-  trim(offset: number, length: number): Promise<void> { return this.next.trim(offset, length); }
+  trim(offset: number, length: number, fua: boolean): Promise<void> { return this.next.trim(offset, length, fua); }
   writeZeroes(offset: number, length: number, fua: boolean, flags: number): Promise<void> { return this.next.writeZeroes(offset, length, fua, flags); }
   extents(offset: number, length: number): Promise<Extent[]> { return this.next.extents(offset, length); }
+  fastZero(): boolean { return this.next.fastZero(); }
   close(): Promise<void> { return this.next.close(); }
 }
 
@@ -97,7 +98,7 @@ export class DelayFilter extends PassFilter {
   override async read(offset: number, length: number): Promise<Buffer> { await this.gate('read'); return this.next.read(offset, length); }
   override async write(offset: number, data: Buffer, fua: boolean): Promise<void> { await this.gate('write'); return this.next.write(offset, data, fua); }
   override async flush(): Promise<void> { await this.gate('flush'); return this.next.flush(); }
-  override async trim(offset: number, length: number): Promise<void> { await this.gate('trim'); return this.next.trim(offset, length); }
+  override async trim(offset: number, length: number, fua: boolean): Promise<void> { await this.gate('trim'); return this.next.trim(offset, length, fua); }
   override async writeZeroes(offset: number, length: number, fua: boolean, flags: number): Promise<void> { await this.gate('write-zeroes'); return this.next.writeZeroes(offset, length, fua, flags); }
   override async extents(offset: number, length: number): Promise<Extent[]> { await this.gate('extents'); return this.next.extents(offset, length); }
   override close(): Promise<void> { this.sleeper.close(); return this.next.close(); }
@@ -122,7 +123,7 @@ export class ErrorFilter extends PassFilter {
   override async read(offset: number, length: number): Promise<Buffer> { this.check('read'); return this.next.read(offset, length); }
   override async write(offset: number, data: Buffer, fua: boolean): Promise<void> { this.check('write'); return this.next.write(offset, data, fua); }
   override async flush(): Promise<void> { this.check('flush'); return this.next.flush(); }
-  override async trim(offset: number, length: number): Promise<void> { this.check('trim'); return this.next.trim(offset, length); }
+  override async trim(offset: number, length: number, fua: boolean): Promise<void> { this.check('trim'); return this.next.trim(offset, length, fua); }
   override async writeZeroes(offset: number, length: number, fua: boolean, flags: number): Promise<void> { this.check('write-zeroes'); return this.next.writeZeroes(offset, length, fua, flags); }
   override async extents(offset: number, length: number): Promise<Extent[]> { this.check('extents'); return this.next.extents(offset, length); }
 }

@@ -65,6 +65,8 @@ export interface HelloNode {
   /** new each time the node starts serving (HELLO_REPLY's instance) */
   instance(): Buffer;
   size(): number;
+  /** the backend honours FAST_ZERO (HELLO_REPLY's Feature.FAST_ZERO) */
+  fastZero(): boolean;
   emit(event: EventName, fields: EventFields): void;
 }
 
@@ -184,7 +186,7 @@ export async function decideHello(host: HelloNode, from: HelloPeer, hello: Hello
     nonce,
     message: null,
     instance: host.instance(),
-    features: Feature.DIGEST | Feature.MIRROR_CLAIM | Feature.BLOCK_STATUS | Feature.ZERO_FLAGS,
+    features: Feature.DIGEST | Feature.MIRROR_CLAIM | Feature.BLOCK_STATUS | Feature.ZERO_FLAGS | (host.fastZero() ? Feature.FAST_ZERO : 0),
   });
   // none / none+<h>: nothing to prove
   if (!suite.needsKey || inputKey === null) return { kind: 'admit', suite, granted, sessionId: hello.sessionId, claim, reply };

@@ -139,10 +139,12 @@ export class NbdBackend implements Backend {
     return this.request(Cmd.FLUSH, 0, 0, 0, null, null);
   }
 
-  async trim(offset: number, length: number): Promise<void> {
+  async trim(offset: number, length: number, fua: boolean): Promise<void> {
     this.writable();
     if (!this.has(TxFlag.SEND_TRIM) || length === 0) return; // an accepted hint
-    await this.split(length, MAX_RANGE, (at, n) => this.request(Cmd.TRIM, 0, offset + at, n, null, null));
+    const nativeFua = fua && this.has(TxFlag.SEND_FUA);
+    await this.split(length, MAX_RANGE, (at, n) => this.request(Cmd.TRIM, nativeFua ? CmdFlag.FUA : 0, offset + at, n, null, null));
+    if (fua && !nativeFua) await this.flush();
   }
 
   async writeZeroes(offset: number, length: number, fua: boolean, flags: number): Promise<void> {
@@ -171,10 +173,15 @@ export class NbdBackend implements Backend {
   async extents(offset: number, length: number): Promise<Extent[]> {
     if (length === 0) return [];
     const ctx = this.link?.info.allocationContext ?? null;
-    if (ctx === null || !this.has(TxFlag.HAS_FLAGS)) return [{ offset, length, hole: false }];
+    if (ctx === null || !this.has(TxFlag.HAS_FLAGS)) return [{ offset, length, flags: 0 }];
     const req = this.makeReq(Cmd.BLOCK_STATUS, 0, offset, Math.min(length, MAX_RANGE), null, null);
     await this.enqueue(req);
-    return req.extents ?? [{ offset, length: req.length, hole: false }];
+    return req.extents ?? [{ offset, length: req.length, flags: 0 }];
+  }
+
+  /** The server zeroes fast (SEND_WRITE_ZEROES and SEND_FAST_ZERO, as of the last handshake) and may be written. */
+  fastZero(): boolean {
+    return !this.readOnly && this.has(TxFlag.SEND_WRITE_ZEROES) && this.has(TxFlag.SEND_FAST_ZERO);
   }
 
   close(): Promise<void> {
@@ -324,14 +331,14 @@ export class NbdBackend implements Backend {
     for (let i = 0; i < d.length && out.length < MAX_EXTENTS && at < end; i += 8) {
       const length = Math.min(d.readUInt32BE(i), end - at);
       if (length === 0) break;
-      // a hole for the export is a range that reads zeroes
-      const hole = (d.readUInt32BE(i + 4) & ExtentFlag.ZERO) !== 0;
+      // the server's flags as they are (an allocated range of zeroes stays 2), unknown bits dropped
+      const flags = d.readUInt32BE(i + 4) & (ExtentFlag.HOLE | ExtentFlag.ZERO);
       const last = out[out.length - 1];
-      if (last && last.hole === hole) last.length += length;
-      else out.push({ offset: at, length, hole });
+      if (last && last.flags === flags) last.length += length;
+      else out.push({ offset: at, length, flags });
       at += length;
     }
-    return out.length > 0 ? out : [{ offset: req.offset, length: req.length, hole: false }];
+    return out.length > 0 ? out : [{ offset: req.offset, length: req.length, flags: 0 }];
   }
 
   private serverError(req: Req, errno: string, message: string): NodeJS.ErrnoException {

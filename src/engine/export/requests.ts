@@ -6,7 +6,7 @@ import type { Logger } from '../../util/log.js';
 import { errnoNumber, errnoOf } from '../../util/errors.js';
 import { Flag, Op, opName, zeroFlagsFromWire, type Frame } from '../../protocol/wire.js';
 import type { Backend, Extent } from './backend.js';
-import { ExtentFlag, encodeExtents } from '../../protocol/thin.js';
+import { encodeExtents } from '../../protocol/thin.js';
 import type { Session } from './dedup.js';
 import type { SessionLayer, SessionMember } from './session.js';
 import type { CallToken, ExportStats } from './stats.js';
@@ -158,7 +158,7 @@ export class Requests<C extends SessionMember> {
       case Op.READ: return b.read(frame.offset, frame.length);
       case Op.WRITE: return b.write(frame.offset, frame.payload, fua).then(() => null);
       case Op.FLUSH: return b.flush().then(() => null);
-      case Op.TRIM: return b.trim(frame.offset, frame.length).then(() => null);
+      case Op.TRIM: return b.trim(frame.offset, frame.length, fua).then(() => null);
       case Op.WRITE_ZEROES: return b.writeZeroes(frame.offset, frame.length, fua, zeroFlagsFromWire(frame.flags)).then(() => null);
       case Op.BLOCK_STATUS: return b.extents(frame.offset, frame.length).then(encodeBackendExtents);
       case Op.DIGEST: return digestRange(b, frame.offset, frame.length);
@@ -184,9 +184,9 @@ export class Requests<C extends SessionMember> {
   }
 }
 
-/** The backend's extents (a prefix of the range) as the wire's descriptors: a hole reads zeroes. */
+/** The backend's extents (a prefix of the range) as the wire's descriptors, flags as they are. */
 function encodeBackendExtents(list: readonly Extent[]): Buffer {
-  return encodeExtents(list.map((e) => ({ length: e.length, flags: e.hole ? ExtentFlag.HOLE | ExtentFlag.ZERO : 0 })));
+  return encodeExtents(list.map((e) => ({ length: e.length, flags: e.flags })));
 }
 
 /**

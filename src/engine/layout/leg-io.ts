@@ -6,6 +6,7 @@ import { legTimeoutOf } from '../policy.js';
 import type { BlockData, LegRequest } from '../remote/target.js';
 import type { Policy } from '../types.js';
 import type { LegPort } from './leg-port.js';
+import { EXTENT_SIZE, ExtentFlag, ZeroFlag } from '../../protocol/thin.js';
 
 export interface LegIoHost {
   readonly ports: readonly LegPort[];
@@ -36,8 +37,32 @@ export function sendWithin(h: LegIoHost, i: number, req: LegRequest): Promise<Bl
   });
 }
 
-/** Copy [at, at + n) from leg `source` to leg `target` (written with FUA); false if either failed. */
+/**
+ * Copy [at, at + n) from leg `source` to leg `target` (written with FUA); false if either failed.
+ * The source's extents say what to copy: data is read and written, a range that reads zeroes is
+ * zeroed on the target (a hole punched for a hole, in place for allocated zeroes), so a resynced
+ * leg keeps the source's holes.
+ */
 export async function copyRange(h: LegIoHost, source: number, target: number, at: number, n: number): Promise<boolean> {
+  for (let done = 0; done < n;) {
+    const got = await sendWithin(h, source, { op: 'block-status', offset: at + done, length: n - done, payload: null, fua: false });
+    if (got === null) return false;
+    const answer = Buffer.from(Buffer.isBuffer(got) ? got : Buffer.concat(got));
+    releasePayload(got);
+    for (let d = 0; d < answer.length && done < n; d += EXTENT_SIZE) {
+      const length = Math.min(answer.readUInt32BE(d), n - done);
+      if (!(await copyExtent(h, source, target, at + done, length, answer.readUInt32BE(d + 4)))) return false;
+      done += length;
+    }
+  }
+  return true;
+}
+
+async function copyExtent(h: LegIoHost, source: number, target: number, at: number, n: number, flags: number): Promise<boolean> {
+  if ((flags & ExtentFlag.ZERO) !== 0) {
+    const zeroFlags = (flags & ExtentFlag.HOLE) !== 0 ? 0 : ZeroFlag.NO_HOLE;
+    return (await sendWithin(h, target, { op: 'write-zeroes', offset: at, length: n, payload: null, fua: true, zeroFlags })) !== null;
+  }
   const data = await sendWithin(h, source, { op: 'read', offset: at, length: n, payload: null, fua: false });
   if (data === null) return false;
   const payload = Buffer.isBuffer(data) ? data : Buffer.concat(data);

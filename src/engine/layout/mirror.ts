@@ -19,10 +19,11 @@
 //
 // Reads are balanced by outstanding requests per leg (cheap, and it follows a slow leg at once,
 // where a latency average lags); a read that fails or times out is retried on another leg. A block
-// status is answered like a read, by one leg that holds the range. Thin requests never let legs
-// differ (issue 16): a TRIM is sent to every leg as zeroes without NO_HOLE (a hole where the leg
-// can punch one, zeroes written where it cannot), and a FAST_ZERO that some legs decline is done
-// the slow way on those legs (declined by all: ENOTSUP, nothing changed).
+// status is answered like a read, by one in-sync leg. Thin requests never let legs differ (issue
+// 16): a TRIM is sent to every leg as zeroes without NO_HOLE (a hole where the leg can punch one,
+// zeroes written where it cannot); a FAST_ZERO is refused (ENOTSUP, no leg touched) unless every
+// leg's export honours it, and one that a leg still declines is done the slow way on that leg
+// (declined by all: ENOTSUP, nothing changed).
 import type { Logger } from '../../util/log.js';
 import { releasePayload } from '../io/payload-pool.js';
 import { legTimeoutOf } from '../policy.js';
@@ -285,8 +286,10 @@ export class Mirror implements Device {
       this.resync.appLatency(this.clock.now() - t0);
       done(errno, data);
     });
-    // extents come from one leg that holds the range, as a read's data does
-    if (req.op === 'read' || req.op === 'block-status') this.read(req, finish, new Set(), null);
+    // a FAST_ZERO some leg cannot honour would be slow there: refused before any leg is touched
+    if (req.op === 'write-zeroes' && ((req.zeroFlags ?? 0) & ZeroFlag.FAST_ZERO) !== 0 && !this.fastZero()) queueMicrotask(() => finish('ENOTSUP', null));
+    // extents come from one in-sync leg, a read's data from one leg that holds the range
+    else if (req.op === 'read' || req.op === 'block-status') this.read(req, finish, new Set(), null);
     else if (req.op === 'flush') this.flush(req, finish);
     // a TRIM must leave every leg reading the same: each leg zeroes (punching a hole where it can)
     else if (req.op === 'trim') this.write({ ...req, op: 'write-zeroes', zeroFlags: 0 }, finish);
@@ -295,12 +298,16 @@ export class Mirror implements Device {
 
   // ---- reads ----
 
-  /** legs that hold [offset, offset + length) now: in sync, or resyncing with those regions copied */
+  /**
+   * Legs that hold [offset, offset + length) now: in sync, or (for data) resyncing with those
+   * regions copied. Extents only from in-sync legs (README: a resyncing leg's allocation may differ).
+   */
   private readable(req: BlockRequest): number[] {
     const { first, last } = this.rs.regionsOf(req.offset, Math.max(1, req.length));
     return this.o.ports.flatMap((_, i) => {
       if (!this.usable(i) || this.mode[i] === 'behind') return [];
       if (this.mode[i] === 'resyncing') {
+        if (req.op === 'block-status') return [];
         for (let r = first; r <= last; r++) if (this.rs.isOutOfSync(i, r)) return [];
       }
       return [i];

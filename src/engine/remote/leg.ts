@@ -384,27 +384,27 @@ export class Leg {
     return (this.features & Feature.DIGEST) !== 0;
   }
 
-  /** WRITE_ZEROES with FAST_ZERO is honoured by the export (as of the last handshake). */
+  /** WRITE_ZEROES with FAST_ZERO is honoured by the export's disk (as of the last handshake). */
   fastZero(): boolean {
-    return (this.features & Feature.ZERO_FLAGS) !== 0;
+    return (this.features & Feature.FAST_ZERO) !== 0;
   }
 
   /**
    * What the export does not serve is answered here as a file without native file ops would: an
-   * export without BLOCK_STATUS is all data; without zero flags, FAST_ZERO fails at once (ENOTSUP)
-   * and NO_HOLE holds anyway (that export writes the zeroes).
+   * export without BLOCK_STATUS is all data; FAST_ZERO to an export that cannot honour it fails at
+   * once (ENOTSUP); without zero flags, NO_HOLE holds anyway (that export writes the zeroes).
    */
   submit(req: LegRequest, done: TxnDone): void {
     if (req.op === 'block-status' && (this.features & Feature.BLOCK_STATUS) === 0) {
       queueMicrotask(() => done(null, allData(req.length)));
       return;
     }
-    if (req.op === 'write-zeroes' && (req.zeroFlags ?? 0) !== 0 && !this.fastZero()) {
-      if ((req.zeroFlags! & ZeroFlag.FAST_ZERO) !== 0) {
+    if (req.op === 'write-zeroes' && (req.zeroFlags ?? 0) !== 0) {
+      if ((req.zeroFlags! & ZeroFlag.FAST_ZERO) !== 0 && !this.fastZero()) {
         queueMicrotask(() => done('ENOTSUP', null));
         return;
       }
-      req = { ...req, zeroFlags: 0 };
+      if ((this.features & Feature.ZERO_FLAGS) === 0) req = { ...req, zeroFlags: 0 };
     }
     this.table!.submit(req, done);
   }
