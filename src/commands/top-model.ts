@@ -75,8 +75,8 @@ function legRow(cur: LegShow, prev: LegShow | undefined, ms: number): TopRow & {
     writeBytesPerSecond: perSecond(c.bytesWritten - p.bytesWritten, ms),
     read: lat(cur.latency.recent.read),
     write: lat(cur.latency.recent.write),
-    inflight: null,
-    resends: null,
+    inflight: c.inflight,
+    resends: Math.max(0, c.resends - p.resends),
     reconnects: Math.max(0, c.reconnects - p.reconnects),
     resync: cur.resync ? { doneBytes: cur.resync.doneBytes, totalBytes: cur.resync.totalBytes, etaMs: cur.resync.etaMs } : null,
   };
