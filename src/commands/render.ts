@@ -3,7 +3,7 @@ import type { ChalkInstance } from 'chalk';
 import { formatDuration, formatLegSpec, formatSize } from '../util/parse.js';
 import { POLICY_TABLE, policyText } from '../engine/policy.js';
 import type { AclEntry, CryptoShow, EventRecord, LegShow, NodeShow, Policy, StatusShow, VerifyShow } from '../engine/types.js';
-import { LATENCY_OPS, type OpLatency, type Rates } from '../engine/metrics/request-metrics.js';
+import { LATENCY_OPS, type LatencyShow, type OpLatency, type Rates } from '../engine/metrics/request-metrics.js';
 
 /** Columns padded to the widest cell; the header in bold. Colour never affects alignment. */
 export function table(chalk: ChalkInstance, header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -86,7 +86,7 @@ function legLine(l: LegShow, mirror: boolean): string {
   const sync = l.resync ? `, ${resyncText(l.resync)}` : '';
   const gen = l.generation ? `, generation ${l.generation}` : '';
   const st = l.stats;
-  return `${l.index}: ${formatLegSpec(l)} ${l.state}${why}${behind}${sync}${gen}; reads ${st.reads}, writes ${st.writes}, resynced ${formatSize(st.resyncedBytes)}, failed ${st.failed}, reconnects ${st.reconnects}`;
+  return `${l.index}: ${formatLegSpec(l)} ${l.state}${why}${behind}${sync}${gen}; reads ${st.reads}, writes ${st.writes}, resynced ${formatSize(st.resyncedBytes)}, failed ${st.failed}, in flight ${st.inflight}, resends ${st.resends}, reconnects ${st.reconnects}`;
 }
 
 /** "0.13", "51.2", "1024": a latency in ms with about three significant digits. */
@@ -100,6 +100,11 @@ export function opLatencyText(l: OpLatency): string {
     const s = l[op];
     return s.count === 0 ? `${op} -` : `${op} ${msText(s.p50Ms)}/${msText(s.p99Ms)}/${msText(s.maxMs)} (${s.count})`;
   }).join(', ');
+}
+
+/** "last 10 s    read …" and "since start  read …", each after `prefix`. */
+function latencyLines(l: LatencyShow, prefix: string): string[] {
+  return [`${prefix}last 10 s    ${opLatencyText(l.recent)}`, `${prefix}since start  ${opLatencyText(l.sinceStart)}`];
 }
 
 /** mismatching regions node show's text names (JSON has all of mismatchList) */
@@ -179,7 +184,7 @@ export function nodeBlock(chalk: ChalkInstance, n: NodeShow): string {
     if (n.legs) {
       const unit = n.layout === 'stripe' && n.chunk !== null ? `, chunk ${formatSize(n.chunk)}` : n.layout === 'mirror' && n.region !== null ? `, region ${formatSize(n.region)}` : '';
       rows.push(['layout', `${n.layout}${unit}`]);
-      rows.push(['legs', n.legs.flatMap((l) => [legLine(l, n.layout === 'mirror'), `   latency p50/p99/max ms, last 10 s: ${opLatencyText(l.latency.recent)}`])]);
+      rows.push(['legs', n.legs.flatMap((l) => [legLine(l, n.layout === 'mirror'), ...latencyLines(l.latency, '   latency p50/p99/max ms, ')])]);
       if (n.layout === 'mirror') rows.push(['verify', verifyText(n.verify)]);
     } else {
       rows.push(['remote', (n.remote ?? '-') + (n.export ? ` (export "${n.export}")` : '')]);
@@ -188,9 +193,9 @@ export function nodeBlock(chalk: ChalkInstance, n: NodeShow): string {
     rows.push(['session', n.sessionId ?? '-']);
     rows.push(['nbd', n.nbd ? [n.nbd.socket, n.nbd.uri, ...(n.nbd.listen ? [`tcp ${n.nbd.listen}`] : [])] : 'not serving yet']);
     rows.push(['attachment', n.attachment ? `${n.attachment.device} (${n.attachment.method}, ${n.attachment.state})` : 'none']);
-    // p50/p99/max: what a reader of the NBD device waits, from request to reply
-    if (n.latency) rows.push(['latency', ['p50/p99/max ms (requests)', `last 10 s    ${opLatencyText(n.latency.recent)}`, `since start  ${opLatencyText(n.latency.sinceStart)}`]]);
   }
+  // p50/p99/max: a remote node's from NBD request to reply (what a reader of the device waits), an export's from request to answer
+  if (n.latency) rows.push(['latency', ['p50/p99/max ms (requests)', ...latencyLines(n.latency, '')]]);
   rows.push(['autostart', n.autostart ? 'yes' : 'no']);
   rows.push(['crypto', cryptoSummary(n.crypto)]);
   rows.push(['policy', policyLines(n.policy)]);

@@ -17,12 +17,12 @@ export interface TopRow {
   writeIops: number | null;
   readBytesPerSecond: number;
   writeBytesPerSecond: number;
-  /** the last 10 s; null when nothing was measured (exports) */
+  /** the last 10 s; null when no request of the op was answered in it */
   read: TopLatency | null;
   write: TopLatency | null;
-  inflight: number | null;
+  inflight: number;
   /** in the interval */
-  resends: number | null;
+  resends: number;
   reconnects: number;
   resync: { doneBytes: number; totalBytes: number; etaMs: number | null } | null;
 }
@@ -75,8 +75,8 @@ function legRow(cur: LegShow, prev: LegShow | undefined, ms: number): TopRow & {
     writeBytesPerSecond: perSecond(c.bytesWritten - p.bytesWritten, ms),
     read: lat(cur.latency.recent.read),
     write: lat(cur.latency.recent.write),
-    inflight: null,
-    resends: null,
+    inflight: c.inflight,
+    resends: Math.max(0, c.resends - p.resends),
     reconnects: Math.max(0, c.reconnects - p.reconnects),
     resync: cur.resync ? { doneBytes: cur.resync.doneBytes, totalBytes: cur.resync.totalBytes, etaMs: cur.resync.etaMs } : null,
   };
@@ -103,7 +103,7 @@ interface Column {
   /** lower goes first when the terminal is narrow */
   keep: number;
   left?: boolean;
-  cell(r: TopRow, leg: boolean): string;
+  cell(r: TopRow): string;
 }
 
 const num = (v: number | null): string => (v === null ? '-' : v === 0 ? '0' : v < 10 ? v.toFixed(1) : String(Math.round(v)));
@@ -128,21 +128,21 @@ const COLUMNS: readonly Column[] = [
   { head: 'W-MiB/s', keep: 7, cell: (r) => mib(r.writeBytesPerSecond) },
   { head: 'R-LAT ms', keep: 5, cell: (r) => latText(r.read) },
   { head: 'W-LAT ms', keep: 5, cell: (r) => latText(r.write) },
-  { head: 'INFL', keep: 4, cell: (r) => (r.inflight === null ? '-' : String(r.inflight)) },
-  { head: 'RESEND', keep: 2, cell: (r) => (r.resends === null ? '-' : String(r.resends)) },
+  { head: 'INFL', keep: 4, cell: (r) => String(r.inflight) },
+  { head: 'RESEND', keep: 2, cell: (r) => String(r.resends) },
   { head: 'RECONN', keep: 3, cell: (r) => String(r.reconnects) },
 ];
 
 /** The view as lines at most `width` wide: columns the width cannot hold are left out, least needed first. */
 export function topLines(v: TopView, width: number): string[] {
-  const rows: { name: string; row: TopRow; leg: boolean }[] = [];
+  const rows: { name: string; row: TopRow }[] = [];
   for (const n of v.nodes) {
-    rows.push({ name: n.name, row: n, leg: false });
-    for (const l of n.legs) rows.push({ name: ` └ ${l.index} ${l.remote}`, row: l, leg: true });
+    rows.push({ name: n.name, row: n });
+    for (const l of n.legs) rows.push({ name: ` └ ${l.index} ${l.remote}`, row: l });
   }
   const nameW = Math.max(4, ...rows.map((r) => r.name.length));
   let cols = [...COLUMNS];
-  const widthOf = (c: Column): number => Math.max(c.head.length, ...rows.map((r) => c.cell(r.row, r.leg).length));
+  const widthOf = (c: Column): number => Math.max(c.head.length, ...rows.map((r) => c.cell(r.row).length));
   const total = (cs: readonly Column[]): number => nameW + cs.reduce((s, c) => s + 2 + widthOf(c), 0);
   while (cols.length > 1 && total(cols) > width) {
     const least = cols.reduce((a, b) => (b.keep < a.keep ? b : a));
@@ -156,7 +156,7 @@ export function topLines(v: TopView, width: number): string[] {
   const out = [line('NAME', cols.map((c) => c.head), withBar ? 'RESYNC' : '')];
   for (const r of rows) {
     const bar = r.row.resync && withBar ? resyncBar(r.row.resync, room) : '';
-    out.push(line(r.name, cols.map((c) => c.cell(r.row, r.leg)), bar));
+    out.push(line(r.name, cols.map((c) => c.cell(r.row)), bar));
   }
   return out.map((l) => (l.length > width ? l.slice(0, width) : l));
 }

@@ -175,7 +175,7 @@ export async function runEngine(opts: EngineOptions): Promise<Engine> {
   });
   // An engine that cannot serve its metrics does not start (the error names the address).
   try {
-    metrics = await startEngineMetrics(opts.metricsListen ?? parsed.engine.metricsListen ?? null, registry, cryptoPool, elog);
+    metrics = await startEngineMetrics(opts.metricsListen ?? parsed.engine.metricsListen ?? null, registry, cryptoPool, elog, clock);
   } catch (err) {
     await server.close();
     throw err;

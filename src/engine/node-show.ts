@@ -53,7 +53,7 @@ export function nodeShow({ config: c, runtime, diskSize, attachment, cores }: Sh
     policy: { ...c.policy, deadlineMs: deadlineMs(c.policy) },
     stats: { ...emptyStats(), ...r.stats },
     crypto: cryptoShow(c.crypto, cores),
-    latency: exp ? null : (r.latency ?? null),
+    latency: r.latency ?? null,
     backend: exp ? (r.backend ?? null) : null,
   };
 }

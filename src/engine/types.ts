@@ -242,6 +242,10 @@ export interface LegStats {
   comparedBytes: number;
   failed: number;
   reconnects: number;
+  /** the leg's transaction table: sent again after the resend timeout, replayed after a reconnect, in flight now */
+  resends: number;
+  replayed: number;
+  inflight: number;
 }
 
 export interface LegShow {

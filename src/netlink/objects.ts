@@ -89,6 +89,9 @@ export const legStatsSchema = objectSchema<LegStats>('leg-stats', {
   failed: { attr: 6, type: t.u64 },
   reconnects: { attr: 7, type: t.u64 },
   comparedBytes: { attr: 8, type: t.u64 },
+  resends: { attr: 9, type: t.u64 },
+  replayed: { attr: 10, type: t.u64 },
+  inflight: { attr: 11, type: t.u32 },
 });
 
 export const verifyMismatchSchema = objectSchema<VerifyMismatch>('verify-mismatch', {

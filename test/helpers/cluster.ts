@@ -60,6 +60,8 @@ export interface PairOptions {
   autosave?: boolean;
   /** extra arguments for the remote engine, e.g. ['--metrics-listen', '127.0.0.1:0'] */
   remoteEngineArgs?: string[];
+  /** extra arguments for the export engine */
+  exportEngineArgs?: string[];
   /** called once both engines run, before any node is added (e.g. to subscribe to events) */
   beforeNodes?: (exp: Engine, rem: Engine) => Promise<void>;
 }
@@ -97,7 +99,7 @@ export async function startPair(t: TestContext, opts: PairOptions = {}): Promise
   const exportName = opts.exportName ?? 'vol';
   const remoteName = opts.remoteName ?? 'vol';
   const own = opts.autosave === true;
-  const exp = await startEngine(t, { ownConfig: own, ...(opts.exportEnv ? { env: opts.exportEnv } : {}) });
+  const exp = await startEngine(t, { ownConfig: own, ...(opts.exportEnv ? { env: opts.exportEnv } : {}), ...(opts.exportEngineArgs ? { args: opts.exportEngineArgs } : {}) });
   const rem = await startEngine(t, { ownConfig: own, ...(opts.remoteEngineArgs ? { args: opts.remoteEngineArgs } : {}) });
   if (opts.beforeNodes) await opts.beforeNodes(exp, rem);
   const disk = opts.disk ?? join(exp.dir, 'disk.img');

@@ -36,14 +36,14 @@ export function assertNodeShow(node: Record<string, unknown>): void {
   assert.deepEqual(Object.keys(node.crypto as object).sort(), CRYPTO_KEYS, 'crypto keys');
   const p = node.policy as Record<string, number>;
   assert.equal(p.deadlineMs, p.resendTimeoutMs! * (p.maxResends! + 1), 'deadline = resend-timeout × (max-resends + 1)');
+  assertLatencyShow(node.latency); // both roles: an export's from request to answer, a remote's from NBD request to reply
   if (node.role === 'export') {
-    for (const k of ['remote', 'export', 'permissions', 'nbd', 'attachment', 'sessionId', 'layout', 'chunk', 'region', 'degraded', 'legs', 'verify', 'splitBrain', 'latency']) {
+    for (const k of ['remote', 'export', 'permissions', 'nbd', 'attachment', 'sessionId', 'layout', 'chunk', 'region', 'degraded', 'legs', 'verify', 'splitBrain']) {
       assert.equal(node[k], null, `export node: ${k} is null`);
     }
     assert.ok(Array.isArray(node.acl));
   } else {
     for (const k of ['disk', 'readonly', 'acl']) assert.equal(node[k], null, `remote node: ${k} is null`);
-    assertLatencyShow(node.latency);
     if (node.layout === 'single') {
       for (const k of ['chunk', 'region', 'degraded', 'legs', 'verify', 'splitBrain']) assert.equal(node[k], null, `single remote node: ${k} is null`);
     } else {

@@ -20,7 +20,7 @@ test('export stats: calls in flight, the oldest\'s age, the peak, and what was a
   s.endCall(a, Op.WRITE, 4096, 0);
   assert.equal(s.snapshot().oldestInflightMs, 10, 'the oldest left: the next one is');
   s.endCall(b, Op.READ, 0, 5);
-  s.answered(22); // refused without a backend call
+  s.answered(Op.WRITE, 22); // refused without a backend call
   s.replayed();
   s.reconnected();
   assert.equal(ended, 2);

@@ -1,5 +1,6 @@
 // The metrics families from node shows and request metrics: every family present even with no
-// node, states as 0/1 gauges, leg series in dst_leg_* families, errors by op and errno.
+// node, states as 0/1 gauges, leg series (bytes, requests, resends, replays, in flight) in dst_leg_*
+// families, errors by op and errno.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { collectFamilies, type EngineSample } from '../../src/engine/metrics/collect.js';
@@ -25,7 +26,7 @@ test('collect: families always present; node and leg series; errors by op and er
   leg.done('read', clock.now(), null, 512);
   const legShow = { index: 0, remote: '192.0.2.1:10825', export: null, state: 'resyncing' as const, reason: null, size: 1 << 20, identity: null,
     outOfSyncBytes: 65536, generation: null, resync: null, latency: emptyLatencyShow(),
-    stats: { reads: 1, writes: 0, bytesRead: 512, bytesWritten: 0, resyncedBytes: 0, comparedBytes: 0, failed: 0, reconnects: 2 } };
+    stats: { reads: 1, writes: 0, bytesRead: 512, bytesWritten: 0, resyncedBytes: 0, comparedBytes: 0, failed: 0, reconnects: 2, resends: 4, replayed: 1, inflight: 5 } };
   const show = remoteNode({ name: 'm', state: 'ready', layout: 'mirror', legs: [legShow], stats: { ...emptyStats(), bytesWritten: 4096 } });
   const text = exposition(collectFamilies([{ show, metrics: { requests: req, legs: [{ index: 0, metrics: leg }], nbdConnections: 3 } }], engine));
   assert.equal(sample(text, 'dst_node_state', { node: 'm', state: 'ready' }), 1);
@@ -38,6 +39,9 @@ test('collect: families always present; node and leg series; errors by op and er
   assert.equal(sample(text, 'dst_resync_remaining_bytes', { node: 'm', leg: '0' }), 65536);
   assert.equal(sample(text, 'dst_leg_requests_total', { node: 'm', leg: '0', op: 'read' }), 1);
   assert.equal(sample(text, 'dst_leg_reconnects_total', { node: 'm', leg: '0' }), 2);
+  assert.equal(sample(text, 'dst_leg_resends_total', { node: 'm', leg: '0' }), 4);
+  assert.equal(sample(text, 'dst_leg_replays_total', { node: 'm', leg: '0' }), 1);
+  assert.equal(sample(text, 'dst_leg_inflight_requests', { node: 'm', leg: '0' }), 5);
   assert.equal(sample(text, 'dst_read_bytes_total', { node: 'm', leg: '0' }), null, 'leg bytes are not in the node family');
   assert.equal(sample(text, 'dst_crypto_pool_busy_seconds_total', {}), 1.5);
 });

@@ -18,7 +18,7 @@ function leg(index: number, over: Partial<LegShow> = {}): LegShow {
   return {
     index, remote: `192.0.2.${10 + index}:10825`, export: `leg${index}`, state: 'in-sync', reason: null, size: 64 * M, identity: null,
     outOfSyncBytes: 0, generation: null, resync: null,
-    stats: { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0, resyncedBytes: 0, comparedBytes: 0, failed: 0, reconnects: 0 },
+    stats: { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0, resyncedBytes: 0, comparedBytes: 0, failed: 0, reconnects: 0, resends: 0, replayed: 0, inflight: 0 },
     latency: emptyLatencyShow(),
     ...over,
   };
@@ -113,4 +113,15 @@ test('node show: a mirror leg\'s generation is said when known', () => {
   const behind = mirror({ degraded: true, legs: [leg(0), leg(1, { state: 'behind', outOfSyncBytes: 3 * M, generation: '00000000000000aa' })] });
   assert.match(nodeBlock(chalk, behind), /^ +1: \S+ behind, out of sync 3M, generation 00000000000000aa; reads 0/m);
   assert.doesNotMatch(nodeBlock(chalk, mirror()), /generation/);
+});
+
+test('node show: each leg\'s in flight, resends and latency of the last 10 s and since start', () => {
+  const lat = emptyLatencyShow();
+  lat.recent.write = { p50Ms: 0.5, p99Ms: 2, maxMs: 3, count: 10 };
+  lat.sinceStart.write = { p50Ms: 0.25, p99Ms: 4, maxMs: 9, count: 500 };
+  const l1 = leg(1, { latency: lat });
+  const text = nodeBlock(chalk, mirror({ legs: [leg(0), { ...l1, stats: { ...l1.stats, inflight: 3, resends: 7 } }] }));
+  assert.match(text, /^ +1: \S+ in-sync, .*in flight 3, resends 7, reconnects 0$/m);
+  assert.match(text, /^ +latency p50\/p99\/max ms, last 10 s {4}read -, write 0\.5\/2\/3 \(10\), flush -, trim -$/m);
+  assert.match(text, /^ +latency p50\/p99\/max ms, since start {2}read -, write 0\.25\/4\/9 \(500\), flush -, trim -$/m);
 });

@@ -10,7 +10,7 @@ import { exportNode, remoteNode } from '../helpers/cli-harness.js';
 const leg = (index: number, writes: number, resync: LegShow['resync'] = null): LegShow => ({
   index, remote: `192.0.2.${index}:10825`, export: null, state: resync ? 'resyncing' : 'in-sync', reason: null, size: 1 << 30, identity: null,
   outOfSyncBytes: 0, generation: null, resync, latency: emptyLatencyShow(),
-  stats: { reads: 0, writes, bytesRead: 0, bytesWritten: writes * 4096, resyncedBytes: 0, comparedBytes: 0, failed: 0, reconnects: 0 },
+  stats: { reads: 0, writes, bytesRead: 0, bytesWritten: writes * 4096, resyncedBytes: 0, comparedBytes: 0, failed: 0, reconnects: 0, resends: 0, replayed: 0, inflight: 0 },
 });
 
 test('top: rates from deltas, sorted by load, legs under their node, fits the width', () => {
@@ -39,7 +39,7 @@ test('top: rates from deltas, sorted by load, legs under their node, fits the wi
   assert.equal(busy.inflight, 7);
   assert.deepEqual(busy.write, { p50Ms: 0.5, p99Ms: 2 });
   assert.deepEqual(busy.legs.map((l) => l.writeIops), [1000, 500]);
-  assert.equal(v.nodes[1]!.readIops, null, 'an export has no per-op counts');
+  assert.equal(v.nodes[1]!.readIops, null, 'a node without latency counts has no IOPS');
   assert.equal(v.nodes[1]!.writeBytesPerSecond, 0, 'a node new since the last answer has no rate yet');
 
   const wide = topLines(v, 200);
@@ -49,4 +49,16 @@ test('top: rates from deltas, sorted by load, legs under their node, fits the wi
   assert.ok(narrow.every((l) => l.length <= 60));
   assert.match(narrow[0]!, /W-IOPS/);
   assert.doesNotMatch(narrow[0]!, /RESEND/, 'the least needed column goes first');
+});
+
+test('top: a leg\'s in flight now and resends in the interval, from its transaction table', () => {
+  const withTable = (l: LegShow, resends: number, inflight: number): LegShow => ({ ...l, stats: { ...l.stats, resends, inflight } });
+  const before = [remoteNode({ name: 'm', layout: 'mirror', legs: [withTable(leg(0, 0), 2, 0), withTable(leg(1, 0), 0, 0)] })];
+  const after = [remoteNode({ name: 'm', layout: 'mirror', legs: [withTable(leg(0, 10), 7, 3), withTable(leg(1, 10), 0, 1)] })];
+  const legs = topView(before, after, 1000).nodes[0]!.legs;
+  assert.deepEqual(legs.map((l) => [l.inflight, l.resends]), [[3, 5], [1, 0]]);
+  const row = topLines(topView(before, after, 1000), 200).find((l) => l.includes('└ 0'))!;
+  const head = topLines(topView(before, after, 1000), 200)[0]!;
+  const cell = (name: string): string => row.slice(0, head.indexOf(name) + name.length).trim().split(/\s+/).pop()!;
+  assert.deepEqual([cell('INFL'), cell('RESEND')], ['3', '5'], `the leg row shows them:\n${head}\n${row}`);
 });

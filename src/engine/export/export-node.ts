@@ -34,6 +34,7 @@ import { diskLockText, lockDisk } from './disk-lock.js';
 import { Connection, type ExportHost } from './connection.js';
 import { refuseSocket } from './handshake.js';
 import { MemoryReclaimer } from '../reclaim.js';
+import type { MetricsSource, NodeMetricsView } from '../metrics/collect.js';
 
 /** How long a stop drains before connections are destroyed (DESIGN §4). */
 export const DRAIN_MS = 10_000;
@@ -71,7 +72,7 @@ export function createExportNode(node: { readonly config: ExportConfig }, ctx: N
   return rt;
 }
 
-class ExportNode implements NodeRuntime {
+class ExportNode implements NodeRuntime, MetricsSource {
   private readonly name: string;
   private readonly log: Logger;
   private readonly clock: Clock;
@@ -179,8 +180,14 @@ class ExportNode implements NodeRuntime {
       sessionId: null,
       permissions: null,
       stats: this.stats.snapshot(),
+      latency: this.stats.metrics.show(),
       backend: this.nbd?.show() ?? null,
     };
+  }
+
+  /** for the metrics endpoint and the rates of status: the requests as the export answered them */
+  metrics(): NodeMetricsView {
+    return { requests: this.stats.metrics, legs: [], nbdConnections: null };
   }
 
   testCounters(): ExportTestCounters {

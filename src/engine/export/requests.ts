@@ -121,7 +121,7 @@ export class Requests<C extends SessionMember> {
         op: opName(op), id: frame.id, offset: frame.offset, length: frame.length, errno: verdict.errno, reason: verdict.reason,
       });
       const status = errnoNumber(verdict.errno);
-      host.stats.answered(status);
+      host.stats.answered(op, status);
       conn.respond(frame, status, null);
       return;
     }
@@ -130,7 +130,7 @@ export class Requests<C extends SessionMember> {
     const recorded = host.sessions.recorded(this.session, frame, replay);
     if (recorded !== undefined) {
       conn.log.debug('replay answered from record', { op: opName(op), id: frame.id, status: recorded });
-      host.stats.answered(recorded);
+      host.stats.answered(op, recorded);
       conn.respond(frame, recorded, null);
       return;
     }

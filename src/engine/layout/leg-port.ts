@@ -18,7 +18,7 @@ export class LegPort {
   private head = 0;
   /** requests submitted to the leg or waiting here, not yet done */
   outstanding = 0;
-  readonly counters: Omit<LegStats, 'reconnects' | 'resyncedBytes' | 'comparedBytes'> = { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0, failed: 0 };
+  readonly counters: Pick<LegStats, 'reads' | 'writes' | 'bytesRead' | 'bytesWritten' | 'failed'> = { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0, failed: 0 };
   /** latency from send to done, per op (node show's legs[i].latency, the metrics endpoint) */
   readonly metrics: RequestMetrics;
   private readonly unsubscribe: () => void;

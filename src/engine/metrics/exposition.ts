@@ -21,7 +21,7 @@ export type Family =
   /** a latency histogram, exposed in seconds */
   | { kind: 'histogram'; name: string; help: string; samples: HistogramSample[] };
 
-/** Upper bounds exposed (seconds): every second bucket edge from 16 µs to about 67 s, then +Inf. */
+/** Upper bounds exposed (seconds): every second bucket edge from 24 µs to about 100 s, then +Inf. */
 const EXPOSED: readonly number[] = Array.from({ length: BUCKETS }, (_, b) => b).filter((b) => b >= 17 && b % 2 === 0);
 
 function escapeLabel(v: string): string {

@@ -1,19 +1,25 @@
 // Latency histograms: fixed, log-linear buckets (4 per power of two of microseconds, up to 2^26 µs,
 // about 67 s; slower samples land in the last bucket), so memory is bounded and recording is an
-// index computation and an increment, with no allocation. Quantiles are reported as the upper
-// edge of the bucket they fall in (at most 25 % above the true value); the maximum is exact.
+// index computation and an increment, with no allocation. A bucket holds (lower edge, upper edge],
+// as Prometheus reads `le`: a sample exactly on an edge is in the bucket that edge closes.
+// Quantiles are reported as the upper edge of the bucket they fall in (at most 25 % above the true
+// value); the maximum is exact.
 // Used by the resync pace (its p99 per window) and by the request latencies of `node show` and
 // the metrics endpoint (a window of recent seconds and the total since start).
 // Pure: samples in, numbers out; time only as the caller passes it.
 
 const SUB = 4;
 export const BUCKETS = 27 * SUB;
+/** how far above an edge (in quarter octaves, about 2.5e-10 of the value) a sample still counts as on it */
+const ON_EDGE = 1e-9;
 
+/** The bucket of a sample in µs: the first whose upper edge is ≥ it (bucket 0: up to 1 µs). */
 function bucketOf(us: number): number {
-  if (us < 1) return 0;
+  if (us <= 1) return 0;
   const e = Math.floor(Math.log2(us));
-  const sub = Math.floor((us / 2 ** e - 1) * SUB);
-  return Math.min(BUCKETS - 1, e * SUB + sub + 1);
+  // an exact power of two closes the previous octave's last bucket (ceil of 0 is 0); ON_EDGE keeps
+  // an edge given in ms (its µs a rounding error above) in the bucket it closes
+  return Math.min(BUCKETS - 1, e * SUB + Math.ceil((us / 2 ** e - 1) * SUB - ON_EDGE));
 }
 
 /** The upper edge of bucket b in ms. */

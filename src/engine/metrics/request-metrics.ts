@@ -37,7 +37,7 @@ export interface RequestRecorder {
   done(op: LegOp, startMs: number, errno: string | null, length: number): void;
 }
 
-/** Requests and bytes per second over the last 10 s. */
+/** Requests and bytes per second over the last 10 s (or since start, when younger). */
 export interface Rates {
   readIops: number;
   writeIops: number;
@@ -52,8 +52,11 @@ const SLOT_MS = 1000;
 class WindowedBytes {
   private readonly bytes = new Float64Array(SLOTS);
   private readonly slotOf = new Float64Array(SLOTS).fill(-Infinity);
+  /** since start */
+  total = 0;
 
   add(now: number, n: number): void {
+    this.total += n;
     const slot = Math.floor(now / SLOT_MS);
     const i = slot % SLOTS;
     if (this.slotOf[i] !== slot) {
@@ -77,7 +80,11 @@ export class RequestMetrics implements RequestRecorder {
   readonly errors = {} as Record<LatencyOp, Map<string, number>>;
   private readonly bytes = { read: new WindowedBytes(), write: new WindowedBytes() };
 
+  /** when counting began: the window is no older than this */
+  private readonly since: number;
+
   constructor(private readonly clock: Clock) {
+    this.since = clock.now();
     for (const op of LATENCY_OPS) {
       this.latency[op] = new WindowedLatency(SLOTS, SLOT_MS);
       this.errors[op] = new Map();
@@ -90,7 +97,11 @@ export class RequestMetrics implements RequestRecorder {
 
   done(op: LegOp, startMs: number, errno: string | null, length: number): void {
     const o = latencyOpOf(op);
-    if (o === null) return;
+    if (o !== null) this.record(o, startMs, errno, length);
+  }
+
+  /** One request of `o` that began at `startMs` and is answered now (`length`: counted for reads and writes that succeeded). */
+  record(o: LatencyOp, startMs: number, errno: string | null, length: number): void {
     const now = this.clock.now();
     this.latency[o].add(now, Math.max(0, now - startMs));
     if (errno === null) {
@@ -101,6 +112,15 @@ export class RequestMetrics implements RequestRecorder {
     const n = m.get(errno);
     if (n !== undefined) m.set(errno, n + 1);
     else if (m.size < MAX_ERRNOS) m.set(errno, 1);
+  }
+
+  /** Bytes of the reads and writes that succeeded, since start: what the clients moved. */
+  get bytesRead(): number {
+    return this.bytes.read.total;
+  }
+
+  get bytesWritten(): number {
+    return this.bytes.write.total;
   }
 
   show(): LatencyShow {
@@ -114,10 +134,14 @@ export class RequestMetrics implements RequestRecorder {
     return { recent, sinceStart };
   }
 
-  /** The last 10 s as rates (a window not yet 10 s old is still divided by 10 s: the rate settles in). */
+  /**
+   * The window's requests and bytes per second: divided by the time the window covers (the slots
+   * it holds, the current one partly; less while the node is younger than the window), not by 10 s.
+   */
   rates(): Rates {
     const now = this.clock.now();
-    const s = SLOTS * SLOT_MS / 1000;
+    const from = Math.max(this.since, (Math.floor(now / SLOT_MS) - SLOTS + 1) * SLOT_MS);
+    const s = Math.max(1, now - from) / 1000;
     return {
       readIops: this.latency.read.recent(now).count / s,
       writeIops: this.latency.write.recent(now).count / s,

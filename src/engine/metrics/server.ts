@@ -7,6 +7,7 @@ import http from 'node:http';
 import { DstError, errnoOf } from '../../util/errors.js';
 import { formatHostPort, type HostPort } from '../../util/parse.js';
 import type { Logger } from '../../util/log.js';
+import type { Clock } from '../../util/clock.js';
 import { parseHostPort } from '../../util/parse.js';
 import type { CryptoPool } from '../crypto-pool.js';
 import { pooledBytes } from '../io/payload-pool.js';
@@ -75,9 +76,9 @@ export async function startMetricsServer(o: { listen: HostPort; collect: () => F
 }
 
 /** The engine's endpoint over its registry (null when `listen` is null: off). */
-export async function startEngineMetrics(listen: string | null, registry: Registry, pool: CryptoPool, log: Logger): Promise<MetricsServer | null> {
+export async function startEngineMetrics(listen: string | null, registry: Registry, pool: CryptoPool, log: Logger, clock: Clock): Promise<MetricsServer | null> {
   if (listen === null) return null;
-  const probe = new EngineProbe({ cryptoBusySeconds: () => pool.busySeconds(), payloadPoolFreeBytes: pooledBytes });
+  const probe = new EngineProbe({ cryptoBusySeconds: () => pool.busySeconds(), payloadPoolFreeBytes: pooledBytes, clock });
   try {
     const srv = await startMetricsServer({ listen: parseHostPort(listen, 'metrics listen address'), collect: () => collectFamilies(nodeSamples(registry), probe.sample()), log });
     return { address: srv.address, close: async () => { probe.close(); await srv.close(); } };

@@ -24,6 +24,7 @@ export function legShows(legs: readonly Leg[], cfg: RemoteConfig, ports: readonl
     const sync = device?.legSync(i) ?? { outOfSyncBytes: 0, resync: null, resyncedBytes: 0, comparedBytes: 0, generation: null };
     const c = ports[i]?.counters;
     const state = stateOf(i);
+    const t = legStats[i]!;
     return {
       index: i,
       remote: leg.remote,
@@ -38,14 +39,19 @@ export function legShows(legs: readonly Leg[], cfg: RemoteConfig, ports: readonl
       latency: ports[i]?.metrics.show() ?? emptyLatencyShow(),
       stats: {
         reads: c?.reads ?? 0, writes: c?.writes ?? 0, bytesRead: c?.bytesRead ?? 0, bytesWritten: c?.bytesWritten ?? 0,
-        resyncedBytes: sync.resyncedBytes, comparedBytes: sync.comparedBytes, failed: c?.failed ?? 0, reconnects: legStats[i]!.reconnects,
+        resyncedBytes: sync.resyncedBytes, comparedBytes: sync.comparedBytes, failed: c?.failed ?? 0, reconnects: t.reconnects,
+        resends: t.resends, replayed: t.replayed, inflight: t.inflight,
       },
     };
   });
 }
 
-/** A multi-leg node's stats: the legs' transactions added up; in flight counts device requests. */
-export function sumStats(all: Stats[], inflight: number): Stats {
+/**
+ * A multi-leg node's stats: the legs' transactions added up, but its bytes are what its NBD clients
+ * read and wrote (`nbd`): a mirror writes each byte to every leg and resyncs, which the legs count.
+ * In flight counts device requests.
+ */
+export function sumStats(all: Stats[], inflight: number, nbd: { readonly bytesRead: number; readonly bytesWritten: number }): Stats {
   const s = emptyStats();
   for (const x of all) {
     s.inflightPeak = Math.max(s.inflightPeak, x.inflightPeak);
@@ -54,11 +60,11 @@ export function sumStats(all: Stats[], inflight: number): Stats {
     s.replayed += x.replayed;
     s.failed += x.failed;
     s.reconnects += x.reconnects;
-    s.bytesRead += x.bytesRead;
-    s.bytesWritten += x.bytesWritten;
     if (x.oldestInflightMs !== null) s.oldestInflightMs = Math.max(s.oldestInflightMs ?? 0, x.oldestInflightMs);
   }
   s.inflight = inflight;
+  s.bytesRead = nbd.bytesRead;
+  s.bytesWritten = nbd.bytesWritten;
   return s;
 }
 

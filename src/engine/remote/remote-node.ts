@@ -528,7 +528,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
     const d = this.device;
     return {
       ...base, size: d?.size ?? null, listen: null, permissions: this.legs.some((l) => l.perms !== null) ? this.permissions() : null,
-      stats: sumStats(legStats, d?.inflight() ?? 0), degraded: d?.degraded() ?? null, verify: d?.verifyShow?.() ?? null,
+      stats: sumStats(legStats, d?.inflight() ?? 0, this.recorder), degraded: d?.degraded() ?? null, verify: d?.verifyShow?.() ?? null,
       legs: legShows(this.legs, this.node.config, this.ports, d, (i) => this.legState(i), legStats),
       splitBrain: this.splitBrain ? { legs: this.splitBrain.legs, generations: this.splitBrain.generations } : null,
     };
