@@ -62,9 +62,9 @@ export function conditions(n: NodeShow): string[] {
   ];
 }
 
-/** " (leg, degraded)": the reason and the conditions after a state, "" when there are none. */
+/** " (leg, degraded)": the reason and the conditions after a state, "" when there are none (a condition that is the reason once). */
 function notes(reason: string | null, n: NodeShow): string {
-  const all = [...(reason ? [reason] : []), ...conditions(n)];
+  const all = [...(reason ? [reason] : []), ...conditions(n).filter((c) => c !== reason)];
   return all.length ? ` (${all.join(', ')})` : '';
 }
 

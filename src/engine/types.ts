@@ -409,6 +409,9 @@ export interface StartOptions {
   keep?: number;
 }
 
+/** A remote node's registry entry as its runtime sees it: the config, and how a new order of its legs is saved (a mirror follows its legs' metadata). */
+export interface RemoteEntry { readonly config: RemoteConfig; saveLegs?(legs: LegConfig[]): Promise<void> }
+
 export interface RemoteRuntime extends NodeRuntime {
   /** Resolve when ready, or after ms with the current state (never rejects). */
   waitReady(ms: number): Promise<RemoteState>;

@@ -47,12 +47,14 @@ test('node list: a mirror\'s condition in the STATE column', () => {
   const behind = mirror({ degraded: true, legs: [leg(0), leg(1, { state: 'behind', outOfSyncBytes: 3 * M, generation: '00000000000000aa' })] });
   const away = mirror({ state: 'backoff', reason: 'leg', degraded: true, legs: [leg(0), leg(1, { state: 'connecting' })] });
   const split = mirror({ degraded: true, splitBrain: { legs: [0, 1], generations: ['00000000000000a1', '00000000000000b7'] } });
-  assert.deepEqual(stateColumn([mirror(), behind, resyncing, away, split, remoteNode()]), [
+  const refused = mirror({ state: 'failed', reason: 'split-brain', degraded: null, splitBrain: { legs: [0, 1], generations: ['00000000000000a1', '00000000000000b7'] } });
+  assert.deepEqual(stateColumn([mirror(), behind, resyncing, away, split, refused, remoteNode()]), [
     'ready',
     'ready (degraded)',
     'ready (degraded, resyncing)',
     'backoff (leg, degraded)',
     'ready (split-brain, degraded)',
+    'failed (split-brain)',
     'ready',
   ]);
   assert.match(nodeLine(chalk, resyncing), /^vol: remote ready \(degraded, resyncing\) mirror of 192\.0\.2\.10:10825, 192\.0\.2\.11:10825$/);

@@ -22,12 +22,12 @@ import type { Logger } from '../../util/log.js';
 import { parseHostPort } from '../../util/parse.js';
 import { nbdSocketPath } from '../paths.js';
 import {
-  type EventFields, type EventName, type LegConfig, type LegEdit, type LegState, type NodeContext, type Policy, type RemoteConfig, type RemoteRuntime,
+  type EventFields, type EventName, type LegConfig, type LegEdit, type LegState, type NodeContext, type Policy, type RemoteConfig, type RemoteEntry, type RemoteRuntime,
   type RemoteState, type RuntimeShow, type StartOptions, type VerifyOptions, type VerifyReport,
 } from '../types.js';
 import type { Connection, SocketFactory } from './connection.js';
 import { Leg, type LegOptions } from './leg.js';
-import { editLegs, type LegEditHost } from './leg-edits.js';
+import { editLegs, reorderLegs, type LegEditHost } from './leg-edits.js';
 import type { Device } from '../layout/device.js';
 import { LegPort } from '../layout/leg-port.js';
 import type { SplitBrain } from '../layout/assemble.js';
@@ -51,7 +51,7 @@ export interface RemoteNodeDeps {
   startEndpoint?: (opts: NbdEndpointOptions) => Promise<NbdEndpoint>;
 }
 
-export function createRemoteNode(node: { readonly config: RemoteConfig }, ctx: NodeContext,
+export function createRemoteNode(node: RemoteEntry, ctx: NodeContext,
   deps: RemoteNodeDeps = {}): RemoteRuntime & BlockTarget {
   return new RemoteNode(node, ctx, deps);
 }
@@ -93,7 +93,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
   /** what the NBD endpoint measures (BlockTarget.recorder): latency and errors per op */
   readonly recorder: RequestMetrics;
 
-  constructor(private readonly node: { readonly config: RemoteConfig }, private readonly ctx: NodeContext,
+  constructor(private readonly node: RemoteEntry, private readonly ctx: NodeContext,
     private readonly deps: RemoteNodeDeps) {
     this.log = ctx.log.child({ node: node.config.name });
     this.multi = node.config.layout !== 'single';
@@ -289,13 +289,13 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
       name: this.name, log: this.log, ctx: this.ctx,
       config: () => this.node.config, policy: () => this.policy, legs: () => this.legs, device: () => this.device,
       splitBrain: () => this.splitBrain !== null, legBase: () => this.legBase(), failure: () => this.failure,
-      pause: () => this.slot.pause(this.name, () => this.sync()),
-      rebuild: (commit) => this.rebuild(commit),
+      pause: () => this.slot.pause(this.name, () => this.sync()), gate: () => this.gate, fail: (reason, detail) => this.failNode(reason, detail),
+      rebuild: (commit, gate) => this.rebuild(commit, gate),
     };
   }
 
   /** After a pause: the old legs go (nothing in flight on them), `commit` installs the config, its legs assemble. */
-  private async rebuild(commit: () => Promise<void>): Promise<void> {
+  private async rebuild(commit: () => Promise<void>, gate = new AssemblyGate()): Promise<void> {
     this.closeLegs(false);
     try {
       await commit();
@@ -307,7 +307,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
     this.legsReported = this.legs.map(() => 'connecting');
     this.serving = false;
     this.pendingReady.clear();
-    this.gate = new AssemblyGate();
+    this.gate = gate;
     const resumed = this.slot.waitResumed();
     for (const l of this.legs) l.start();
     await resumed;
@@ -416,8 +416,10 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
         cfg, ports: this.ports, ctx: this.ctx, log: this.log, policy: () => this.policy, emit: (event, fields) => this.emit(event, fields),
         changed: () => { this.sync(); this.maybeCapacity(); }, assemble: this.gate.opts, splitBrain: (sb) => this.onSplitBrain(sb),
       });
-      if (opened.kind === 'split-brain') {
-        if (gen === this.generation) this.onSplitBrain(opened);
+      if (opened.kind !== 'device') {
+        if (gen !== this.generation) return;
+        if (opened.kind === 'split-brain') this.onSplitBrain(opened);
+        else void reorderLegs(this.editHost(), opened, this.node.saveLegs);
         return;
       }
       device = opened.device;
@@ -477,9 +479,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
 
   maxZeroRequest(): number { return this.multi ? this.slot.maxZeroRequest() : MAX_ZERO_REQUEST; }
 
-  fastZero(): boolean {
-    return this.multi ? this.slot.fastZero() : this.leg.fastZero();
-  }
+  fastZero(): boolean { return this.multi ? this.slot.fastZero() : this.leg.fastZero(); }
 
   private accepting(): boolean {
     if (!this.started || this.stopRequested) return false;
