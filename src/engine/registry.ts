@@ -332,7 +332,7 @@ export class Registry {
     if (e.config.role === 'remote' && waitMs > 0) {
       const rt = e.runtime as RemoteRuntime;
       const st = await rt.waitReady(waitMs);
-      if (st !== 'ready') throw notReadyError(where, name, st, rt.reason, waitMs);
+      if (st !== 'ready') throw notReadyError(where, name, st, rt.reason, waitMs, this.buildShow(e).splitBrain);
     }
     return this.buildShow(e);
   }
