@@ -215,7 +215,8 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
       return this.stopping;
     }
     if (!this.started) return;
-    const tables = this.legs.flatMap((l) => (l.table ? [l.table] : []));
+    // a mirror's legs stay open until its device closed: the last save (clean) goes to their metadata
+    const tables = this.node.config.layout === 'mirror' ? [] : this.legs.flatMap((l) => (l.table ? [l.table] : []));
     this.stopRequested = true;
     this.sync(); // → stopping
     this.log.info(opts.force ? 'stopping (force)' : 'stopping: draining in-flight requests', { op: 'stop' });
