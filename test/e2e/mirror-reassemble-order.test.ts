@@ -17,7 +17,7 @@ const WRITTEN = [1, 4, 7, 10];
 
 test('legs given to a fresh engine in swapped order: the metadata orders them, the right leg is the source', async (t) => {
   const { exp, legs } = await startLegs(t, [12 * M, 12 * M]);
-  const { nbd, rem } = await layoutDevice(t, legs, ['--layout', 'mirror', '--region', '256K'], ['--leg-timeout', '500ms']);
+  const { nbd, rem, show: first } = await layoutDevice(t, legs, ['--layout', 'mirror', '--region', '256K'], ['--leg-timeout', '500ms']);
   await waitLegStates(rem, ['in-sync', 'in-sync']);
   await exp.dstJson(['node', 'stop', 'leg0', '--force']);
   for (const r of WRITTEN) await nbd.write(r * REGION, blockContent((r * REGION) / 4096, 2)); // leg 1 only
@@ -31,6 +31,8 @@ test('legs given to a fresh engine in swapped order: the metadata orders them, t
   await fresh.dstJson(['node', 'add', 'vol', '--layout', 'mirror', '--remote', legs[1]!.listen, '--remote', legs[0]!.listen]);
   const started = await fresh.dstJson<NodeShow>(['node', 'start', 'vol', '--wait', '10s']);
   assert.equal(started.state, 'ready');
+  assert.match(first.uuid ?? '', /^[0-9a-f]{32}$/);
+  assert.equal(started.uuid, first.uuid, 'the same mirror: its uuid from the legs');
   await fresh.waitForLog(/vol: the legs' metadata orders them otherwise than the node's config \(leg 1 \(\S+\/leg0\) is leg 0, leg 0 \(\S+\/leg1\) is leg 1\): the node's legs follow the metadata/);
   const show = await waitLegStates(fresh, ['in-sync', 'in-sync']);
   assert.deepEqual(show.legs!.map((l) => `${l.remote}/${l.export}`), [legs[0]!.listen, legs[1]!.listen], 'the node\'s legs are in the metadata\'s order');

@@ -531,7 +531,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
       ...base, size: d?.size ?? null, listen: null, permissions: this.legs.some((l) => l.perms !== null) ? this.permissions() : null,
       stats: sumStats(legStats, d?.inflight() ?? 0), degraded: d?.degraded() ?? null, verify: d?.verifyShow?.() ?? null,
       legs: legShows(this.legs, this.node.config, this.ports, d, (i) => this.legState(i), legStats),
-      splitBrain: this.splitBrain ? { legs: this.splitBrain.legs, generations: this.splitBrain.generations } : null,
+      splitBrain: this.splitBrain ? { legs: this.splitBrain.legs, generations: this.splitBrain.generations } : null, uuid: d?.lineage?.()?.uuid.toString('hex') ?? null,
     };
   }
 
