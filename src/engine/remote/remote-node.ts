@@ -215,15 +215,18 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
       return this.stopping;
     }
     if (!this.started) return;
-    // a mirror's legs stay open until its device closed: the last save (clean) goes to their metadata
-    const tables = this.node.config.layout === 'mirror' ? [] : this.legs.flatMap((l) => (l.table ? [l.table] : []));
+    // a mirror's legs stay open until its device closed (its last, clean save goes to their metadata); past the grace its requests fail
+    const mirror = this.node.config.layout === 'mirror';
+    const tables = mirror ? [] : this.legs.flatMap((l) => (l.table ? [l.table] : []));
     this.stopRequested = true;
     this.sync(); // → stopping
     this.log.info(opts.force ? 'stopping (force)' : 'stopping: draining in-flight requests', { op: 'stop' });
     this.stopping = (async () => {
       try {
         await Promise.all(tables.map((t) => t.drain(opts.force ? 0 : STOP_GRACE_MS)));
+        const grace = mirror ? this.ctx.clock.setTimer(opts.force ? 0 : STOP_GRACE_MS, () => { for (const l of this.legs) l.table?.failAll('ESHUTDOWN', 'node stopped: still in flight after the grace'); }) : null;
         await this.teardown(opts.force);
+        grace?.cancel();
       } finally {
         this.started = false;
         this.stopRequested = false;
@@ -315,9 +318,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
   }
 
   /** "state backoff, reason leg" for messages */
-  private stateText(): string {
-    return `state ${this.state}${this.reason ? `, reason ${this.reason}` : ''}`;
-  }
+  private stateText(): string { return `state ${this.state}${this.reason ? `, reason ${this.reason}` : ''}`; }
 
   reconnect(): void {
     if (!this.started || this.state === 'failed') return this.log.info(`reconnect ignored in state ${this.state}`, { op: 'reconnect' });
@@ -327,8 +328,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
 
   waitReady(ms: number): Promise<RemoteState> {
     const s = this.state;
-    if (s === 'ready' || s === 'failed' || ms <= 0) return Promise.resolve(s);
-    return this.waiters.wait(ms);
+    return s === 'ready' || s === 'failed' || ms <= 0 ? Promise.resolve(s) : this.waiters.wait(ms);
   }
 
   private firstHello(i: number, conn: Connection, sessionHex: string): void {
