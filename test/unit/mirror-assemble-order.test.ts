@@ -50,7 +50,7 @@ test('two legs claiming one index: refused naming both, or the listed one keeps 
   const { l, ids } = mirror(2);
   const found = [meta(0, l), meta(0, l)];
   assert.throws(() => planAssembly(input(found, [randomBytes(16), randomBytes(16)])),
-    /vol: leg 0 \(h0:1\) and leg 1 \(h1:1\) all hold the metadata of leg 0 of this mirror, and none is the export its metadata lists there/);
+    /vol: leg 0 \(h0:1\) and leg 1 \(h1:1\) both hold the metadata of leg 0 of this mirror, and none is the export its metadata lists there/);
   assert.throws(() => planAssembly(input(found, [randomBytes(16), ids[0]!])),
     /leg 0 \(h0:1\) holds the metadata of leg 0 of this mirror, which is leg 1 \(h1:1\) \(by its export identity\).*--force-init/);
   const forced = planAssembly(input(found, [randomBytes(16), ids[0]!], { opts: { forceInit: true } }));

@@ -160,7 +160,7 @@ export function planAssembly(a: AssemblyInput): PlanResult {
   });
   for (const d of duplicates(claims, at, a.identities, ref)) {
     const names = d.legs.map((j) => a.legNames[j]).join(' and ');
-    if (d.kept === null) throw refuse(`${a.name}: ${names} all hold the metadata of leg ${d.index} of this mirror, and none is the export its metadata lists there; `
+    if (d.kept === null) throw refuse(`${a.name}: ${names} ${d.legs.length > 2 ? 'all' : 'both'} hold the metadata of leg ${d.index} of this mirror, and none is the export its metadata lists there; `
       + 'a copied disk? remove the wrong one from the node');
     for (const j of d.legs.filter((x) => x !== d.kept)) {
       const n = at.indexOf(j);
