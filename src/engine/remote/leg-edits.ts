@@ -224,5 +224,9 @@ export async function reorderLegs(h: LegEditHost, r: Reorder, save: ((legs: LegC
   h.log.warn(`${r.note}: --remote ${legs.map((l) => formatLegSpec(l)).join(' --remote ')}`, { op: 'start' });
   const gate = new AssemblyGate(was.opts);
   gate.reordered = true;
-  await h.rebuild(() => save(legs), gate);
+  try {
+    await h.rebuild(() => save(legs), gate);
+  } catch (err) {
+    h.fail('leg-order', `${r.note}, but the legs could not be rebuilt: ${(err as Error)?.message ?? String(err)}`);
+  }
 }
