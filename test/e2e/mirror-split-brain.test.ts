@@ -66,6 +66,7 @@ test('split brain: refused with both generations named; resolve --keep 1 copies 
   await assert.rejects(NbdClient.connect(a.show.nbd!.socket), 'no NBD client gets to the device');
   await a.rem.waitForLog(new RegExp(`split brain: leg 0 \\(\\S+\\) holds generation ${aGen}, leg 1 \\(\\S+\\) holds generation ${bGen}`));
   const text = await a.rem.dst(['node', 'show', 'vol']);
+  assert.match(text.stdout, /^ {2}state +failed \(reason: split-brain\)$/m);
   assert.match(text.stdout, new RegExp(`SPLIT BRAIN: leg 0 \\(generation ${aGen}\\), leg 1 \\(generation ${bGen}\\) were written apart`));
   const list = await a.rem.dst(['node', 'list']);
   assert.match(list.stdout, /^vol\s+remote\s+failed \(split-brain\)\s/m);
