@@ -62,9 +62,9 @@ export function conditions(n: NodeShow): string[] {
   ];
 }
 
-/** " (leg, degraded)": the reason and the conditions after a state (each once), "" when there are none. */
-function notes(reason: string | null, n: NodeShow): string {
-  const all = [...new Set([...(reason ? [reason] : []), ...conditions(n)])];
+/** " (leg, degraded)": the reason (`label`led) and the conditions after a state, "" when there are none (a condition that is the reason once). */
+function notes(reason: string | null, n: NodeShow, label = ''): string {
+  const all = [...(reason ? [label + reason] : []), ...conditions(n).filter((c) => c !== reason)];
   return all.length ? ` (${all.join(', ')})` : '';
 }
 
@@ -172,7 +172,7 @@ function aclLines(acl: readonly AclEntry[]): string[] {
 export function nodeBlock(chalk: ChalkInstance, n: NodeShow): string {
   const rows: [string, string | string[]][] = [];
   rows.push(['role', n.role]);
-  rows.push(['state', stateText(chalk, n.state) + notes(n.reason ? `reason: ${n.reason}` : null, n)]);
+  rows.push(['state', stateText(chalk, n.state) + notes(n.reason, n, 'reason: ')]);
   if (n.splitBrain) rows.push(['', chalk.red.bold(splitBrainText(n.splitBrain))]);
   rows.push(['size', sizeText(n.size)]);
   if (n.role === 'export') {

@@ -46,6 +46,7 @@ export function nodeShow({ config: c, runtime, diskSize, attachment, cores }: Sh
     legs: exp ? null : (r.legs ?? null),
     verify: exp ? null : (r.verify ?? null),
     splitBrain: exp ? null : (r.splitBrain ?? null),
+    uuid: exp ? null : (r.uuid ?? null),
     permissions: exp ? null : (r.permissions ?? null),
     nbd: exp || !r.nbd ? null : { socket: r.nbd.socket, uri: r.nbd.uri, listen: r.nbd.listen ?? null },
     attachment: exp ? null : attachment,

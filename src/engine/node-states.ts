@@ -3,7 +3,7 @@
 // what is allowed and what to do about it. Pure: the registry asks with the node's current state.
 import { DstError } from '../util/errors.js';
 import { formatDuration } from '../util/parse.js';
-import type { AttachmentShow, NodeState } from './types.js';
+import type { AttachmentShow, NodeState, SplitBrainShow } from './types.js';
 
 const opName = (cmd: string): string => cmd.replace(/-/g, ' ');
 
@@ -43,9 +43,14 @@ export function isStopped(state: NodeState): boolean {
   return state === 'configured' || state === 'failed';
 }
 
-/** `node start` of a remote that did not become ready within waitMs: why, as the error to answer. */
-export function notReadyError(where: string, name: string, st: NodeState, reason: string | null, waitMs: number): DstError {
+/** `node start` of a remote that did not become ready within waitMs: why, as the error to answer (a split brain: its legs, generations and way out). */
+export function notReadyError(where: string, name: string, st: NodeState, reason: string | null, waitMs: number, sb: SplitBrainShow | null = null): DstError {
   const why = `state ${st}${reason ? ` (reason ${reason})` : ''}`;
+  if (st === 'failed' && sb) {
+    const held = sb.legs.map((leg, k) => `leg ${leg} holds generation ${sb.generations[k] ?? '?'}`).join(', ');
+    return new DstError('DST_ERR_IDENTITY', `${where}: not ready: ${why}: split brain, ${held}, written apart; nothing is served `
+      + `until \`dst node resolve ${name} --keep LEG\` picks the survivor (the other legs copy what differs from it)`, { errno: 'EIO' });
+  }
   if (st === 'failed') {
     return new DstError('DST_ERR_IDENTITY', `${where}: not ready: ${why}; the node stays failed until started again`, { errno: 'EIO' });
   }

@@ -19,11 +19,11 @@ import { aclCopy, clearedCrypto, configOfAdd, deepFreeze, policyPatch, withAclEn
 import { attachView, nodeShow, statusShow } from './node-show.js';
 import type {
   AclEntry, AttachmentShow, CryptoSetArgs, CryptoShow, EventSink, ExportConfig, LegEdit, NodeAddArgs, NodeConfig, NodeContext,
-  NodeRuntime, NodeShow, NodeState, Policy, RemoteConfig, RemoteRuntime, Role, StartOptions, StatusShow, EngineStatusKeys,
+  NodeRuntime, NodeShow, NodeState, Policy, RemoteConfig, RemoteEntry, RemoteRuntime, Role, StartOptions, StatusShow, EngineStatusKeys,
 } from './types.js';
 
 export type ExportFactory = (node: { readonly config: ExportConfig }, ctx: NodeContext) => NodeRuntime;
-export type RemoteFactory = (node: { readonly config: RemoteConfig }, ctx: NodeContext) => RemoteRuntime;
+export type RemoteFactory = (node: RemoteEntry, ctx: NodeContext) => RemoteRuntime;
 
 /** What every node gets (NodeContext; each node logs through a child of `log`) plus how to build runtimes. */
 export interface RegistryOptions extends NodeContext {
@@ -213,7 +213,8 @@ export class Registry {
     };
     entry.runtime = frozen.role === 'export'
       ? this.opts.createExport({ get config() { return entry.config as ExportConfig; } }, ctx)
-      : this.opts.createRemote({ get config() { return entry.config as RemoteConfig; } }, ctx);
+      : this.opts.createRemote({ get config() { return entry.config as RemoteConfig; },
+        saveLegs: (legs) => this.replace(entry, { ...entry.config, legs } as RemoteConfig, `node start ${c.name}`, 'grant') }, ctx);
     this.nodes.set(c.name, entry);
     this.opts.events.emit(c.name, 'node-added');
     log.info(`added ${c.role} node`, { op: 'node add' });
@@ -331,7 +332,7 @@ export class Registry {
     if (e.config.role === 'remote' && waitMs > 0) {
       const rt = e.runtime as RemoteRuntime;
       const st = await rt.waitReady(waitMs);
-      if (st !== 'ready') throw notReadyError(where, name, st, rt.reason, waitMs);
+      if (st !== 'ready') throw notReadyError(where, name, st, rt.reason, waitMs, this.buildShow(e).splitBrain);
     }
     return this.buildShow(e);
   }

@@ -174,6 +174,8 @@ export interface NodeShow {
   verify: VerifyShow | null;
   /** mirror: legs that were each written without the others, so no one of them is known to be right; null when none (and when not a mirror) */
   splitBrain: SplitBrainShow | null;
+  /** mirror: its uuid (hex), the same on every leg and across reassemblies; null until assembled (and when not a mirror) */
+  uuid: string | null;
   permissions: 'r' | 'w' | 'rw' | null;
   nbd: { socket: string; uri: string; listen: string | null } | null;
   attachment: AttachmentShow | null;
@@ -410,7 +412,7 @@ export interface NodeRuntime {
 
 /** What a runtime reports for NodeShow (multi-leg remote nodes add degraded and legs). */
 export type RuntimeShow = Pick<NodeShow, 'state' | 'reason' | 'size' | 'listen' | 'nbd' | 'sessionId' | 'permissions' | 'stats'>
-  & Partial<Pick<NodeShow, 'degraded' | 'legs' | 'verify' | 'splitBrain' | 'latency' | 'backend'>>;
+  & Partial<Pick<NodeShow, 'degraded' | 'legs' | 'verify' | 'splitBrain' | 'uuid' | 'latency' | 'backend'>>;
 
 /** A change of a running mirror's legs. */
 export type LegEdit =
@@ -428,6 +430,9 @@ export interface StartOptions {
   /** mirror, split-brain resolution: this leg survives; the others compare and copy what differs from it */
   keep?: number;
 }
+
+/** A remote node's registry entry as its runtime sees it: the config, and how a new order of its legs is saved (a mirror follows its legs' metadata). */
+export interface RemoteEntry { readonly config: RemoteConfig; saveLegs?(legs: LegConfig[]): Promise<void> }
 
 export interface RemoteRuntime extends NodeRuntime {
   /** Resolve when ready, or after ms with the current state (never rejects). */

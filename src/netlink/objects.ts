@@ -196,6 +196,7 @@ export const nodeShowSchema = objectSchema<NodeShow>('node', {
   splitBrain: { attr: 26, type: t.object(splitBrainSchema), presence: 'nullable' },
   backend: { attr: 27, type: t.object(backendShowSchema), presence: 'nullable' },
   latency: { attr: 28, type: t.object(latencyShowSchema), presence: 'nullable' },
+  uuid: { attr: 29, type: t.string, presence: 'nullable' },
 });
 
 export const limitsSchema = objectSchema<Limits>('limits', {

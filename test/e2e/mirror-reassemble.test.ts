@@ -18,7 +18,7 @@ const WRITTEN = [2, 5, 9];
 
 test('a fresh engine reassembles a degraded mirror from its legs and resyncs only what leg 0 missed', async (t) => {
   const { exp, legs } = await startLegs(t, [12 * M, 12 * M]);
-  const { nbd, rem } = await layoutDevice(t, legs, ['--layout', 'mirror', '--region', '256K'], ['--leg-timeout', '500ms']);
+  const { nbd, rem, show: first } = await layoutDevice(t, legs, ['--layout', 'mirror', '--region', '256K'], ['--leg-timeout', '500ms']);
   await waitLegStates(rem, ['in-sync', 'in-sync']);
   await exp.dstJson(['node', 'stop', 'leg0', '--force']);
   for (const r of WRITTEN) await nbd.write(r * REGION, blockContent((r * REGION) / 4096, 1));
@@ -35,6 +35,8 @@ test('a fresh engine reassembles a degraded mirror from its legs and resyncs onl
   await fresh.dstJson(['node', 'add', 'vol', '--layout', 'mirror', ...legs.flatMap((l) => ['--remote', l.listen])]);
   const started = await fresh.dstJson<NodeShow>(['node', 'start', 'vol', '--wait', '10s']);
   assert.equal(started.state, 'ready');
+  assert.match(first.uuid ?? '', /^[0-9a-f]{32}$/);
+  assert.equal(started.uuid, first.uuid, 'same uuid: the mirror comes from the legs');
   const show = await waitLegStates(fresh, ['in-sync', 'in-sync']);
   assert.equal(show.legs![0]!.stats.resyncedBytes, WRITTEN.length * REGION, 'leg 0 copied exactly the regions it missed');
   assert.equal(show.legs![0]!.stats.comparedBytes, 0, 'a bitmap resync, not a full compare');

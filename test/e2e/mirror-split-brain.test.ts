@@ -1,6 +1,8 @@
 // Split brain made on purpose: engine A writes leg 0 while leg 1 is away, then engine B (a fresh
 // state dir, --degraded) writes leg 1 while leg 0 is away. When A assembles both legs again it
-// serves nothing and says why (text, JSON, event), naming both legs and their generations.
+// serves nothing (no NBD client gets in) and says why — the refused start in JSON and text,
+// node show (JSON splitBrain and text), node list, the event, the log — naming both legs and the
+// generation each one holds.
 // `node resolve --keep 1` makes leg 0 identical to leg 1, copying only the regions that differ.
 // `node resolve` on a mirror without split brain is refused.
 import { test } from 'node:test';
@@ -23,7 +25,7 @@ test('split brain: refused with both generations named; resolve --keep 1 copies 
   await waitLegStates(a.rem, ['in-sync', 'in-sync']);
   await exp.dstJson(['node', 'stop', 'leg1', '--force']);
   await a.nbd.write(2 * REGION, blockContent(block(2), 1)); // only leg 0 has it
-  await waitLegStates(a.rem, ['in-sync', 'behind']);
+  const aGen = (await waitLegStates(a.rem, ['in-sync', 'behind'])).legs![0]!.generation!;
   a.nbd.close();
   await a.rem.dstJson(['node', 'stop', 'vol']);
 
@@ -37,25 +39,39 @@ test('split brain: refused with both generations named; resolve --keep 1 copies 
   await bNbd.write(5 * REGION, blockContent(block(5), 2)); // only leg 1 has it
   const marked = await waitLegStates(b, ['connecting', 'in-sync']); // leg 0 never reached by B
   assert.equal(marked.legs![0]!.outOfSyncBytes, REGION);
+  const bGen = marked.legs![1]!.generation!;
+  assert.notEqual(aGen, bGen);
   bNbd.close();
   await b.dstJson(['node', 'stop', 'vol']);
   await exp.dstJson(['node', 'start', 'leg0']);
 
   const events = await a.rem.events({ node: 'vol' });
   t.after(() => events.close());
+  // the start is refused, in JSON and in text, naming both legs, their generations and the way out
+  const said = new RegExp(`node start vol: not ready: state failed \\(reason split-brain\\): split brain, leg 0 holds generation ${aGen}, `
+    + `leg 1 holds generation ${bGen}, written apart; nothing is served until \`dst node resolve vol --keep LEG\``);
   const r = await a.rem.dstFail(['node', 'start', 'vol', '--wait', '5s'], 1);
-  assert.match(r.stderr, /split-brain/);
+  assert.match(r.error?.message ?? '', said);
   const sb = await events.waitFor((e) => e.event === 'split-brain', 10_000, 'the split-brain event');
   assert.deepEqual(sb.legs, [0, 1]);
-  assert.equal(sb.generations?.length, 2);
-  assert.notEqual(sb.generations![0], sb.generations![1]);
+  assert.deepEqual(sb.generations, [aGen, bGen]);
+  const textStart = await a.rem.dst(['node', 'start', 'vol', '--wait', '5s']);
+  assert.equal(textStart.code, 1);
+  assert.match(textStart.stderr, said);
   const show = await a.rem.dstJson<NodeShow>(['node', 'show', 'vol']);
   assert.equal(show.state, 'failed');
   assert.equal(show.reason, 'split-brain');
+  assert.deepEqual(show.splitBrain, { legs: [0, 1], generations: [aGen, bGen] });
   assert.equal(show.nbd, null, 'nothing is served');
-  await a.rem.waitForLog(/split brain: leg 0 \(\S+\) holds generation [0-9a-f]{16}, leg 1 \(\S+\) holds generation [0-9a-f]{16}/);
+  await assert.rejects(NbdClient.connect(a.show.nbd!.socket), 'no NBD client gets to the device');
+  await a.rem.waitForLog(new RegExp(`split brain: leg 0 \\(\\S+\\) holds generation ${aGen}, leg 1 \\(\\S+\\) holds generation ${bGen}`));
   const text = await a.rem.dst(['node', 'show', 'vol']);
-  assert.match(text.stdout, /split-brain/);
+  assert.match(text.stdout, /^ {2}state +failed \(reason: split-brain\)$/m);
+  assert.match(text.stdout, new RegExp(`SPLIT BRAIN: leg 0 \\(generation ${aGen}\\), leg 1 \\(generation ${bGen}\\) were written apart`));
+  const list = await a.rem.dst(['node', 'list']);
+  assert.match(list.stdout, /^vol\s+remote\s+failed \(split-brain\)\s/m);
+  const listed = await a.rem.dstJson<NodeShow[]>(['node', 'list']);
+  assert.deepEqual(listed.find((n) => n.name === 'vol')!.splitBrain, { legs: [0, 1], generations: [aGen, bGen] });
 
   const resolved = await a.rem.dstJson<NodeShow>(['node', 'resolve', 'vol', '--keep', '1']);
   assert.notEqual(resolved.reason, 'split-brain');

@@ -72,7 +72,7 @@ export function exportNode(over: Partial<NodeShow> = {}): NodeShow {
   return {
     name: 'vol', role: 'export', state: 'configured', reason: null, size: 1024 ** 3, autostart: false,
     disk: '/srv/vol.img', listen: '127.0.0.1:10825', readonly: false, acl: [{ addr: '10.0.0.0/8', perm: 'rw', keyFile: null }],
-    remote: null, export: null, layout: null, chunk: null, region: null, degraded: null, legs: null, verify: null, splitBrain: null,
+    remote: null, export: null, layout: null, chunk: null, region: null, degraded: null, legs: null, verify: null, splitBrain: null, uuid: null,
     permissions: null, nbd: null, attachment: null, sessionId: null, backend: null,
     policy: { ...DEFAULT_POLICY, deadlineMs: deadlineMs(DEFAULT_POLICY) }, stats: emptyStats(), crypto: CRYPTO_NONE, latency: null,
     ...over,

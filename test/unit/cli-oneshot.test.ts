@@ -28,7 +28,7 @@ function node(over: Partial<NodeShow> = {}): NodeShow {
   return {
     name: 'storage', role: 'export', state: 'configured', reason: null, size: 4096, autostart: false,
     disk: join(dir, 'disk.img'), listen: '0.0.0.0:1025', readonly: false, acl: [],
-    remote: null, export: null, layout: null, chunk: null, region: null, degraded: null, legs: null, verify: null, splitBrain: null,
+    remote: null, export: null, layout: null, chunk: null, region: null, degraded: null, legs: null, verify: null, splitBrain: null, uuid: null,
     permissions: null, nbd: null, attachment: null, sessionId: null, backend: null,
     policy: { ...DEFAULT_POLICY, deadlineMs: deadlineMs(DEFAULT_POLICY) }, stats: emptyStats(), crypto: CRYPTO, latency: null, ...over,
   };

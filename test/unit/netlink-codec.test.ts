@@ -56,14 +56,14 @@ const exportShow: NodeShow = {
   name: 'vol', role: 'export', state: 'listening', reason: null, size: 10 * 2 ** 30, autostart: true,
   disk: '/srv/vol.img', listen: '127.0.0.1:40123', readonly: false,
   acl: [{ addr: '10.0.0.0/8', perm: 'rw', keyFile: null }, { addr: '192.0.2.7', perm: 'r', keyFile: '/etc/dst/keys/c7' }],
-  remote: null, export: null, layout: null, chunk: null, region: null, degraded: null, legs: null, verify: null, splitBrain: null,
+  remote: null, export: null, layout: null, chunk: null, region: null, degraded: null, legs: null, verify: null, splitBrain: null, uuid: null,
   permissions: null, nbd: null, attachment: null, sessionId: null, backend: null,
   policy, stats, crypto, latency: null,
 };
 const remoteShow: NodeShow = {
   name: 'vol-r', role: 'remote', state: 'backoff', reason: 'auth-failed', size: null, autostart: false,
   disk: null, listen: null, readonly: null, acl: null,
-  remote: 'storage.example:10825', export: '', layout: 'single', chunk: null, region: null, degraded: null, legs: null, verify: null, splitBrain: null, permissions: 'rw',
+  remote: 'storage.example:10825', export: '', layout: 'single', chunk: null, region: null, degraded: null, legs: null, verify: null, splitBrain: null, uuid: null, permissions: 'rw',
   nbd: { socket: '/run/dst/nbd/vol-r.sock', uri: 'nbd+unix:///?socket=/run/dst/nbd/vol-r.sock', listen: null },
   attachment: { device: '/dev/nbd0', method: 'nbd', state: 'attached' },
   sessionId: '0123456789abcdef0123456789abcdef',

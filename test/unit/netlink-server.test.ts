@@ -36,7 +36,7 @@ const VERSION = '9.9.9-test';
 const show = (name: string): NodeShow => ({
   name, role: 'export', state: 'configured', reason: null, size: 1 << 20, autostart: false,
   disk: '/srv/x.img', listen: '127.0.0.1:0', readonly: false, acl: [],
-  remote: null, export: null, layout: null, chunk: null, region: null, degraded: null, legs: null, verify: null, splitBrain: null,
+  remote: null, export: null, layout: null, chunk: null, region: null, degraded: null, legs: null, verify: null, splitBrain: null, uuid: null,
   permissions: null, nbd: null, attachment: null, sessionId: null, backend: null,
   policy: { resendTimeoutMs: 5000, maxResends: 12, pingIntervalMs: 1000, reconnectDelayMs: 1000, maxInflight: 64, maxRequest: 1 << 20, maxHandshakesPerAddr: 8, maxConnsPerAddr: 32, legTimeoutMs: 0, resyncRate: 0, resyncMinRate: 10485760, verifyIntervalMs: 0, deadlineMs: 65000 },
   stats: { inflight: 0, inflightPeak: 0, completed: 0, resends: 0, replayed: 0, failed: 0, reconnects: 0, bytesRead: 0, bytesWritten: 0, oldestInflightMs: null },

@@ -103,6 +103,8 @@ test('node show: a split brain is a loud line naming the legs and their generati
   const lines = text.split('\n');
   assert.equal(lines.findIndex((l) => l.includes('SPLIT BRAIN')), lines.findIndex((l) => /^ {2}state /.test(l)) + 1, 'right under the state');
   assert.match(nodeBlock(new Chalk({ level: 1 }), split), /\u001b\[31m.*SPLIT BRAIN/, 'in red');
+  const failed = nodeBlock(chalk, mirror({ state: 'failed', reason: 'split-brain', splitBrain: split.splitBrain }));
+  assert.match(failed, /^ {2}state +failed \(reason: split-brain\)$/m, 'the reason is not repeated as a condition');
 });
 
 test('roughSize: one decimal, the largest unit', () => {

@@ -5,8 +5,12 @@
 //
 // - No record and no leg with metadata: a new mirror; leg 0 is the initial source and the others
 //   compare (checksum resync copies nothing where they already match).
-// - Metadata of another mirror, or of this mirror at another position or geometry: refused unless
+// - Metadata of another mirror, of this mirror with another geometry, or of this mirror with no
+//   generation in common with its newest view (a leg removed by `leg del`): refused unless
 //   --force-init (never implicit on a leg that belongs to a mirror); a forced leg compares.
+// - The legs' metadata wins over the order the node was given: legs at other positions than their
+//   metadata's index make the node reorder its legs (`reorder`) and assemble again; two legs
+//   claiming one index are refused (the one the view lists by export identity keeps it).
 // - No view descends from all the others: split brain; nothing is served until `--keep LEG`.
 // - A leg with no usable metadata (blank, both copies torn) in an existing mirror compares.
 import { DstError } from '../../util/errors.js';
@@ -16,6 +20,7 @@ import {
   advance, cloneLineage, contains, genHex, memberOf, newLineage, nextSession, ownGeneration, pickAuthority, type LegClaim, type Lineage, type Random,
 } from './lineage.js';
 import { blankSnapshot } from './region-state.js';
+import { sharesHistory, unrelatedText } from './reshape.js';
 import type { MirrorSnapshot } from './state-codec.js';
 
 /** The one-shot options of `node start` (degraded, force-init) and `node resolve` (keep). */
@@ -50,17 +55,19 @@ export interface Plan {
 }
 
 export type SplitBrain = { legs: number[]; generations: string[]; message: string };
-export type PlanResult = { kind: 'plan'; plan: Plan } | ({ kind: 'split-brain' } & SplitBrain);
+/** The node's legs in the metadata's order: `order[k]` is the position of mirror leg k among them. */
+export type Reorder = { kind: 'reorder'; order: number[]; note: string };
+export type PlanResult = { kind: 'plan'; plan: Plan } | ({ kind: 'split-brain' } & SplitBrain) | Reorder;
 
 function refuse(msg: string): DstError {
   return new DstError('DST_ERR_INVALID', msg, { errno: 'EINVAL' });
 }
 
-/** Why leg j's metadata does not belong at position j of this mirror (null: it does). */
-function mismatch(s: MirrorSnapshot, index: number, j: number, legs: number, uuid: Buffer | null): string | null {
+/** What leg metadata `s` (leg `index`) holds when it is not this mirror's leg (null: it is one). */
+function foreign(s: MirrorSnapshot, index: number, legs: number, uuid: Buffer | null, ref: Lineage | null): string | null {
   if (uuid && !s.lineage.uuid.equals(uuid)) return `the metadata of another mirror (uuid ${s.lineage.uuid.toString('hex')}, leg ${index} of ${s.legs})`;
   if (s.legs !== legs) return `metadata of this mirror with ${s.legs} legs (the node has ${legs})`;
-  if (index !== j) return `the metadata of leg ${index} of this mirror`;
+  if (ref && !sharesHistory(ref, s.lineage)) return unrelatedText(index, s.lineage, ref);
   return null;
 }
 
@@ -73,16 +80,67 @@ function staleMember(live: Lineage | null, j: number, identity: Buffer | null, s
   return live !== null && live.legGen[j] === 0n && member !== null && identity !== null && member.equals(identity) && s.lineage.uuid.equals(live.uuid);
 }
 
+type MetaAt = { j: number; f: Extract<LegFound, { kind: 'meta' }> };
+
+/**
+ * The view the others are judged against: the record, else the survivor kept, else the legs' view
+ * of the latest assembly (a leg removed, or away too long, holds an older session and shares no
+ * generation with it).
+ */
+function referenceView(a: AssemblyInput, keep: MetaAt | undefined, metas: readonly MetaAt[], uuid: Buffer | null): Lineage | null {
+  if (a.record) return a.record.lineage;
+  if (keep) return keep.f.snapshot.lineage;
+  const mine = metas.map((m) => m.f.snapshot).filter((s) => s.legs === a.found.length && uuid !== null && s.lineage.uuid.equals(uuid));
+  return mine.reduce<MirrorSnapshot | null>((best, s) => (best === null || s.lineage.session > best.lineage.session ? s : best), null)?.lineage ?? null;
+}
+
+/** Where each mirror leg is among the node's legs: `order[k]` is the position of leg k (claimed by its metadata, else by its export identity, else the next free one). */
+function legOrder(legs: number, claims: readonly LegClaim[], at: readonly number[], identities: readonly (Buffer | null)[], ref: Lineage | null): number[] {
+  const order = new Array<number>(legs).fill(-1);
+  claims.forEach((c, n) => { order[c.leg] = at[n]!; });
+  const free = Array.from({ length: legs }, (_, j) => j).filter((j) => !at.includes(j));
+  for (let k = 0; k < legs; k++) {
+    const member = order[k] === -1 && ref ? memberOf(ref, k) : null;
+    const p = member ? free.findIndex((j) => identities[j]?.equals(member) === true) : -1;
+    if (p >= 0) order[k] = free.splice(p, 1)[0]!;
+  }
+  for (let k = 0; k < legs; k++) if (order[k] === -1) order[k] = free.shift()!;
+  return order;
+}
+
+/** Two legs claiming one index: the one the view lists by export identity keeps it; the others are returned (none kept: all). */
+function duplicates(claims: LegClaim[], at: number[], identities: readonly (Buffer | null)[], ref: Lineage | null): { index: number; legs: number[]; kept: number | null }[] {
+  const out: { index: number; legs: number[]; kept: number | null }[] = [];
+  for (const index of new Set(claims.map((c) => c.leg))) {
+    const legs = at.filter((_, n) => claims[n]!.leg === index);
+    if (legs.length < 2) continue;
+    const member = ref ? memberOf(ref, index) : null;
+    const listed = member ? legs.filter((j) => identities[j]?.equals(member) === true) : [];
+    out.push({ index, legs, kept: listed.length === 1 ? listed[0]! : null });
+  }
+  return out;
+}
+
 export function planAssembly(a: AssemblyInput): PlanResult {
   const legs = a.found.length;
   const notes: string[] = [];
-  const metas = a.found.flatMap((f, j) => (f.kind === 'meta' ? [{ j, f }] : []));
+  const metas: MetaAt[] = a.found.flatMap((f, j) => (f.kind === 'meta' ? [{ j, f }] : []));
   const keepMeta = a.opts.keep !== undefined ? metas.find((m) => m.j === a.opts.keep) : undefined;
   if (a.opts.keep !== undefined && !keepMeta) throw refuse(`${a.name}: --keep ${a.opts.keep}: ${a.legNames[a.opts.keep] ?? `leg ${a.opts.keep}`} has no mirror metadata to keep`);
   const uuid = a.record?.lineage.uuid ?? keepMeta?.f.snapshot.lineage.uuid ?? metas[0]?.f.snapshot.lineage.uuid ?? null;
+  const ref = referenceView(a, keepMeta, metas, uuid);
   const compare = new Set<number>();
   const refused: string[] = [];
+  /** `what`: what leg j is or holds, that keeps it out of the mirror */
+  const initialise = (j: number, what: string): void => {
+    if (a.opts.forceInit) {
+      notes.push(`${a.legNames[j]} ${what}: initialised (--force-init)`);
+      compare.add(j);
+    } else refused.push(`${a.legNames[j]} ${what}`);
+  };
+  /** this mirror's legs by their metadata: `leg` is the index the metadata gives, `at` the position among the node's legs */
   const claims: LegClaim[] = [];
+  const at: number[] = [];
   a.found.forEach((f, j) => {
     if (f.kind === 'blank' || f.kind === 'unreadable') {
       if (f.kind === 'unreadable') notes.push(`${a.legNames[j]}: its metadata cannot be used (${f.detail}); it compares every region`);
@@ -91,32 +149,46 @@ export function planAssembly(a: AssemblyInput): PlanResult {
     }
     if (f.kind !== 'meta') return;
     if (f.bad) notes.push(`${a.legNames[j]}: ${f.bad}; it is rewritten from the good copy`);
-    const why = mismatch(f.snapshot, f.index, j, legs, uuid);
-    if (why === null) claims.push({ leg: j, lineage: f.snapshot.lineage });
-    else if (staleMember(a.record?.lineage ?? null, j, a.identities[j] ?? null, f.snapshot)) {
-      notes.push(`${a.legNames[j]} held ${why} from before the legs changed: it compares every region`);
+    const why = foreign(f.snapshot, f.index, legs, uuid, ref);
+    if ((why !== null || f.index !== j) && staleMember(ref, j, a.identities[j] ?? null, f.snapshot)) {
+      notes.push(`${a.legNames[j]} held ${why ?? `the metadata of leg ${f.index} of this mirror`} from before the legs changed: it compares every region`);
       compare.add(j);
-    } else if (a.opts.forceInit) {
-      notes.push(`${a.legNames[j]} held ${why}: initialised (--force-init)`);
-      compare.add(j);
-    } else refused.push(`${a.legNames[j]} holds ${why}`);
+    } else if (why === null) {
+      claims.push({ leg: f.index, lineage: f.snapshot.lineage });
+      at.push(j);
+    } else initialise(j, `holds ${why}`);
   });
+  for (const d of duplicates(claims, at, a.identities, ref)) {
+    const names = d.legs.map((j) => a.legNames[j]).join(' and ');
+    if (d.kept === null) throw refuse(`${a.name}: ${names} ${d.legs.length > 2 ? 'all' : 'both'} hold the metadata of leg ${d.index} of this mirror, and none is the export its metadata lists there; `
+      + 'a copied disk? remove the wrong one from the node');
+    for (const j of d.legs.filter((x) => x !== d.kept)) {
+      const n = at.indexOf(j);
+      claims.splice(n, 1);
+      at.splice(n, 1);
+      initialise(j, `holds the metadata of leg ${d.index} of this mirror, which is ${a.legNames[d.kept]} (by its export identity)`);
+    }
+  }
+  const refuseAll = (): void => {
+    if (refused.length === 0) return;
+    throw refuse(`${a.name}: ${refused.join('; ')}; \`dst node start ${a.name} --force-init\` initialises ${refused.length > 1 ? 'them' : 'it'} (the data on ${refused.length > 1 ? 'them' : 'it'} is overwritten)`);
+  };
+  refuseAll();
+  // the legs' metadata wins over the order the node was given: the node is told to reorder its legs and assemble again
+  const order = legOrder(legs, claims, at, a.identities, ref);
+  if (order.some((j, k) => j !== k)) {
+    const moved = order.flatMap((j, k) => (j === k ? [] : [`${a.legNames[j]} is leg ${k}`]));
+    return { kind: 'reorder', order, note: `${a.name}: the legs' metadata orders them otherwise than the node's config (${moved.join(', ')}): the node's legs follow the metadata` };
+  }
   // a leg without this mirror's metadata must be the export the mirror has at its position: a disk
   // the metadata does not list is not one of its legs (a leg whose own metadata says it is the
   // member is one, whatever its export's identity: an export reinstalled over the same disk)
-  const ref = a.record?.lineage ?? keepMeta?.f.snapshot.lineage ?? claims[0]?.lineage ?? null;
   a.identities.forEach((id, k) => {
     const member = ref ? memberOf(ref, k) : null;
     if (!id || !member || member.equals(id) || a.found[k]!.kind === 'meta') return;
-    const why = `is not a member of mirror ${ref!.uuid.toString('hex')} (its leg ${k} is export ${member.toString('hex')}, this is ${id.toString('hex')})`;
-    if (a.opts.forceInit) {
-      notes.push(`${a.legNames[k]} ${why}: initialised (--force-init)`);
-      compare.add(k);
-    } else refused.push(`${a.legNames[k]} ${why}`);
+    initialise(k, `is not a member of mirror ${ref!.uuid.toString('hex')} (its leg ${k} is export ${member.toString('hex')}, this is ${id.toString('hex')})`);
   });
-  if (refused.length > 0) {
-    throw refuse(`${a.name}: ${refused.join('; ')}; \`dst node start ${a.name} --force-init\` initialises ${refused.length > 1 ? 'them' : 'it'} (the data on ${refused.length > 1 ? 'them' : 'it'} is overwritten)`);
-  }
+  refuseAll();
 
   let base: MirrorSnapshot;
   let lineage: Lineage;
@@ -161,29 +233,32 @@ export function planAssembly(a: AssemblyInput): PlanResult {
 /** A leg first reached after the assembly: what its tail says about it against the live lineage. */
 export type LateVerdict = { kind: 'ok' } | { kind: 'compare'; note: string } | { kind: 'refuse'; message: string } | ({ kind: 'split-brain' } & SplitBrain);
 
-export function judgeLateLeg(name: string, legName: string, j: number, legs: number, live: Lineage, f: LegMetaRead, forceInit: boolean,
+export function judgeLateLeg(name: string, legName: (i: number) => string, j: number, legs: number, live: Lineage, f: LegMetaRead, forceInit: boolean,
   identity: Buffer | null): LateVerdict {
   if (f.kind === 'io-error') return { kind: 'ok' }; // read again when it is back
+  const out = (what: string): LateVerdict => (forceInit
+    ? { kind: 'compare', note: `${legName(j)} ${what}: initialised (--force-init)` }
+    : { kind: 'refuse', message: `${name}: ${legName(j)} ${what}; \`dst node start ${name} --force-init\` initialises it` });
   const member = memberOf(live, j);
   if (f.kind !== 'meta' && member && identity && !member.equals(identity)) {
-    const why = `is not a member of mirror ${live.uuid.toString('hex')} (its leg ${j} is export ${member.toString('hex')}, this is ${identity.toString('hex')})`;
-    if (forceInit) return { kind: 'compare', note: `${legName} ${why}: initialised (--force-init)` };
-    return { kind: 'refuse', message: `${name}: ${legName} ${why}; \`dst node start ${name} --force-init\` initialises it` };
+    return out(`is not a member of mirror ${live.uuid.toString('hex')} (its leg ${j} is export ${member.toString('hex')}, this is ${identity.toString('hex')})`);
   }
-  if (f.kind !== 'meta') return { kind: 'compare', note: `${legName}: no usable metadata; it compares every region` };
-  const why = mismatch(f.snapshot, f.index, j, legs, live.uuid);
+  if (f.kind !== 'meta') return { kind: 'compare', note: `${legName(j)}: no usable metadata; it compares every region` };
+  const why = foreign(f.snapshot, f.index, legs, live.uuid, live) ?? (f.index !== j ? `the metadata of leg ${f.index} of this mirror` : null);
   if (why !== null) {
-    if (staleMember(live, j, identity, f.snapshot)) return { kind: 'compare', note: `${legName} held ${why} from before the legs changed: it compares every region` };
-    if (forceInit) return { kind: 'compare', note: `${legName} held ${why}: initialised (--force-init)` };
-    return { kind: 'refuse', message: `${name}: ${legName} holds ${why}; \`dst node start ${name} --force-init\` initialises it` };
+    if (staleMember(live, j, identity, f.snapshot)) return { kind: 'compare', note: `${legName(j)} held ${why} from before the legs changed: it compares every region` };
+    return out(`holds ${why}`);
   }
   // a leg the mirror holds as unknown (resolved away, initialised) compares whatever it holds
-  if (live.legGen[j] === 0n) return { kind: 'compare', note: `${legName}: its data is not trusted; it compares every region` };
+  if (live.legGen[j] === 0n) return { kind: 'compare', note: `${legName(j)}: its data is not trusted; it compares every region` };
   const own = ownGeneration({ leg: j, lineage: f.snapshot.lineage });
   if (own === 0n || contains(live, own)) return { kind: 'ok' };
-  const generations = [genHex(live.current), genHex(own)];
+  // split brain between this leg and the legs in sync (the same order as SplitBrainShow: leg k, generation k)
+  const k = live.legGen.findIndex((g, i) => i !== j && g === live.current);
+  const sides = [...(k >= 0 ? [{ leg: k, gen: genHex(live.current) }] : []), { leg: j, gen: genHex(own) }];
+  const held = sides.map((x) => `${legName(x.leg)} holds generation ${x.gen}`).join(', ');
   return {
-    kind: 'split-brain', legs: [j], generations,
-    message: `split brain: ${legName} holds generation ${generations[1]}, written apart from the mirror's ${generations[0]}; nothing is served until \`dst node resolve ${name} --keep LEG\` picks the survivor`,
+    kind: 'split-brain', legs: sides.map((x) => x.leg), generations: sides.map((x) => x.gen),
+    message: `split brain: ${held}, written apart (neither descends from the other); nothing is served until \`dst node resolve ${name} --keep LEG\` picks the survivor`,
   };
 }

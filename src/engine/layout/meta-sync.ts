@@ -100,7 +100,7 @@ export class MetaSync {
       const found = await this.replica.read(this.h, i, this.h.ports[i]!.leg.sizeBytes!);
       if (this.h.isClosed() || found.kind === 'io-error') return false;
       const identity = this.h.ports[i]!.leg.identity;
-      const v = judgeLateLeg(this.h.name, this.h.legName(i), i, this.h.ports.length, this.rs.lineage, found, this.forceInit, identity);
+      const v = judgeLateLeg(this.h.name, (k) => this.h.legName(k), i, this.h.ports.length, this.rs.lineage, found, this.forceInit, identity);
       if (v.kind === 'refuse') {
         this.h.refused(i, v.message);
         return false;

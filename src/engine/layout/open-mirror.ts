@@ -4,7 +4,7 @@
 // first request is served.
 import { randomBytes } from 'node:crypto';
 import type { Device } from './device.js';
-import { planAssembly, type LegFound, type SplitBrain } from './assemble.js';
+import { planAssembly, type LegFound, type Reorder, type SplitBrain } from './assemble.js';
 import { MetaReplica, MAX_META_BODY } from './leg-meta.js';
 import { MetaSync, type MetaSyncHost } from './meta-sync.js';
 import { Mirror, type MirrorOptions } from './mirror.js';
@@ -27,7 +27,7 @@ export async function loadMirrorRecord(stateDir: string, name: string, log: Logg
   return null;
 }
 
-export type Opened = { kind: 'device'; device: Device } | ({ kind: 'split-brain' } & SplitBrain);
+export type Opened = { kind: 'device'; device: Device } | ({ kind: 'split-brain' } & SplitBrain) | Reorder;
 
 /** What a mirror's legs reached so far leave room for (legs larger than the smallest: logged). */
 function reachedSize(o: Omit<MirrorOptions, 'size'>): number {
@@ -74,7 +74,7 @@ export async function openMirror(opts: Omit<MirrorOptions, 'size'>): Promise<Ope
     name: o.name, legNames: o.legNames, regionSize: o.region, deviceSize: o.size, record, found, opts: o.assemble, rnd,
     identities: o.ports.map((p, i) => (found[i]!.kind === 'away' ? null : p.leg.identity)),
   });
-  if (result.kind === 'split-brain') return result;
+  if (result.kind !== 'plan') return result; // nothing written to the legs yet
   const { plan } = result;
   for (const note of plan.notes) o.log.warn(note, { op: 'start' });
   // one writer per mirror: every HELLO from now on carries this assembly's session, and each

@@ -101,6 +101,12 @@ export function sharesHistory(a: Lineage, b: Lineage): boolean {
   return contains(a, b.current) || b.history.some((g) => contains(a, g));
 }
 
+/** What a leg holds whose view (leg `index` of `l`) shares no generation with the mirror's `live` one. */
+export function unrelatedText(index: number, l: Lineage, live: Lineage): string {
+  return `this mirror's metadata from before it was removed (leg ${index}, generation ${genHex(l.legGen[index] ?? 0n)}; `
+    + `no history in common with the mirror now, at generation ${genHex(live.current)})`;
+}
+
 export type NewLegVerdict = { kind: 'ok'; note: string | null; wipe: boolean } | { kind: 'refuse'; message: string };
 
 /** An export offered as a new leg: what its tail holds decides whether it may be overwritten. */
@@ -113,7 +119,7 @@ export function judgeNewLeg(legName: string, live: Lineage, f: LegMetaRead, forc
     ? `the metadata of another mirror (uuid ${l.uuid.toString('hex')}, leg ${f.index} of ${f.snapshot.legs})`
     : sharesHistory(live, l)
       ? `this mirror's metadata (leg ${f.index} of ${f.snapshot.legs}, generation ${genHex(l.legGen[f.index] ?? 0n)}): it is one of its legs`
-      : `this mirror's metadata from before it was removed (leg ${f.index}, generation ${genHex(l.legGen[f.index] ?? 0n)}; no history in common with the mirror now)`;
+      : unrelatedText(f.index, l, live);
   if (forceInit) return { kind: 'ok', note: `${legName} held ${held}: initialised (--force-init)`, wipe: true };
   return { kind: 'refuse', message: `${legName} holds ${held}; --force-init initialises it (its data is overwritten)` };
 }

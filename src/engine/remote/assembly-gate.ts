@@ -11,6 +11,8 @@ export class AssemblyGate {
   private hasRecord: boolean | null = null;
   /** no record, a leg away, no --degraded: the node waits for it */
   waiting = false;
+  /** the legs were put in their metadata's order in this start (once: a second time is a failure) */
+  reordered = false;
 
   /** `opts`: this start's one-shot options */
   constructor(public opts: StartOptions = {}) {}

@@ -15,6 +15,7 @@ import { DstError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { formatLegSpec } from '../../util/parse.js';
 import { writeFileAtomic } from '../atomic-file.js';
+import type { Reorder } from '../layout/assemble.js';
 import type { Device } from '../layout/device.js';
 import type { LegIoHost } from '../layout/leg-io.js';
 import { MetaReplica, rewriteMeta, wipeMeta } from '../layout/leg-meta.js';
@@ -26,6 +27,7 @@ import { heldUnknown, judgeNewLeg, withLeg, withoutLeg } from '../layout/reshape
 import { encodeState, type MirrorSnapshot } from '../layout/state-codec.js';
 import { MAX_LEGS, type LegConfig, type LegEdit, type NodeContext, type Policy, type RemoteConfig } from '../types.js';
 import { Leg, type LegOptions } from './leg.js';
+import { AssemblyGate } from './assembly-gate.js';
 import { sameExportAs } from './multi-show.js';
 
 const rnd = { bytes: (n: number): Buffer => randomBytes(n) };
@@ -47,8 +49,12 @@ export interface LegEditHost {
   failure(): string | null;
   /** stop reading NBD requests, let those in flight finish, close the device (its state saved) */
   pause(): Promise<void>;
-  /** new legs from the config `commit` installs (or the old one when it throws), reassembled; resolves once serving */
-  rebuild(commit: () => Promise<void>): Promise<void>;
+  /** new legs from the config `commit` installs (or the old one when it throws), reassembled through `gate` (default: a fresh one); resolves once serving */
+  rebuild(commit: () => Promise<void>, gate?: AssemblyGate): Promise<void>;
+  /** this start's assembly gate (its one-shot options) */
+  gate(): AssemblyGate;
+  /** the node fails (a multi-leg node-level failure) */
+  fail(reason: string, detail: string): void;
 }
 
 
@@ -201,4 +207,26 @@ async function delLeg(h: LegEditHost, k: number, o: { force?: boolean }, commit:
 /** node leg add / node leg del on the running mirror; `commit` saves the new legs in the config. */
 export function editLegs(h: LegEditHost, edit: LegEdit, commit: (legs: LegConfig[]) => Promise<void>): Promise<void> {
   return edit.op === 'add' ? addLeg(h, edit.leg, edit, commit) : delLeg(h, edit.index, edit, commit);
+}
+
+/**
+ * A mirror whose legs' metadata orders them otherwise than the node's config (assemble.ts): the
+ * legs are put in that order, saved in the config, and the mirror assembles again with this
+ * start's options. Nothing was written to the legs; a second reorder in one start fails the node.
+ */
+export async function reorderLegs(h: LegEditHost, r: Reorder, save: ((legs: LegConfig[]) => Promise<void>) | undefined): Promise<void> {
+  const legs = r.order.map((j) => h.config().legs[j]!);
+  const was = h.gate();
+  if (!save || was.reordered) {
+    h.fail('leg-order', `${r.note}, but the node's legs could not be put in that order (the config did not take it)`);
+    return;
+  }
+  h.log.warn(`${r.note}: --remote ${legs.map((l) => formatLegSpec(l)).join(' --remote ')}`, { op: 'start' });
+  const gate = new AssemblyGate(was.opts);
+  gate.reordered = true;
+  try {
+    await h.rebuild(() => save(legs), gate);
+  } catch (err) {
+    h.fail('leg-order', `${r.note}, but the legs could not be rebuilt: ${(err as Error)?.message ?? String(err)}`);
+  }
 }

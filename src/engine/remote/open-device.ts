@@ -2,7 +2,7 @@
 // assembled from the legs' metadata and the state dir (open-mirror.ts), a linear or stripe
 // device is a map over the legs' sizes.
 import type { Logger } from '../../util/log.js';
-import type { SplitBrain } from '../layout/assemble.js';
+import type { Reorder, SplitBrain } from '../layout/assemble.js';
 import type { Device } from '../layout/device.js';
 import type { LegPort } from '../layout/leg-port.js';
 import { linearMap, stripeMap } from '../layout/map.js';
@@ -26,7 +26,7 @@ export interface OpenDeviceOptions {
   splitBrain: (s: SplitBrain) => void;
 }
 
-export type Opened = { kind: 'device'; device: Device } | ({ kind: 'split-brain' } & SplitBrain);
+export type Opened = { kind: 'device'; device: Device } | ({ kind: 'split-brain' } & SplitBrain) | Reorder;
 
 export async function openDevice(o: OpenDeviceOptions): Promise<Opened> {
   const { cfg } = o;

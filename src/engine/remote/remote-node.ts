@@ -22,12 +22,12 @@ import type { Logger } from '../../util/log.js';
 import { parseHostPort } from '../../util/parse.js';
 import { nbdSocketPath } from '../paths.js';
 import {
-  type EventFields, type EventName, type LegConfig, type LegEdit, type LegState, type NodeContext, type Policy, type RemoteConfig, type RemoteRuntime,
+  type EventFields, type EventName, type LegConfig, type LegEdit, type LegState, type NodeContext, type Policy, type RemoteConfig, type RemoteEntry, type RemoteRuntime,
   type RemoteState, type RuntimeShow, type StartOptions, type VerifyOptions, type VerifyReport,
 } from '../types.js';
 import type { Connection, SocketFactory } from './connection.js';
 import { Leg, type LegOptions } from './leg.js';
-import { editLegs, type LegEditHost } from './leg-edits.js';
+import { editLegs, reorderLegs, type LegEditHost } from './leg-edits.js';
 import type { Device } from '../layout/device.js';
 import { LegPort } from '../layout/leg-port.js';
 import type { SplitBrain } from '../layout/assemble.js';
@@ -51,7 +51,7 @@ export interface RemoteNodeDeps {
   startEndpoint?: (opts: NbdEndpointOptions) => Promise<NbdEndpoint>;
 }
 
-export function createRemoteNode(node: { readonly config: RemoteConfig }, ctx: NodeContext,
+export function createRemoteNode(node: RemoteEntry, ctx: NodeContext,
   deps: RemoteNodeDeps = {}): RemoteRuntime & BlockTarget {
   return new RemoteNode(node, ctx, deps);
 }
@@ -93,7 +93,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
   /** what the NBD endpoint measures (BlockTarget.recorder): latency and errors per op */
   readonly recorder: RequestMetrics;
 
-  constructor(private readonly node: { readonly config: RemoteConfig }, private readonly ctx: NodeContext,
+  constructor(private readonly node: RemoteEntry, private readonly ctx: NodeContext,
     private readonly deps: RemoteNodeDeps) {
     this.log = ctx.log.child({ node: node.config.name });
     this.multi = node.config.layout !== 'single';
@@ -215,14 +215,18 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
       return this.stopping;
     }
     if (!this.started) return;
-    const tables = this.legs.flatMap((l) => (l.table ? [l.table] : []));
+    // a mirror's legs stay open until its device closed (its last, clean save goes to their metadata); past the grace its requests fail
+    const mirror = this.node.config.layout === 'mirror';
+    const tables = mirror ? [] : this.legs.flatMap((l) => (l.table ? [l.table] : []));
     this.stopRequested = true;
     this.sync(); // → stopping
     this.log.info(opts.force ? 'stopping (force)' : 'stopping: draining in-flight requests', { op: 'stop' });
     this.stopping = (async () => {
       try {
         await Promise.all(tables.map((t) => t.drain(opts.force ? 0 : STOP_GRACE_MS)));
+        const grace = mirror ? this.ctx.clock.setTimer(opts.force ? 0 : STOP_GRACE_MS, () => { for (const l of this.legs) l.table?.failAll('ESHUTDOWN', 'node stopped: still in flight after the grace'); }) : null;
         await this.teardown(opts.force);
+        grace?.cancel();
       } finally {
         this.started = false;
         this.stopRequested = false;
@@ -289,13 +293,13 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
       name: this.name, log: this.log, ctx: this.ctx,
       config: () => this.node.config, policy: () => this.policy, legs: () => this.legs, device: () => this.device,
       splitBrain: () => this.splitBrain !== null, legBase: () => this.legBase(), failure: () => this.failure,
-      pause: () => this.slot.pause(this.name, () => this.sync()),
-      rebuild: (commit) => this.rebuild(commit),
+      pause: () => this.slot.pause(this.name, () => this.sync()), gate: () => this.gate, fail: (reason, detail) => this.failNode(reason, detail),
+      rebuild: (commit, gate) => this.rebuild(commit, gate),
     };
   }
 
   /** After a pause: the old legs go (nothing in flight on them), `commit` installs the config, its legs assemble. */
-  private async rebuild(commit: () => Promise<void>): Promise<void> {
+  private async rebuild(commit: () => Promise<void>, gate = new AssemblyGate()): Promise<void> {
     this.closeLegs(false);
     try {
       await commit();
@@ -307,16 +311,14 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
     this.legsReported = this.legs.map(() => 'connecting');
     this.serving = false;
     this.pendingReady.clear();
-    this.gate = new AssemblyGate();
+    this.gate = gate;
     const resumed = this.slot.waitResumed();
     for (const l of this.legs) l.start();
     await resumed;
   }
 
   /** "state backoff, reason leg" for messages */
-  private stateText(): string {
-    return `state ${this.state}${this.reason ? `, reason ${this.reason}` : ''}`;
-  }
+  private stateText(): string { return `state ${this.state}${this.reason ? `, reason ${this.reason}` : ''}`; }
 
   reconnect(): void {
     if (!this.started || this.state === 'failed') return this.log.info(`reconnect ignored in state ${this.state}`, { op: 'reconnect' });
@@ -326,8 +328,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
 
   waitReady(ms: number): Promise<RemoteState> {
     const s = this.state;
-    if (s === 'ready' || s === 'failed' || ms <= 0) return Promise.resolve(s);
-    return this.waiters.wait(ms);
+    return s === 'ready' || s === 'failed' || ms <= 0 ? Promise.resolve(s) : this.waiters.wait(ms);
   }
 
   private firstHello(i: number, conn: Connection, sessionHex: string): void {
@@ -416,8 +417,10 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
         cfg, ports: this.ports, ctx: this.ctx, log: this.log, policy: () => this.policy, emit: (event, fields) => this.emit(event, fields),
         changed: () => { this.sync(); this.maybeCapacity(); }, assemble: this.gate.opts, splitBrain: (sb) => this.onSplitBrain(sb),
       });
-      if (opened.kind === 'split-brain') {
-        if (gen === this.generation) this.onSplitBrain(opened);
+      if (opened.kind !== 'device') {
+        if (gen !== this.generation) return;
+        if (opened.kind === 'split-brain') this.onSplitBrain(opened);
+        else void reorderLegs(this.editHost(), opened, this.node.saveLegs);
         return;
       }
       device = opened.device;
@@ -477,9 +480,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
 
   maxZeroRequest(): number { return this.multi ? this.slot.maxZeroRequest() : MAX_ZERO_REQUEST; }
 
-  fastZero(): boolean {
-    return this.multi ? this.slot.fastZero() : this.leg.fastZero();
-  }
+  fastZero(): boolean { return this.multi ? this.slot.fastZero() : this.leg.fastZero(); }
 
   private accepting(): boolean {
     if (!this.started || this.stopRequested) return false;
@@ -530,7 +531,7 @@ class RemoteNode implements RemoteRuntime, BlockTarget, MetricsSource {
       ...base, size: d?.size ?? null, listen: null, permissions: this.legs.some((l) => l.perms !== null) ? this.permissions() : null,
       stats: sumStats(legStats, d?.inflight() ?? 0, this.recorder), degraded: d?.degraded() ?? null, verify: d?.verifyShow?.() ?? null,
       legs: legShows(this.legs, this.node.config, this.ports, d, (i) => this.legState(i), legStats),
-      splitBrain: this.splitBrain ? { legs: this.splitBrain.legs, generations: this.splitBrain.generations } : null,
+      splitBrain: this.splitBrain ? { legs: this.splitBrain.legs, generations: this.splitBrain.generations } : null, uuid: d?.lineage?.()?.uuid.toString('hex') ?? null,
     };
   }
 
