@@ -12,7 +12,9 @@
 // size, and re-issues them: reads, writes at the same offset, flushes and zeroes are idempotent.
 // The export's clients see a pause. A request still waiting after the policy's deadline fails with
 // EIO; a server that comes back with another size fails what waits, and everything sent until the
-// size is right again, with EIO.
+// size is right again, with EIO (its attempts keep backing off). A server that stops answering
+// while its connection stays up is noticed by the oldest request on the wire: older than the
+// export's resend-timeout, the link is dropped, and the reconnect re-issues it.
 import type { Clock, TimerHandle } from '../../util/clock.js';
 import type { Logger } from '../../util/log.js';
 import { DstError, errnoOf } from '../../util/errors.js';
@@ -57,6 +59,8 @@ interface Req {
   extents: Extent[] | null;
   error: NodeJS.ErrnoException | null;
   queuedAt: number;
+  /** when it last went on the wire */
+  sentAt: number;
   cookie: number;
   resolve: () => void;
   reject: (err: Error) => void;
@@ -69,6 +73,10 @@ export class NbdBackend implements Backend {
   private failures = 0;
   private sizeWrong = false;
   private retry: TimerHandle | null = null;
+  /** armed while requests are on the wire: fires when the oldest may be overdue */
+  private watchdog: TimerHandle | null = null;
+  /** requests sent again on a new link after the old one dropped */
+  private _reissued = 0;
   private readonly inflight = new Map<number, Req>();
   private queue: Req[] = [];
   private nextCookie = 1;
@@ -100,7 +108,7 @@ export class NbdBackend implements Backend {
   }
 
   show(): BackendShow {
-    return { uri: this.uri.text, state: this._state, reconnects: this._reconnects, flags: txFlagsText(this.flags) };
+    return { uri: this.uri.text, state: this._state, reconnects: this._reconnects, reissued: this._reissued, flags: txFlagsText(this.flags) };
   }
 
   private has(flag: number): boolean {
@@ -184,6 +192,7 @@ export class NbdBackend implements Backend {
         else await new Promise<void>((resolve) => { this.idle = resolve; });
       }
       this.retry?.cancel();
+      this.stopWatchdog();
       this._state = 'closed';
       this.link?.disconnect();
       this.link = null;
@@ -216,7 +225,7 @@ export class NbdBackend implements Backend {
 
   private makeReq(cmd: number, flags: number, offset: number, length: number, data: Buffer | null, buf: Buffer | null): Req {
     return {
-      cmd, flags, offset, length, data, buf, extents: null, error: null, queuedAt: this.o.clock.now(), cookie: 0,
+      cmd, flags, offset, length, data, buf, extents: null, error: null, queuedAt: this.o.clock.now(), sentAt: 0, cookie: 0,
       resolve: () => {}, reject: () => {},
     };
   }
@@ -244,10 +253,41 @@ export class NbdBackend implements Backend {
     if (link === null || this._state !== 'connected') return;
     while (this.inflight.size < MAX_INFLIGHT && this.queue.length > 0) {
       const req = this.queue.shift()!;
+      if (req.sentAt !== 0) this._reissued++;
       req.cookie = this.takeCookie();
+      req.sentAt = this.o.clock.now();
       this.inflight.set(req.cookie, req);
       link.send(req.cmd, req.flags, req.cookie, req.offset, req.length, req.data);
     }
+    this.armWatchdog();
+  }
+
+  /** The oldest request on the wire (the map keeps send order). */
+  private oldest(): Req | undefined {
+    return this.inflight.values().next().value;
+  }
+
+  /**
+   * A hung server: once the oldest request on the wire has waited resend-timeout for its reply,
+   * drop the link (the reconnect re-issues it). One timer, re-armed for the next oldest.
+   */
+  private armWatchdog(): void {
+    const first = this.oldest();
+    if (this.watchdog !== null || first === undefined) return;
+    const limit = this.o.policy().resendTimeoutMs;
+    this.watchdog = this.o.clock.setTimer(first.sentAt + limit - this.o.clock.now(), () => {
+      this.watchdog = null;
+      const now = this.oldest();
+      if (now !== undefined && this.o.clock.now() - now.sentAt >= limit) {
+        this.link?.close(new DstError('DST_ERR_TIMEOUT',
+          `NBD server ${this.uri.text}: no reply to a ${cmdWord(now.cmd)} of ${now.length} bytes at ${now.offset} within ${limit} ms`, { errno: 'ETIMEDOUT' }));
+      } else this.armWatchdog();
+    });
+  }
+
+  private stopWatchdog(): void {
+    this.watchdog?.cancel();
+    this.watchdog = null;
   }
 
   private takeCookie(): number {
@@ -367,6 +407,7 @@ export class NbdBackend implements Backend {
   private onLinkClosed(link: NbdLink, err: Error): void {
     if (link !== this.link) return;
     this.link = null;
+    this.stopWatchdog();
     if (this.closing && this._state === 'closed') return;
     // what was on the wire goes first, in the order it was issued
     const back = [...this.inflight.values()];
@@ -404,9 +445,9 @@ export class NbdBackend implements Backend {
       link.disconnect();
       return;
     }
-    this.failures = 0;
     if (link.info.size !== this.info.size) {
       this.sizeWrong = true;
+      this.failures++; // a wrong server is a failed attempt: the next one backs off further
       this.o.log.error(`the NBD server came back with ${link.info.size} bytes, not ${this.info.size}: failing requests with EIO until it serves ${this.info.size} again`,
         { op: 'nbd-backend', uri: this.uri.text });
       this.failAll(() => this.sizeError(link.info.size));
@@ -414,6 +455,7 @@ export class NbdBackend implements Backend {
       this.scheduleAttempt();
       return;
     }
+    this.failures = 0;
     this.sizeWrong = false;
     this.link = link;
     this.flags = link.info.flags;
