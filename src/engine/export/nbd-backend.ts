@@ -6,6 +6,8 @@
 // native ops does it: TRIM dropped, zeroes written as data in ZERO_CHUNK pieces (FAST_ZERO → ENOTSUP),
 // extents all data, FLUSH a no-op without SEND_FLUSH, FUA without SEND_FUA a write then a flush.
 // A server error reply rejects the call with the NBD errno as err.code (EIO when NBD has none better).
+// A server whose INFO_BLOCK_SIZE minimum is above 1 gets only aligned reads, writes and zeroes:
+// nbd-align.ts reads around and read-modify-writes the edges of what is not aligned.
 //
 // When the link drops, the requests on it go back to the head of the queue and the backend
 // reconnects with the remotes' backoff (reconnect-delay doubling to 30 s), re-negotiates, checks the
@@ -28,6 +30,7 @@ import type { Policy } from '../policy.js';
 import { deadlineMs, type BackendShow } from '../types.js';
 import { ZERO_CHUNK, sysError, zeros, type Backend, type DiskInfo, type Extent } from './backend.js';
 import { NbdLink, txFlagsText } from './nbd-link.js';
+import { BlockAligner, type AlignedIo } from './nbd-align.js';
 
 /** Requests on the wire at once. */
 export const MAX_INFLIGHT = 64;
@@ -83,6 +86,8 @@ export class NbdBackend implements Backend {
   private closing: Promise<void> | null = null;
   private idle: (() => void) | null = null;
   private flags = 0;
+  /** the server's minimum block size is above 1 (INFO_BLOCK_SIZE, at open): requests are aligned to it */
+  private aligner: BlockAligner | null = null;
   /** the size the server had at open: every reconnect must find the same */
   readonly info: DiskInfo = { size: 0, blockDevice: false };
 
@@ -98,6 +103,7 @@ export class NbdBackend implements Backend {
     backend.link = link;
     backend.info.size = link.info.size;
     backend.flags = link.info.flags;
+    if (link.info.minBlock > 1) backend.aligner = new BlockAligner(link.info.minBlock);
     o.log.info('connected to the NBD server', { op: 'nbd-backend', uri, size: link.info.size, flags: txFlagsText(link.info.flags) });
     return backend;
   }
@@ -120,8 +126,8 @@ export class NbdBackend implements Backend {
   async read(offset: number, length: number): Promise<Buffer> {
     const buf = allocPayload(length);
     try {
-      await this.split(length, this.maxPayload(), (at, n) =>
-        this.request(Cmd.READ, 0, offset + at, n, null, buf.subarray(at, at + n)));
+      if (this.aligner === null) await this.readInto(offset, buf);
+      else await this.aligner.read(offset, buf, this.alignedIo(false));
     } catch (err) {
       releasePayload(buf);
       throw err;
@@ -133,13 +139,29 @@ export class NbdBackend implements Backend {
   async write(offset: number, data: Buffer, fua: boolean): Promise<void> {
     try {
       this.writable();
-      const nativeFua = fua && this.has(TxFlag.SEND_FUA);
-      await this.split(data.length, this.maxPayload(), (at, n) =>
-        this.request(Cmd.WRITE, nativeFua ? CmdFlag.FUA : 0, offset + at, n, data.subarray(at, at + n), null));
-      if (fua && !nativeFua) await this.flush();
+      const a = this.aligner;
+      if (a === null) await this.writeData(offset, data, fua);
+      else await a.locked(offset, data.length, () => a.merge(offset, data, this.alignedIo(fua)));
     } finally {
       releasePayload(data);
     }
+  }
+
+  private readInto(offset: number, into: Buffer): Promise<void> {
+    return this.split(into.length, this.maxPayload(), (at, n) =>
+      this.request(Cmd.READ, 0, offset + at, n, null, into.subarray(at, at + n)));
+  }
+
+  private async writeData(offset: number, data: Buffer, fua: boolean): Promise<void> {
+    const nativeFua = fua && this.has(TxFlag.SEND_FUA);
+    await this.split(data.length, this.maxPayload(), (at, n) =>
+      this.request(Cmd.WRITE, nativeFua ? CmdFlag.FUA : 0, offset + at, n, data.subarray(at, at + n), null));
+    if (fua && !nativeFua) await this.flush();
+  }
+
+  /** What the aligner sends: aligned reads and writes (the caller keeps the buffers). */
+  private alignedIo(fua: boolean): AlignedIo {
+    return { read: (o, into) => this.readInto(o, into), write: (o, d) => this.writeData(o, d, fua) };
   }
 
   flush(): Promise<void> {
@@ -156,6 +178,19 @@ export class NbdBackend implements Backend {
   async writeZeroes(offset: number, length: number, fua: boolean, flags: number): Promise<void> {
     this.writable();
     if (length === 0) return;
+    const a = this.aligner;
+    if (a === null) return this.zeroRange(offset, length, fua, flags);
+    if (!a.aligned(offset, length) && (flags & ZeroFlag.FAST_ZERO) !== 0) throw this.slowZero(offset, length);
+    return a.locked(offset, length, () => a.zero(offset, length, (n) => (n <= ZERO_CHUNK ? zeros().subarray(0, n) : Buffer.alloc(n)),
+      this.alignedIo(fua), (o, n) => this.zeroRange(o, n, fua, flags)));
+  }
+
+  private slowZero(offset: number, length: number): DstError {
+    return new DstError('DST_ERR_IO', `NBD server ${this.uri.text}: zeroing ${length} bytes at ${offset} would mean writing zeroes (FAST_ZERO)`,
+      { errno: 'ENOTSUP' });
+  }
+
+  private async zeroRange(offset: number, length: number, fua: boolean, flags: number): Promise<void> {
     const fast = (flags & ZeroFlag.FAST_ZERO) !== 0;
     if (this.has(TxFlag.SEND_WRITE_ZEROES) && (!fast || this.has(TxFlag.SEND_FAST_ZERO))) {
       const f = ((flags & ZeroFlag.NO_HOLE) !== 0 ? CmdFlag.NO_HOLE : 0) | (fast ? CmdFlag.FAST_ZERO : 0)
@@ -164,10 +199,7 @@ export class NbdBackend implements Backend {
       if (fua && !this.has(TxFlag.SEND_FUA)) await this.flush();
       return;
     }
-    if (fast) {
-      throw new DstError('DST_ERR_IO', `NBD server ${this.uri.text}: zeroing ${length} bytes at ${offset} would mean writing zeroes (FAST_ZERO)`,
-        { errno: 'ENOTSUP' });
-    }
+    if (fast) throw this.slowZero(offset, length);
     // in order, one bounded chunk at a time: the shared zero buffer is never written to
     for (let at = 0; at < length; at += ZERO_CHUNK) {
       const n = Math.min(ZERO_CHUNK, length - at);
