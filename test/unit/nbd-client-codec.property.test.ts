@@ -12,10 +12,11 @@ import {
   encodeBlockStatusChunk, encodeErrorChunk, encodeNoneDone, encodeOffsetDataChunk, encodeSimpleReply, encodeStructuredHeader,
 } from '../../src/protocol/nbd-replies.js';
 import {
-  MAX_CHUNK, ReplyDecoder, decodeChunk, decodeExportNameReply, decodeInfoReply, decodeMetaContextReply, encodeMetaContextRequest,
-  encodeRequestHeader, type ChunkContent, type ReplyPiece,
+  MAX_CHUNK, ReplyDecoder, decodeChunk, decodeExportNameReply, decodeInfoReply, encodeRequestHeader, type ChunkContent, type ReplyPiece,
 } from '../../src/protocol/nbd-client-codec.js';
-import { encodeExportNameReply, encodeInfoBlockSize, encodeInfoExport, encodeInfoName, encodeRepMetaContext } from '../../src/protocol/nbd-options.js';
+import {
+  decodeRepMetaContext, encodeExportNameReply, encodeInfoBlockSize, encodeInfoExport, encodeInfoName, encodeMetaContextRequest, encodeRepMetaContext,
+} from '../../src/protocol/nbd-options.js';
 import { encodeRequest } from '../../src/protocol/nbd-replies.js';
 
 const cookieBuf = (c: number): Buffer => {
@@ -231,10 +232,10 @@ test('INFO replies: EXPORT and BLOCK_SIZE round-trip, other infos are "other", b
 
 test('META_CONTEXT replies: id and name round-trip; too short or too long is BAD_FRAME', () => {
   fc.assert(fc.property(fc.nat(2 ** 32 - 1), fc.string({ maxLength: 60 }), (id, name) => {
-    assert.deepEqual(decodeMetaContextReply(optionData(encodeRepMetaContext(Opt.SET_META_CONTEXT, id, name))), { id, name });
+    assert.deepEqual(decodeRepMetaContext(optionData(encodeRepMetaContext(Opt.SET_META_CONTEXT, id, name))), { id, name });
   }), { numRuns: 200 });
-  badFrame(() => decodeMetaContextReply(Buffer.alloc(3)), /NBD_REP_META_CONTEXT of 3 bytes/);
-  badFrame(() => decodeMetaContextReply(Buffer.alloc(4 + 4096 + 1)), /NBD_REP_META_CONTEXT of 4101 bytes/);
+  badFrame(() => decodeRepMetaContext(Buffer.alloc(3)), /NBD_REP_META_CONTEXT of 3 bytes/);
+  badFrame(() => decodeRepMetaContext(Buffer.alloc(4 + 4096 + 1)), /NBD_REP_META_CONTEXT of 4101 bytes/);
 });
 
 test('EXPORT_NAME reply: size and flags round-trip with or without the 124 zeroes; short or huge is BAD_FRAME', () => {

@@ -11,9 +11,12 @@ import {
   ClientFlag, Cmd, GREETING_SIZE, HandshakeFlag, Info, MAX_OPTION_DATA, OPTION_REPLY_HEADER_SIZE, Opt,
   REP_ERR_BIT, Rep, TxFlag, optName, repName,
 } from '../../protocol/nbd.js';
-import { decodeGreeting, decodeOptionReplyHeader, encodeClientFlags, encodeInfoRequest, encodeOption } from '../../protocol/nbd-options.js';
 import {
-  ReplyDecoder, decodeExportNameReply, decodeInfoReply, decodeMetaContextReply, encodeMetaContextRequest, encodeRequestHeader,
+  BASE_ALLOCATION, decodeGreeting, decodeOptionReplyHeader, decodeRepMetaContext, encodeClientFlags, encodeInfoRequest, encodeMetaContextRequest,
+  encodeOption,
+} from '../../protocol/nbd-options.js';
+import {
+  ReplyDecoder, decodeExportNameReply, decodeInfoReply, encodeRequestHeader,
   type CookieLookup, type ReplyPiece,
 } from '../../protocol/nbd-client-codec.js';
 import type { NbdUri } from '../../protocol/nbd-uri.js';
@@ -43,7 +46,6 @@ const READ_BUFFER_SIZE = 64 * 1024;
 const MIN_LANDING = 16 * 1024;
 /** TCP keepalive probes start after this much silence: a server host that vanished is noticed. */
 const KEEPALIVE_MS = 10_000;
-export const BASE_ALLOCATION = 'base:allocation';
 
 function linkError(uri: NbdUri, what: string, errno: string, cause?: unknown): DstError {
   return new DstError(errno === 'ENOENT' || errno === 'ECONNREFUSED' || errno === 'EHOSTUNREACH' ? 'DST_ERR_CONN_LOST' : 'DST_ERR_IO',
@@ -257,7 +259,7 @@ async function negotiate(uri: NbdUri, socket: Socket, reader: HandshakeReader): 
     for (;;) {
       const r = await optionReply(uri, reader, Opt.SET_META_CONTEXT);
       if (r.type === Rep.META_CONTEXT) {
-        const ctx = decodeMetaContextReply(r.data);
+        const ctx = decodeRepMetaContext(r.data);
         if (ctx.name === BASE_ALLOCATION) allocationContext = ctx.id;
       } else if (r.type === Rep.ACK || (r.type & REP_ERR_BIT) !== 0) {
         if (r.type === Rep.ERR_UNKNOWN) throw refusal(uri, Opt.SET_META_CONTEXT, r);
