@@ -2,7 +2,8 @@
 // replies (both NBD_REP_ERR_UNSUP), so the backend falls back to NBD_OPT_EXPORT_NAME — with the 124
 // zero bytes when the server has no NO_ZEROES — and to simple replies. A small server in this test
 // speaks just that; writes and reads go through it, a FUA write is a write then a flush (no
-// SEND_FUA), and extents are all data.
+// SEND_FUA), and extents are all data. A server that advertises nothing gets no FLUSH (a no-op) and
+// no TRIM (dropped), and zeroes are written as data.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -20,7 +21,7 @@ import { tmpDir } from '../helpers/tmp.js';
 const SIZE = 1024 * 1024;
 
 /** Fixed newstyle without GO or structured replies; serves a buffer with simple replies. Records the options it was sent. */
-async function oldServer(t: { after(fn: () => unknown): void }, path: string, noZeroes: boolean) {
+async function oldServer(t: { after(fn: () => unknown): void }, path: string, noZeroes: boolean, txFlags = TxFlag.HAS_FLAGS | TxFlag.SEND_FLUSH) {
   const disk = Buffer.alloc(SIZE);
   const options: number[] = [], commands: number[] = [];
   const live = new Set<net.Socket>();
@@ -43,7 +44,7 @@ async function oldServer(t: { after(fn: () => unknown): void }, path: string, no
           buf = buf.subarray(16 + buf.readUInt32BE(12));
           options.push(opt);
           if (opt === Opt.EXPORT_NAME) {
-            c.write(encodeExportNameReply(SIZE, TxFlag.HAS_FLAGS | TxFlag.SEND_FLUSH, noZeroes));
+            c.write(encodeExportNameReply(SIZE, txFlags, noZeroes));
             phase = 'transmission';
           } else c.write(encodeOptionError(opt, Rep.ERR_UNSUP));
         } else {
@@ -83,3 +84,18 @@ for (const noZeroes of [true, false]) {
     assert.deepEqual(await backend.extents(0, SIZE), [{ offset: 0, length: SIZE, hole: false }]);
   });
 }
+
+test('a server advertising nothing: FLUSH a no-op, TRIM dropped, zeroes written as data', async (t) => {
+  const path = join(tmpDir(t), 'bare.sock');
+  const { commands } = await oldServer(t, path, true, TxFlag.HAS_FLAGS);
+  const backend = await NbdBackend.open(`nbd+unix:///disk?socket=${path}`, { clock: realClock, log: createLogger('error', 'text', () => {}), policy: () => DEFAULT_POLICY });
+  t.after(() => backend.close());
+  assert.equal(backend.show().flags, 'none');
+  await backend.write(0, Buffer.from(blocksContent(0, 7, 16)), true);
+  await backend.flush();
+  await backend.trim(0, 4 * 4096);
+  assert.deepEqual(checkBlocks(await backend.read(0, 4 * 4096), 0), Array(4).fill(7), 'the dropped trim left the data');
+  await backend.writeZeroes(4 * 4096, 8 * 4096, false, 0);
+  assert.ok((await backend.read(4 * 4096, 8 * 4096)).equals(Buffer.alloc(8 * 4096)), 'the zeroed range reads zeroes');
+  assert.deepEqual([...new Set(commands)].sort(), [Cmd.READ, Cmd.WRITE].sort(), 'only reads and writes reached the server');
+});
