@@ -177,7 +177,7 @@ export function nodeBlock(chalk: ChalkInstance, n: NodeShow): string {
   rows.push(['size', sizeText(n.size)]);
   if (n.role === 'export') {
     rows.push(['disk', (n.disk ?? '-') + (n.readonly ? ' (read-only)' : '')]);
-    if (n.backend) rows.push(['backend', `nbd ${n.backend.state}, reconnects ${n.backend.reconnects}, flags ${n.backend.flags}`]);
+    if (n.backend) rows.push(['backend', `nbd ${n.backend.state}, reconnects ${n.backend.reconnects}, reissued ${n.backend.reissued}, flags ${n.backend.flags}`]);
     rows.push(['listen', n.listen ?? '-']);
     rows.push(['acl', n.acl && n.acl.length ? aclLines(n.acl) : 'empty: nobody may connect (dst security add ' + n.name + ' --addr IP --perm rw)']);
   } else {

@@ -194,6 +194,8 @@ export interface BackendShow {
   uri: string;
   state: 'connected' | 'reconnecting' | 'closed';
   reconnects: number;
+  /** requests sent again on a new link after a drop */
+  reissued: number;
   /** the server's transmission flags, as words */
   flags: string;
 }

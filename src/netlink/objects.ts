@@ -165,6 +165,7 @@ export const backendShowSchema = objectSchema<BackendShow>('backend', {
   state: { attr: 2, type: t.oneOf(['connected', 'reconnecting', 'closed']) },
   reconnects: { attr: 3, type: t.u64 },
   flags: { attr: 4, type: t.string },
+  reissued: { attr: 5, type: t.u64 },
 });
 
 export const nodeShowSchema = objectSchema<NodeShow>('node', {

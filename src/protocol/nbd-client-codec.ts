@@ -1,35 +1,26 @@
 // The NBD client's side of the codec (the export's NBD backend, issue 17): pure, no I/O. Option
-// payloads a client sends (SET_META_CONTEXT), the INFO replies it reads, and a streaming decoder of
+// request headers a client sends, the INFO and EXPORT_NAME replies it reads, and a streaming decoder of
 // transmission replies — simple and structured — that gives the same replies however the input is
 // split. The server-side codecs (nbd-options.ts, nbd-replies.ts) already hold the shared pieces
-// (encodeOption, encodeInfoRequest, decodeGreeting, decodeOptionReplyHeader); this module adds what
+// (encodeOption, encodeInfoRequest, encodeMetaContextRequest, decodeRepMetaContext, decodeGreeting,
+// decodeOptionReplyHeader); this module adds what
 // only a client needs.
 import {
-  Info, MAX_PAYLOAD, MAX_STRING, NBD_SIMPLE_REPLY_MAGIC, NBD_STRUCTURED_REPLY_MAGIC, ReplyFlag, ReplyType,
-  SIMPLE_REPLY_SIZE, STRUCTURED_HEADER_SIZE, badFrame, nbdErrName,
+  Info, MAX_PAYLOAD, NBD_REQUEST_MAGIC, NBD_SIMPLE_REPLY_MAGIC, NBD_STRUCTURED_REPLY_MAGIC, REQUEST_HEADER_SIZE,
+  ReplyFlag, ReplyType, SIMPLE_REPLY_SIZE, STRUCTURED_HEADER_SIZE, badFrame, nbdErrName,
 } from './nbd.js';
 
-/** NBD_OPT_SET_META_CONTEXT payload: export name length u32 · name · n u32 · n × (length u32 · query). */
-export function encodeMetaContextRequest(exportName: string, queries: readonly string[]): Buffer {
-  const parts = [exportName, ...queries].map((s) => Buffer.from(s, 'utf8'));
-  const b = Buffer.alloc(8 + parts.reduce((n, p) => n + 4 + p.length, 0) - 4);
-  let at = 0;
-  parts.forEach((p, i) => {
-    b.writeUInt32BE(p.length, at);
-    p.copy(b, at + 4);
-    at += 4 + p.length;
-    if (i === 0) {
-      b.writeUInt32BE(queries.length, at);
-      at += 4;
-    }
-  });
-  return b;
-}
-
-/** NBD_REP_META_CONTEXT data: context id u32 · name. */
-export function decodeMetaContextReply(data: Buffer): { id: number; name: string } {
-  if (data.length < 4 || data.length > 4 + MAX_STRING) throw badFrame(`NBD_REP_META_CONTEXT of ${data.length} bytes`);
-  return { id: data.readUInt32BE(0), name: data.toString('utf8', 4) };
+/** A transmission request header (compact form) with the client's u32 cookie; a WRITE's payload follows it on the wire. */
+export function encodeRequestHeader(cmd: number, flags: number, cookie: number, offset: number, length: number): Buffer {
+  const h = Buffer.allocUnsafe(REQUEST_HEADER_SIZE); // every byte is written below
+  h.writeUInt32BE(NBD_REQUEST_MAGIC, 0);
+  h.writeUInt16BE(flags, 4);
+  h.writeUInt16BE(cmd, 6);
+  h.writeUInt32BE(0, 8);
+  h.writeUInt32BE(cookie, 12);
+  h.writeBigUInt64BE(BigInt(offset), 16);
+  h.writeUInt32BE(length, 24);
+  return h;
 }
 
 export type InfoReply =
@@ -133,6 +124,27 @@ export class ReplyDecoder {
       }
     }
     return out;
+  }
+
+  /**
+   * Where the next bytes of the stream belong, so that a reader can put them there itself instead
+   * of pushing a copy: the rest of the body being collected (a READ's buffer, or a chunk's), when
+   * at least `min` bytes of it remain; else null (push the bytes). Report them with `landed`.
+   */
+  landingZone(min: number): Buffer | null {
+    const body = this.body;
+    if (body === null || body.length - this.bodyUsed < Math.max(1, min)) return null;
+    return body.subarray(this.bodyUsed);
+  }
+
+  /** `n` bytes were written at the start of the last `landingZone`; returns the pieces they complete. */
+  landed(n: number): ReplyPiece[] {
+    const body = this.body;
+    if (body === null || n > body.length - this.bodyUsed) throw new RangeError(`${n} bytes landed beyond the body being collected`);
+    this.bodyUsed += n;
+    if (this.bodyUsed < body.length) return [];
+    const piece = this.finishBody();
+    return piece === null ? [] : [piece];
   }
 
   /** Bytes of a reply still expected (0: the stream is between replies). */

@@ -94,6 +94,7 @@ export function encodeRepMetaContext(option: number, id: number, name: string): 
 /** The data of an NBD_REP_META_CONTEXT reply (client side). */
 export function decodeRepMetaContext(data: Buffer): { id: number; name: string } {
   if (data.length < 4) throw badFrame(`NBD_REP_META_CONTEXT of ${data.length} bytes is too short`);
+  if (data.length > 4 + MAX_STRING) throw badFrame(`NBD_REP_META_CONTEXT of ${data.length} bytes is too long`);
   return { id: data.readUInt32BE(0), name: data.toString('utf8', 4) };
 }
 

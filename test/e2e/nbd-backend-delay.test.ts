@@ -20,13 +20,23 @@ test('nbdkit delay filter: latency passes through, no spurious timeouts or resen
   const c = await NbdClient.connect(pair.socket);
   t.after(() => c.close());
 
-  const t0 = Date.now();
-  await Promise.all(Array.from({ length: 16 }, (_, i) => c.write(i * 4096, blockContent(i, 1))));
-  const reads = await Promise.all(Array.from({ length: 16 }, (_, i) => c.read(i * 4096, 4096)));
-  const ms = Date.now() - t0;
+  const DELAY = 300, N = 16;
+  /** Each request's own time: none may be quicker than the server's delay. */
+  const timed = async <T>(p: () => Promise<T>): Promise<T> => {
+    const t1 = performance.now();
+    const r = await p();
+    const ms = performance.now() - t1;
+    assert.ok(ms >= DELAY - 1, `a request took ${ms.toFixed(0)} ms, less than the ${DELAY} ms delay`);
+    return r;
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: N }, (_, i) => timed(() => c.write(i * 4096, blockContent(i, 1)))));
+  const reads = await Promise.all(Array.from({ length: N }, (_, i) => timed(() => c.read(i * 4096, 4096))));
+  const ms = performance.now() - t0;
   reads.forEach((b, i) => assert.equal(checkBlock(b, i).version, 1));
-  assert.ok(ms >= 600, `two rounds of 300 ms delay took ${ms} ms`);
-  assert.ok(ms < 10_000, `requests in flight together: ${ms} ms`);
+  assert.ok(ms >= 2 * DELAY, `two rounds of ${DELAY} ms delay took ${ms.toFixed(0)} ms`);
+  // in flight together: two rounds and some overhead, far from the ${2 * N} × ${DELAY} ms of one at a time
+  assert.ok(ms < 6 * DELAY, `${2 * N} requests in two concurrent rounds took ${ms.toFixed(0)} ms`);
   const remote = await pair.show();
   assert.equal(remote.stats.resends, 0, 'nothing resent');
   assert.equal(remote.stats.failed, 0);

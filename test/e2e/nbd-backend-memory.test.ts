@@ -35,9 +35,14 @@ test('an export in front of nbdkit memory: verified I/O through a remote node; s
   await Promise.all(Array.from({ length: 200 }, (_, i) => c.write((1000 + i) * 4096, blocksContent(1000 + i, 2, 1))));
   const back = await Promise.all(Array.from({ length: 200 }, (_, i) => c.read((1000 + i) * 4096, 4096)));
   back.forEach((b, i) => assert.deepEqual(checkBlocks(b, 1000 + i), [2]));
-  // zeroes and trim pass through: the range reads zeroes
+  // zeroes pass through: the range reads zeroes
   await c.writeZeroes(100 * 4096, 8192);
   assert.ok((await c.read(100 * 4096, 8192)).equals(Buffer.alloc(8192)));
+  // so does trim: nbdkit memory drops trimmed pages, which then read zeroes (a dropped TRIM leaves the data)
+  assert.match(exp.backend?.flags ?? '', /send_trim/);
+  await c.trim(200 * 4096, 16 * 4096);
+  assert.ok((await c.read(200 * 4096, 16 * 4096)).equals(Buffer.alloc(16 * 4096)), 'the trimmed range reads zeroes');
+  assert.deepEqual(checkBlocks(await c.read(216 * 4096, 40 * 4096), 216), new Array(40).fill(1), 'the rest of the write is untouched');
 
   const text = (await pair.exp.dst(['node', 'show', pair.exportName])).stdout;
   assert.match(text, /backend\s+nbd connected, reconnects 0/);

@@ -55,6 +55,7 @@ test('nbdkit file killed and restarted under verified load: zero client errors, 
   const show = await pair.exp.show(pair.exportName);
   assert.equal(show.backend?.state, 'connected');
   assert.equal(show.backend?.reconnects, 1);
+  assert.ok((show.backend?.reissued ?? 0) > 0, `requests were in flight when the server was killed, and re-issued (${show.backend?.reissued})`);
   assert.equal((await pair.show()).state, 'ready');
   for (let b = 0; b < BLOCKS; b += 64) tracker.check(b, await c.read(b * 4096, 4096));
 });

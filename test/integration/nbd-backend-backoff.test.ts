@@ -1,11 +1,10 @@
 // The NBD backend's reconnect on an injected clock (issue 17): after the server drops, attempts
 // come at reconnect-delay, then twice that after each failure; what waits is re-issued once a link
 // is back (same data read back); a request that has waited past the policy's deadline fails with
-// EIO at the next attempt instead. The server is nbdkit memory behind a gate in this test that
-// refuses (accepts and closes) or forwards connections, so attempts are counted without sleeps.
+// EIO at the next attempt instead. The server is nbdkit memory behind a gate (helpers/nbd-gate.ts)
+// that refuses (accepts and closes) or forwards connections, so attempts are counted without sleeps.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net, { type Socket } from 'node:net';
 import { join } from 'node:path';
 import { FakeClock } from '../../src/util/clock.js';
 import { createLogger } from '../../src/util/log.js';
@@ -13,42 +12,17 @@ import { DEFAULT_POLICY, type Policy } from '../../src/engine/policy.js';
 import { deadlineMs } from '../../src/engine/types.js';
 import { NbdBackend } from '../../src/engine/export/nbd-backend.js';
 import { startNbdServer } from '../helpers/nbd-server.js';
+import { nbdGate } from '../helpers/nbd-gate.js';
 import { blocksContent, checkBlocks } from '../helpers/blocks.js';
 import { requireTool, waitFor } from '../helpers/tools.js';
 import { tmpDir } from '../helpers/tmp.js';
-
-/** Accepts on `path`; forwards to `target` while open, else closes at once. Counts connections. */
-async function gate(t: { after(fn: () => unknown): void }, path: string, target: string) {
-  const live = new Set<Socket>();
-  const state = { open: true, accepted: 0 };
-  const server = net.createServer((c) => {
-    state.accepted++;
-    if (!state.open) { c.destroy(); return; }
-    const up = net.connect(target);
-    live.add(c).add(up);
-    const drop = (): void => { c.destroy(); up.destroy(); live.delete(c); live.delete(up); };
-    c.on('error', drop).on('close', drop);
-    up.on('error', drop).on('close', drop);
-    c.pipe(up).pipe(c);
-  });
-  await new Promise<void>((resolve) => server.listen(path, resolve));
-  t.after(() => new Promise<void>((resolve) => { for (const s of live) s.destroy(); server.close(() => resolve()); }));
-  return {
-    state,
-    /** refuse new connections and cut the ones open */
-    shut(): void {
-      state.open = false;
-      for (const s of live) s.destroy();
-    },
-  };
-}
 
 test('NBD backend reconnect: delay doubles per failure on the injected clock; waiters re-issued; past the deadline → EIO', async (t) => {
   if (!requireTool(t, 'nbdkit', 'nbdkit')) return;
   const dir = tmpDir(t);
   const sock = join(dir, 'nbdkit.sock'), front = join(dir, 'gate.sock');
   await startNbdServer(t, 'nbdkit', ['-f', '-U', sock, 'memory', '16M'], sock);
-  const g = await gate(t, front, sock);
+  const g = await nbdGate(t, front, sock);
   const clock = new FakeClock();
   const policy: Policy = { ...DEFAULT_POLICY, reconnectDelayMs: 100 };
   const links: boolean[] = [];

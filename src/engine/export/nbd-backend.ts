@@ -6,13 +6,17 @@
 // native ops does it: TRIM dropped, zeroes written as data in ZERO_CHUNK pieces (FAST_ZERO → ENOTSUP),
 // extents all data, FLUSH a no-op without SEND_FLUSH, FUA without SEND_FUA a write then a flush.
 // A server error reply rejects the call with the NBD errno as err.code (EIO when NBD has none better).
+// A server whose INFO_BLOCK_SIZE minimum is above 1 gets only aligned reads, writes and zeroes:
+// nbd-align.ts reads around and read-modify-writes the edges of what is not aligned.
 //
 // When the link drops, the requests on it go back to the head of the queue and the backend
 // reconnects with the remotes' backoff (reconnect-delay doubling to 30 s), re-negotiates, checks the
 // size, and re-issues them: reads, writes at the same offset, flushes and zeroes are idempotent.
 // The export's clients see a pause. A request still waiting after the policy's deadline fails with
 // EIO; a server that comes back with another size fails what waits, and everything sent until the
-// size is right again, with EIO.
+// size is right again, with EIO (its attempts keep backing off). A server that stops answering
+// while its connection stays up is noticed by the oldest request on the wire: older than the
+// export's resend-timeout, the link is dropped, and the reconnect re-issues it.
 import type { Clock, TimerHandle } from '../../util/clock.js';
 import type { Logger } from '../../util/log.js';
 import { DstError, errnoOf } from '../../util/errors.js';
@@ -26,6 +30,7 @@ import type { Policy } from '../policy.js';
 import { deadlineMs, type BackendShow } from '../types.js';
 import { ZERO_CHUNK, sysError, zeros, type Backend, type DiskInfo, type Extent } from './backend.js';
 import { NbdLink, txFlagsText } from './nbd-link.js';
+import { BlockAligner, type AlignedIo } from './nbd-align.js';
 
 /** Requests on the wire at once. */
 export const MAX_INFLIGHT = 64;
@@ -57,6 +62,8 @@ interface Req {
   extents: Extent[] | null;
   error: NodeJS.ErrnoException | null;
   queuedAt: number;
+  /** when it last went on the wire */
+  sentAt: number;
   cookie: number;
   resolve: () => void;
   reject: (err: Error) => void;
@@ -69,12 +76,18 @@ export class NbdBackend implements Backend {
   private failures = 0;
   private sizeWrong = false;
   private retry: TimerHandle | null = null;
+  /** armed while requests are on the wire: fires when the oldest may be overdue */
+  private watchdog: TimerHandle | null = null;
+  /** requests sent again on a new link after the old one dropped */
+  private _reissued = 0;
   private readonly inflight = new Map<number, Req>();
   private queue: Req[] = [];
   private nextCookie = 1;
   private closing: Promise<void> | null = null;
   private idle: (() => void) | null = null;
   private flags = 0;
+  /** the server's minimum block size is above 1 (INFO_BLOCK_SIZE, at open): requests are aligned to it */
+  private aligner: BlockAligner | null = null;
   /** the size the server had at open: every reconnect must find the same */
   readonly info: DiskInfo = { size: 0, blockDevice: false };
 
@@ -90,6 +103,7 @@ export class NbdBackend implements Backend {
     backend.link = link;
     backend.info.size = link.info.size;
     backend.flags = link.info.flags;
+    if (link.info.minBlock > 1) backend.aligner = new BlockAligner(link.info.minBlock);
     o.log.info('connected to the NBD server', { op: 'nbd-backend', uri, size: link.info.size, flags: txFlagsText(link.info.flags) });
     return backend;
   }
@@ -100,7 +114,7 @@ export class NbdBackend implements Backend {
   }
 
   show(): BackendShow {
-    return { uri: this.uri.text, state: this._state, reconnects: this._reconnects, flags: txFlagsText(this.flags) };
+    return { uri: this.uri.text, state: this._state, reconnects: this._reconnects, reissued: this._reissued, flags: txFlagsText(this.flags) };
   }
 
   private has(flag: number): boolean {
@@ -112,8 +126,8 @@ export class NbdBackend implements Backend {
   async read(offset: number, length: number): Promise<Buffer> {
     const buf = allocPayload(length);
     try {
-      await this.split(length, this.maxPayload(), (at, n) =>
-        this.request(Cmd.READ, 0, offset + at, n, null, buf.subarray(at, at + n)));
+      if (this.aligner === null) await this.readInto(offset, buf);
+      else await this.aligner.read(offset, buf, this.alignedIo(false));
     } catch (err) {
       releasePayload(buf);
       throw err;
@@ -125,13 +139,29 @@ export class NbdBackend implements Backend {
   async write(offset: number, data: Buffer, fua: boolean): Promise<void> {
     try {
       this.writable();
-      const nativeFua = fua && this.has(TxFlag.SEND_FUA);
-      await this.split(data.length, this.maxPayload(), (at, n) =>
-        this.request(Cmd.WRITE, nativeFua ? CmdFlag.FUA : 0, offset + at, n, data.subarray(at, at + n), null));
-      if (fua && !nativeFua) await this.flush();
+      const a = this.aligner;
+      if (a === null) await this.writeData(offset, data, fua);
+      else await a.locked(offset, data.length, () => a.merge(offset, data, this.alignedIo(fua)));
     } finally {
       releasePayload(data);
     }
+  }
+
+  private readInto(offset: number, into: Buffer): Promise<void> {
+    return this.split(into.length, this.maxPayload(), (at, n) =>
+      this.request(Cmd.READ, 0, offset + at, n, null, into.subarray(at, at + n)));
+  }
+
+  private async writeData(offset: number, data: Buffer, fua: boolean): Promise<void> {
+    const nativeFua = fua && this.has(TxFlag.SEND_FUA);
+    await this.split(data.length, this.maxPayload(), (at, n) =>
+      this.request(Cmd.WRITE, nativeFua ? CmdFlag.FUA : 0, offset + at, n, data.subarray(at, at + n), null));
+    if (fua && !nativeFua) await this.flush();
+  }
+
+  /** What the aligner sends: aligned reads and writes (the caller keeps the buffers). */
+  private alignedIo(fua: boolean): AlignedIo {
+    return { read: (o, into) => this.readInto(o, into), write: (o, d) => this.writeData(o, d, fua) };
   }
 
   flush(): Promise<void> {
@@ -150,6 +180,19 @@ export class NbdBackend implements Backend {
   async writeZeroes(offset: number, length: number, fua: boolean, flags: number): Promise<void> {
     this.writable();
     if (length === 0) return;
+    const a = this.aligner;
+    if (a === null) return this.zeroRange(offset, length, fua, flags);
+    if (!a.aligned(offset, length) && (flags & ZeroFlag.FAST_ZERO) !== 0) throw this.slowZero(offset, length);
+    return a.locked(offset, length, () => a.zero(offset, length, (n) => (n <= ZERO_CHUNK ? zeros().subarray(0, n) : Buffer.alloc(n)),
+      this.alignedIo(fua), (o, n) => this.zeroRange(o, n, fua, flags)));
+  }
+
+  private slowZero(offset: number, length: number): DstError {
+    return new DstError('DST_ERR_IO', `NBD server ${this.uri.text}: zeroing ${length} bytes at ${offset} would mean writing zeroes (FAST_ZERO)`,
+      { errno: 'ENOTSUP' });
+  }
+
+  private async zeroRange(offset: number, length: number, fua: boolean, flags: number): Promise<void> {
     const fast = (flags & ZeroFlag.FAST_ZERO) !== 0;
     if (this.has(TxFlag.SEND_WRITE_ZEROES) && (!fast || this.has(TxFlag.SEND_FAST_ZERO))) {
       const f = ((flags & ZeroFlag.NO_HOLE) !== 0 ? CmdFlag.NO_HOLE : 0) | (fast ? CmdFlag.FAST_ZERO : 0)
@@ -158,10 +201,7 @@ export class NbdBackend implements Backend {
       if (fua && !this.has(TxFlag.SEND_FUA)) await this.flush();
       return;
     }
-    if (fast) {
-      throw new DstError('DST_ERR_IO', `NBD server ${this.uri.text}: zeroing ${length} bytes at ${offset} would mean writing zeroes (FAST_ZERO)`,
-        { errno: 'ENOTSUP' });
-    }
+    if (fast) throw this.slowZero(offset, length);
     // in order, one bounded chunk at a time: the shared zero buffer is never written to
     for (let at = 0; at < length; at += ZERO_CHUNK) {
       const n = Math.min(ZERO_CHUNK, length - at);
@@ -191,6 +231,7 @@ export class NbdBackend implements Backend {
         else await new Promise<void>((resolve) => { this.idle = resolve; });
       }
       this.retry?.cancel();
+      this.stopWatchdog();
       this._state = 'closed';
       this.link?.disconnect();
       this.link = null;
@@ -223,7 +264,7 @@ export class NbdBackend implements Backend {
 
   private makeReq(cmd: number, flags: number, offset: number, length: number, data: Buffer | null, buf: Buffer | null): Req {
     return {
-      cmd, flags, offset, length, data, buf, extents: null, error: null, queuedAt: this.o.clock.now(), cookie: 0,
+      cmd, flags, offset, length, data, buf, extents: null, error: null, queuedAt: this.o.clock.now(), sentAt: 0, cookie: 0,
       resolve: () => {}, reject: () => {},
     };
   }
@@ -251,10 +292,41 @@ export class NbdBackend implements Backend {
     if (link === null || this._state !== 'connected') return;
     while (this.inflight.size < MAX_INFLIGHT && this.queue.length > 0) {
       const req = this.queue.shift()!;
+      if (req.sentAt !== 0) this._reissued++;
       req.cookie = this.takeCookie();
+      req.sentAt = this.o.clock.now();
       this.inflight.set(req.cookie, req);
       link.send(req.cmd, req.flags, req.cookie, req.offset, req.length, req.data);
     }
+    this.armWatchdog();
+  }
+
+  /** The oldest request on the wire (the map keeps send order). */
+  private oldest(): Req | undefined {
+    return this.inflight.values().next().value;
+  }
+
+  /**
+   * A hung server: once the oldest request on the wire has waited resend-timeout for its reply,
+   * drop the link (the reconnect re-issues it). One timer, re-armed for the next oldest.
+   */
+  private armWatchdog(): void {
+    const first = this.oldest();
+    if (this.watchdog !== null || first === undefined) return;
+    const limit = this.o.policy().resendTimeoutMs;
+    this.watchdog = this.o.clock.setTimer(first.sentAt + limit - this.o.clock.now(), () => {
+      this.watchdog = null;
+      const now = this.oldest();
+      if (now !== undefined && this.o.clock.now() - now.sentAt >= limit) {
+        this.link?.close(new DstError('DST_ERR_TIMEOUT',
+          `NBD server ${this.uri.text}: no reply to a ${cmdWord(now.cmd)} of ${now.length} bytes at ${now.offset} within ${limit} ms`, { errno: 'ETIMEDOUT' }));
+      } else this.armWatchdog();
+    });
+  }
+
+  private stopWatchdog(): void {
+    this.watchdog?.cancel();
+    this.watchdog = null;
   }
 
   private takeCookie(): number {
@@ -374,6 +446,7 @@ export class NbdBackend implements Backend {
   private onLinkClosed(link: NbdLink, err: Error): void {
     if (link !== this.link) return;
     this.link = null;
+    this.stopWatchdog();
     if (this.closing && this._state === 'closed') return;
     // what was on the wire goes first, in the order it was issued
     const back = [...this.inflight.values()];
@@ -411,9 +484,9 @@ export class NbdBackend implements Backend {
       link.disconnect();
       return;
     }
-    this.failures = 0;
     if (link.info.size !== this.info.size) {
       this.sizeWrong = true;
+      this.failures++; // a wrong server is a failed attempt: the next one backs off further
       this.o.log.error(`the NBD server came back with ${link.info.size} bytes, not ${this.info.size}: failing requests with EIO until it serves ${this.info.size} again`,
         { op: 'nbd-backend', uri: this.uri.text });
       this.failAll(() => this.sizeError(link.info.size));
@@ -421,6 +494,7 @@ export class NbdBackend implements Backend {
       this.scheduleAttempt();
       return;
     }
+    this.failures = 0;
     this.sizeWrong = false;
     this.link = link;
     this.flags = link.info.flags;

@@ -8,15 +8,19 @@ import type { Clock } from '../../util/clock.js';
 import { DstError, errnoOf } from '../../util/errors.js';
 import { peerText } from '../../util/escape.js';
 import {
-  ClientFlag, GREETING_SIZE, HandshakeFlag, Info, MAX_OPTION_DATA, NBD_REQUEST_MAGIC, OPTION_REPLY_HEADER_SIZE, Opt,
-  REP_ERR_BIT, REQUEST_HEADER_SIZE, Rep, TxFlag, optName, repName,
+  ClientFlag, Cmd, GREETING_SIZE, HandshakeFlag, Info, MAX_OPTION_DATA, OPTION_REPLY_HEADER_SIZE, Opt,
+  REP_ERR_BIT, Rep, TxFlag, optName, repName,
 } from '../../protocol/nbd.js';
-import { decodeGreeting, decodeOptionReplyHeader, encodeClientFlags, encodeInfoRequest, encodeOption } from '../../protocol/nbd-options.js';
 import {
-  ReplyDecoder, decodeExportNameReply, decodeInfoReply, decodeMetaContextReply, encodeMetaContextRequest,
+  BASE_ALLOCATION, decodeGreeting, decodeOptionReplyHeader, decodeRepMetaContext, encodeClientFlags, encodeInfoRequest, encodeMetaContextRequest,
+  encodeOption,
+} from '../../protocol/nbd-options.js';
+import {
+  ReplyDecoder, decodeExportNameReply, decodeInfoReply, encodeRequestHeader,
   type CookieLookup, type ReplyPiece,
 } from '../../protocol/nbd-client-codec.js';
 import type { NbdUri } from '../../protocol/nbd-uri.js';
+import { TurnWriter } from '../io/turn-writer.js';
 
 /** What the handshake learned. */
 export interface NbdExportInfo {
@@ -36,7 +40,12 @@ const MAX_HANDSHAKE_BYTES = 1024 * 1024;
 /** How long `node add` waits for the server's handshake. */
 const HANDSHAKE_PROBE_MS = 10_000;
 const DEFAULT_MAX_PAYLOAD = 32 * 1024 * 1024;
-export const BASE_ALLOCATION = 'base:allocation';
+/** The reused buffer socket reads land in when they are not a reply body's. */
+const READ_BUFFER_SIZE = 64 * 1024;
+/** A body needs this much left to be read into directly (smaller: one read into the scratch takes it and what follows). */
+const MIN_LANDING = 16 * 1024;
+/** TCP keepalive probes start after this much silence: a server host that vanished is noticed. */
+const KEEPALIVE_MS = 10_000;
 
 function linkError(uri: NbdUri, what: string, errno: string, cause?: unknown): DstError {
   return new DstError(errno === 'ENOENT' || errno === 'ECONNREFUSED' || errno === 'EHOSTUNREACH' ? 'DST_ERR_CONN_LOST' : 'DST_ERR_IO',
@@ -94,6 +103,31 @@ class HandshakeReader {
   }
 }
 
+/**
+ * Where the socket's reads go (net.connect's `onread`): into one reused scratch buffer, or straight
+ * into the reply body the decoder is collecting — a READ's own buffer — so that neither Node (a
+ * fresh 64 KiB buffer per read otherwise, as io/adopt.ts explains for accepted sockets) nor the
+ * decoder copies the data. During the handshake every read is the scratch's.
+ */
+class SocketReads {
+  private readonly scratch = Buffer.allocUnsafe(READ_BUFFER_SIZE);
+  /** the decoder's landing zone, once the link is up */
+  zone: () => Buffer | null = () => null;
+  /** bytes read into the scratch: valid until the next read */
+  onBytes: (b: Buffer) => void = () => {};
+  /** n bytes read into the zone */
+  onLanded: (n: number) => void = () => {};
+
+  readonly onread = {
+    buffer: (): Buffer => this.zone() ?? this.scratch,
+    callback: (n: number, buf: Uint8Array): boolean => {
+      if (buf === this.scratch) this.onBytes(this.scratch.subarray(0, n));
+      else this.onLanded(n);
+      return true;
+    },
+  };
+}
+
 export interface LinkHandlers {
   onPiece(piece: ReplyPiece): void;
   /** the link is gone (err: why); called once */
@@ -103,37 +137,40 @@ export interface LinkHandlers {
 /** An established link: requests out, reply pieces to the handlers. */
 export class NbdLink {
   private readonly decoder: ReplyDecoder;
+  private readonly writer: TurnWriter;
   private closed = false;
 
-  private constructor(private readonly socket: Socket, readonly info: NbdExportInfo, lookup: CookieLookup,
-    private readonly handlers: LinkHandlers) {
+  private constructor(private readonly socket: Socket, reads: SocketReads, readonly info: NbdExportInfo, lookup: CookieLookup,
+    private readonly handlers: LinkHandlers, rest: Buffer) {
     this.decoder = new ReplyDecoder(lookup);
-    socket.on('data', (b: Buffer) => this.onData(b));
+    this.writer = new TurnWriter(socket);
+    reads.onBytes = (b) => this.deliver(() => this.decoder.push(b));
+    reads.onLanded = (n) => this.deliver(() => this.decoder.landed(n));
+    if (rest.length > 0) reads.onBytes(rest);
+    reads.zone = () => (this.closed ? null : this.decoder.landingZone(MIN_LANDING));
     socket.on('error', (err) => this.close(err));
     socket.on('close', () => this.close(new DstError('DST_ERR_CONN_LOST', 'the NBD server closed the connection', { errno: 'ECONNRESET' })));
   }
 
   /** Connect and negotiate within timeoutMs; rejects with a DstError naming the URI. */
   static async open(uri: NbdUri, clock: Clock, timeoutMs: number, lookup: CookieLookup, handlers: LinkHandlers): Promise<NbdLink> {
-    const socket = uri.transport === 'tcp' ? net.connect({ host: uri.host, port: uri.port }) : net.connect({ path: uri.socket });
+    const reads = new SocketReads();
+    const { onread } = reads;
+    const socket = uri.transport === 'tcp' ? net.connect({ host: uri.host, port: uri.port, onread }) : net.connect({ path: uri.socket, onread });
     socket.setNoDelay(true);
+    if (uri.transport === 'tcp') socket.setKeepAlive(true, KEEPALIVE_MS);
     const reader = new HandshakeReader(uri);
-    const onData = (b: Buffer): void => reader.feed(b);
+    reads.onBytes = (b) => reader.feed(Buffer.from(b)); // a copy: the scratch is read into again
     const onError = (err: Error): void => reader.fail(linkError(uri, `cannot connect: ${err.message}`, errnoOf(err) ?? 'EIO', err));
     const onClose = (): void => reader.fail(linkError(uri, 'the server closed the connection during the handshake', 'ECONNRESET'));
-    socket.on('data', onData);
     socket.on('error', onError);
     socket.on('close', onClose);
     const timer = clock.setTimer(timeoutMs, () => reader.fail(linkError(uri, `no handshake within ${timeoutMs} ms`, 'ETIMEDOUT')));
     try {
       const info = await negotiate(uri, socket, reader);
-      socket.off('data', onData);
       socket.off('error', onError);
       socket.off('close', onClose);
-      const link = new NbdLink(socket, info, lookup, handlers);
-      const rest = reader.rest();
-      if (rest.length > 0) link.onData(rest);
-      return link;
+      return new NbdLink(socket, reads, info, lookup, handlers, reader.rest());
     } catch (err) {
       socket.destroy();
       throw err;
@@ -142,24 +179,11 @@ export class NbdLink {
     }
   }
 
-  /** Send one request (header, then the WRITE payload without copying it). */
+  /** Send one request (header, then the WRITE payload without copying it); a turn's requests leave in one writev. */
   send(cmd: number, flags: number, cookie: number, offset: number, length: number, data: Buffer | null): void {
     if (this.closed) return; // its reply never comes: the owner re-issues it on the next link
-    const h = Buffer.allocUnsafe(REQUEST_HEADER_SIZE); // every byte is written below
-    h.writeUInt32BE(NBD_REQUEST_MAGIC, 0);
-    h.writeUInt16BE(flags, 4);
-    h.writeUInt16BE(cmd, 6);
-    h.writeUInt32BE(0, 8);
-    h.writeUInt32BE(cookie, 12);
-    h.writeBigUInt64BE(BigInt(offset), 16);
-    h.writeUInt32BE(length, 24);
-    if (data === null) this.socket.write(h);
-    else {
-      this.socket.cork();
-      this.socket.write(h);
-      this.socket.write(data);
-      this.socket.uncork();
-    }
+    const h = encodeRequestHeader(cmd, flags, cookie, offset, length);
+    this.writer.write(data === null ? h : [h, data]);
   }
 
   /** Drop the link; the handlers hear it once. */
@@ -173,16 +197,18 @@ export class NbdLink {
   /** Say goodbye (NBD_CMD_DISC) and close. */
   disconnect(): void {
     if (this.closed) return;
-    this.send(2 /* Cmd.DISC */, 0, 0, 0, 0, null);
+    this.send(Cmd.DISC, 0, 0, 0, 0, null);
+    this.writer.flush();
     this.socket.end();
     this.close(new DstError('DST_ERR_CLOSED', 'disconnected', { errno: 'ESHUTDOWN' }));
   }
 
-  private onData(b: Buffer): void {
+  /** Decode what a read brought (pushed from the scratch, or landed in place). */
+  private deliver(decode: () => ReplyPiece[]): void {
     if (this.closed) return;
     let pieces: ReplyPiece[];
     try {
-      pieces = this.decoder.push(b);
+      pieces = decode();
     } catch (err) {
       this.close(err as Error);
       return;
@@ -233,7 +259,7 @@ async function negotiate(uri: NbdUri, socket: Socket, reader: HandshakeReader): 
     for (;;) {
       const r = await optionReply(uri, reader, Opt.SET_META_CONTEXT);
       if (r.type === Rep.META_CONTEXT) {
-        const ctx = decodeMetaContextReply(r.data);
+        const ctx = decodeRepMetaContext(r.data);
         if (ctx.name === BASE_ALLOCATION) allocationContext = ctx.id;
       } else if (r.type === Rep.ACK || (r.type & REP_ERR_BIT) !== 0) {
         if (r.type === Rep.ERR_UNKNOWN) throw refusal(uri, Opt.SET_META_CONTEXT, r);
