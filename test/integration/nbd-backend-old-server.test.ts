@@ -81,7 +81,7 @@ for (const noZeroes of [true, false]) {
     await backend.flush();
     assert.deepEqual(checkBlocks(await backend.read(0, 8 * 4096), 0), Array(8).fill(6));
     assert.deepEqual(checkBlocks(await backend.read(64 * 1024, 4 * 4096), 16), Array(4).fill(2));
-    assert.deepEqual(await backend.extents(0, SIZE), [{ offset: 0, length: SIZE, hole: false }]);
+    assert.deepEqual(await backend.extents(0, SIZE), [{ offset: 0, length: SIZE, flags: 0 }]);
   });
 }
 
@@ -93,7 +93,7 @@ test('a server advertising nothing: FLUSH a no-op, TRIM dropped, zeroes written 
   assert.equal(backend.show().flags, 'none');
   await backend.write(0, Buffer.from(blocksContent(0, 7, 16)), true);
   await backend.flush();
-  await backend.trim(0, 4 * 4096);
+  await backend.trim(0, 4 * 4096, false);
   assert.deepEqual(checkBlocks(await backend.read(0, 4 * 4096), 0), Array(4).fill(7), 'the dropped trim left the data');
   await backend.writeZeroes(4 * 4096, 8 * 4096, false, 0);
   assert.ok((await backend.read(4 * 4096, 8 * 4096)).equals(Buffer.alloc(8 * 4096)), 'the zeroed range reads zeroes');
