@@ -5,7 +5,7 @@ export const NODE_SHOW_KEYS = [
   'name', 'role', 'state', 'reason', 'size', 'autostart',
   'disk', 'listen', 'readonly', 'acl', 'backend',
   'remote', 'export', 'permissions', 'nbd', 'attachment', 'sessionId',
-  'layout', 'chunk', 'region', 'degraded', 'legs', 'verify', 'splitBrain',
+  'layout', 'chunk', 'region', 'degraded', 'legs', 'verify', 'splitBrain', 'uuid',
   'policy', 'stats', 'crypto', 'latency',
 ].sort();
 export const POLICY_KEYS = ['resendTimeoutMs', 'maxResends', 'pingIntervalMs', 'reconnectDelayMs', 'maxInflight', 'maxRequest', 'maxHandshakesPerAddr', 'maxConnsPerAddr', 'legTimeoutMs', 'resyncRate', 'resyncMinRate', 'verifyIntervalMs', 'deadlineMs'].sort();
@@ -38,7 +38,7 @@ export function assertNodeShow(node: Record<string, unknown>): void {
   assert.equal(p.deadlineMs, p.resendTimeoutMs! * (p.maxResends! + 1), 'deadline = resend-timeout × (max-resends + 1)');
   assertLatencyShow(node.latency); // both roles: an export's from request to answer, a remote's from NBD request to reply
   if (node.role === 'export') {
-    for (const k of ['remote', 'export', 'permissions', 'nbd', 'attachment', 'sessionId', 'layout', 'chunk', 'region', 'degraded', 'legs', 'verify', 'splitBrain']) {
+    for (const k of ['remote', 'export', 'permissions', 'nbd', 'attachment', 'sessionId', 'layout', 'chunk', 'region', 'degraded', 'legs', 'verify', 'splitBrain', 'uuid']) {
       assert.equal(node[k], null, `export node: ${k} is null`);
     }
     assert.ok(Array.isArray(node.acl));

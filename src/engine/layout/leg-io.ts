@@ -49,13 +49,28 @@ export async function copyRange(h: LegIoHost, source: number, target: number, at
     if (got === null) return false;
     const answer = Buffer.from(Buffer.isBuffer(got) ? got : Buffer.concat(got));
     releasePayload(got);
-    for (let d = 0; d < answer.length && done < n; d += EXTENT_SIZE) {
-      const length = Math.min(answer.readUInt32BE(d), n - done);
-      if (!(await copyExtent(h, source, target, at + done, length, answer.readUInt32BE(d + 4)))) return false;
-      done += length;
+    for (const e of extentsIn(answer, n - done)) {
+      if (!(await copyExtent(h, source, target, at + done, e.length, e.flags))) return false;
+      done += e.length;
     }
   }
   return true;
+}
+
+/**
+ * The (length, flags) pairs of a block-status answer, clipped to `left` bytes. An answer that
+ * says nothing usable (empty, torn, a zero length) counts as data for the whole rest: copying
+ * data is always right, guessing a hole is not, and the copy must advance.
+ */
+function extentsIn(answer: Buffer, left: number): Array<{ length: number; flags: number }> {
+  const out: Array<{ length: number; flags: number }> = [];
+  for (let d = 0; d + EXTENT_SIZE <= answer.length && left > 0; d += EXTENT_SIZE) {
+    const length = Math.min(answer.readUInt32BE(d), left);
+    if (length === 0) break;
+    out.push({ length, flags: answer.readUInt32BE(d + 4) });
+    left -= length;
+  }
+  return out.length > 0 ? out : [{ length: left, flags: 0 }];
 }
 
 async function copyExtent(h: LegIoHost, source: number, target: number, at: number, n: number, flags: number): Promise<boolean> {

@@ -84,8 +84,20 @@ export class Resync {
     };
   }
 
-  /** Bring behind leg i (connected) in sync; it ends in-sync, or behind when the copy stops. */
-  async run(i: number): Promise<void> {
+  /**
+   * Bring behind leg i (connected) in sync; it ends in-sync, or behind when the copy stops. Never
+   * rejects (callers start it and go on): a fault in the copy is logged and leaves the leg behind,
+   * its regions still marked, rather than ending the engine.
+   */
+  run(i: number): Promise<void> {
+    return this.copyAll(i).catch((err: unknown) => {
+      this.stopped(i);
+      this.h.log.error(`leg ${i}: resync stopped: ${(err as Error).message}`, { op: 'resync', leg: i });
+      if (this.h.modeOf(i) === 'resyncing') this.h.setMode(i, 'behind', 'resync-interrupted');
+    });
+  }
+
+  private async copyAll(i: number): Promise<void> {
     const { h } = this;
     const leg = h.ports[i]!.leg;
     if (h.modeOf(i) !== 'behind' || h.isClosed() || leg.phase !== 'ready') return;
