@@ -6,7 +6,6 @@ import { legTimeoutOf } from '../policy.js';
 import type { BlockData, LegRequest } from '../remote/target.js';
 import type { Policy } from '../types.js';
 import type { LegPort } from './leg-port.js';
-import { EXTENT_SIZE, ExtentFlag, ZeroFlag } from '../../protocol/thin.js';
 
 export interface LegIoHost {
   readonly ports: readonly LegPort[];
@@ -37,53 +36,44 @@ export function sendWithin(h: LegIoHost, i: number, req: LegRequest): Promise<Bl
   });
 }
 
+/** the granule in which a copy looks for zeroes (what it punches rather than writes) */
+const ZERO_GRANULE = 64 * 1024;
+const ZEROES = Buffer.alloc(ZERO_GRANULE);
+
 /**
  * Copy [at, at + n) from leg `source` to leg `target` (written with FUA); false if either failed.
- * The source's extents say what to copy: data is read and written, a range that reads zeroes is
- * zeroed on the target (a hole punched for a hole, in place for allocated zeroes), so a resynced
- * leg keeps the source's holes.
+ * What reads as zeroes (per 64 KiB granule) is zeroed on the target with a punched hole instead of
+ * written, so a resynced leg keeps the source's holes (and gains holes where the source held
+ * allocated zeroes: the legs read the same). Why not the source's extents (Op.BLOCK_STATUS): a
+ * SEEK_HOLE costs in proportion to the data after the offset on some file systems (15 ms for
+ * 1 GiB of tmpfs, on the export's event loop), which halved a resync; looking at the data read
+ * anyway costs a memcmp.
  */
 export async function copyRange(h: LegIoHost, source: number, target: number, at: number, n: number): Promise<boolean> {
-  for (let done = 0; done < n;) {
-    const got = await sendWithin(h, source, { op: 'block-status', offset: at + done, length: n - done, payload: null, fua: false });
-    if (got === null) return false;
-    const answer = Buffer.from(Buffer.isBuffer(got) ? got : Buffer.concat(got));
-    releasePayload(got);
-    for (const e of extentsIn(answer, n - done)) {
-      if (!(await copyExtent(h, source, target, at + done, e.length, e.flags))) return false;
-      done += e.length;
-    }
-  }
-  return true;
-}
-
-/**
- * The (length, flags) pairs of a block-status answer, clipped to `left` bytes. An answer that
- * says nothing usable (empty, torn, a zero length) counts as data for the whole rest: copying
- * data is always right, guessing a hole is not, and the copy must advance.
- */
-function extentsIn(answer: Buffer, left: number): Array<{ length: number; flags: number }> {
-  const out: Array<{ length: number; flags: number }> = [];
-  for (let d = 0; d + EXTENT_SIZE <= answer.length && left > 0; d += EXTENT_SIZE) {
-    const length = Math.min(answer.readUInt32BE(d), left);
-    if (length === 0) break;
-    out.push({ length, flags: answer.readUInt32BE(d + 4) });
-    left -= length;
-  }
-  return out.length > 0 ? out : [{ length: left, flags: 0 }];
-}
-
-async function copyExtent(h: LegIoHost, source: number, target: number, at: number, n: number, flags: number): Promise<boolean> {
-  if ((flags & ExtentFlag.ZERO) !== 0) {
-    const zeroFlags = (flags & ExtentFlag.HOLE) !== 0 ? 0 : ZeroFlag.NO_HOLE;
-    return (await sendWithin(h, target, { op: 'write-zeroes', offset: at, length: n, payload: null, fua: true, zeroFlags })) !== null;
-  }
   const data = await sendWithin(h, source, { op: 'read', offset: at, length: n, payload: null, fua: false });
   if (data === null) return false;
   const payload = Buffer.isBuffer(data) ? data : Buffer.concat(data);
-  const wrote = await sendWithin(h, target, { op: 'write', offset: at, length: n, payload, fua: true });
-  releasePayload(data);
-  return wrote !== null;
+  try {
+    const sent = zeroRuns(payload).map((r) => sendWithin(h, target, r.zero
+      ? { op: 'write-zeroes', offset: at + r.start, length: r.length, payload: null, fua: true, zeroFlags: 0 }
+      : { op: 'write', offset: at + r.start, length: r.length, payload: payload.subarray(r.start, r.start + r.length), fua: true }));
+    return (await Promise.all(sent)).every((got) => got !== null);
+  } finally {
+    releasePayload(data);
+  }
+}
+
+/** The buffer as runs of whole zero granules and of data, in order, neighbours of a kind joined. */
+export function zeroRuns(b: Buffer): Array<{ start: number; length: number; zero: boolean }> {
+  const runs: Array<{ start: number; length: number; zero: boolean }> = [];
+  for (let start = 0; start < b.length; start += ZERO_GRANULE) {
+    const length = Math.min(ZERO_GRANULE, b.length - start);
+    const zero = b.subarray(start, start + length).equals(length === ZERO_GRANULE ? ZEROES : ZEROES.subarray(0, length));
+    const last = runs[runs.length - 1];
+    if (last && last.zero === zero) last.length += length;
+    else runs.push({ start, length, zero });
+  }
+  return runs;
 }
 
 /** Each leg's digest of [at, at + n) (Op.DIGEST, computed on the export), null where it failed. */
